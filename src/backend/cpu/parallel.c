@@ -1,0 +1,117 @@
+/*
+ * parallel.c -- the CPU kernels' thread pool (one copy, not per variant).
+ *
+ * A job is split into chunks handed out through an atomic counter; the calling thread works
+ * too, so a pool of N threads has N-1 helpers. One job runs at a time: a second caller (the
+ * async worker and an inline evaluation at once) runs its job on its own thread instead of
+ * queueing behind the first. Small jobs (n < 2 * grain) never leave the caller.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "backend/cpu/cpu.h"
+
+#define MAX_THREADS 256
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
+static pthread_mutex_t state_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static int n_threads;      /* configured (including the caller) */
+static int n_started;      /* helper threads running */
+static uint64_t job_id;
+static lx_range_fn job_fn;
+static void *job_ctx;
+static int64_t job_n, job_chunk;
+static _Atomic int64_t job_next;
+static int job_active_helpers;
+
+static int default_threads(void) {
+    const char *env = getenv("LX_NUM_THREADS");
+    if (env && atoi(env) > 0) return atoi(env) > MAX_THREADS ? MAX_THREADS : atoi(env);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (n > MAX_THREADS ? MAX_THREADS : (int)n);
+}
+
+int lx_num_threads(void) {
+    pthread_mutex_lock(&state_lock);
+    if (!n_threads) n_threads = default_threads();
+    int n = n_threads;
+    pthread_mutex_unlock(&state_lock);
+    return n;
+}
+
+int lx_set_num_threads(int n) {
+    int old = lx_num_threads();
+    pthread_mutex_lock(&state_lock);
+    n_threads = n <= 0 ? default_threads() : (n > MAX_THREADS ? MAX_THREADS : n);
+    pthread_mutex_unlock(&state_lock);
+    return old;
+}
+
+static void run_chunks(void) {
+    for (;;) {
+        int64_t b = atomic_fetch_add_explicit(&job_next, job_chunk, memory_order_relaxed);
+        if (b >= job_n) break;
+        int64_t e = b + job_chunk < job_n ? b + job_chunk : job_n;
+        job_fn(job_ctx, b, e);
+    }
+}
+
+static void *helper_main(void *arg) {
+    int index = (int)(intptr_t)arg; /* helper i joins jobs while i < n_threads - 1 */
+    uint64_t seen = 0;
+    pthread_mutex_lock(&state_lock);
+    for (;;) {
+        while (job_id == seen || index >= n_threads - 1) {
+            if (job_id != seen) seen = job_id; /* not wanted for this job */
+            pthread_cond_wait(&work_cond, &state_lock);
+        }
+        seen = job_id;
+        job_active_helpers++;
+        pthread_mutex_unlock(&state_lock);
+        run_chunks();
+        pthread_mutex_lock(&state_lock);
+        if (--job_active_helpers == 0) pthread_cond_signal(&done_cond);
+    }
+    return NULL;
+}
+
+void lx_parallel_for(int64_t n, int64_t grain, lx_range_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int threads = lx_num_threads();
+    if (threads <= 1 || n < 2 * grain || pthread_mutex_trylock(&pool_lock) != 0) {
+        fn(ctx, 0, n);
+        return;
+    }
+    pthread_mutex_lock(&state_lock);
+    while (n_started < threads - 1) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, helper_main, (void *)(intptr_t)n_started) != 0) break;
+        pthread_detach(t);
+        n_started++;
+    }
+    int workers = n_started + 1 < threads ? n_started + 1 : threads;
+    int64_t chunks = n / grain;
+    if (chunks > (int64_t)workers * 4) chunks = (int64_t)workers * 4; /* some slack for balance */
+    job_fn = fn;
+    job_ctx = ctx;
+    job_n = n;
+    job_chunk = (n + chunks - 1) / chunks;
+    atomic_store(&job_next, 0);
+    job_id++;
+    pthread_cond_broadcast(&work_cond);
+    pthread_mutex_unlock(&state_lock);
+
+    run_chunks();
+
+    pthread_mutex_lock(&state_lock);
+    /* helpers that woke for this job finish their chunks; late wakers find none left */
+    while (job_active_helpers > 0) pthread_cond_wait(&done_cond, &state_lock);
+    job_fn = NULL;
+    pthread_mutex_unlock(&state_lock);
+    pthread_mutex_unlock(&pool_lock);
+}

@@ -1,0 +1,81 @@
+/*
+ * prims.h -- the primitive table shared by the graph and every backend.
+ *
+ * Ops (src/ops) validate arguments and build nodes naming one primitive with its parameters;
+ * backends implement each kernel primitive; nothing else crosses between them. The lists live
+ * in the .def files so that each backend's table is generated from the same list.
+ */
+#ifndef LX_BACKEND_PRIMS_H
+#define LX_BACKEND_PRIMS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lx.h"
+
+typedef enum {
+    LX_PRIM_NONE = 0, /* a leaf with data, or a computed node */
+#define LX_PRIM(name) LX_PRIM_##name,
+#include "backend/prims_view.def"
+    LX_PRIM_FIRST_KERNEL_,
+    LX_PRIM_FIRST_KERNEL_M1_ = LX_PRIM_FIRST_KERNEL_ - 1,
+#include "backend/prims_kernel.def"
+#include "backend/prims_ops.def"
+#undef LX_PRIM
+    LX_PRIM_COUNT
+} lx_prim;
+
+static inline bool lx_prim_is_view(int p) { return p > LX_PRIM_NONE && p < LX_PRIM_FIRST_KERNEL_; }
+const char *lx_prim_name(int p);
+
+/* ---- view parameters ---- */
+typedef struct { int32_t perm[LX_MAX_NDIM]; } lx_permute_params;
+typedef struct { int32_t start[LX_MAX_NDIM]; int32_t step[LX_MAX_NDIM]; } lx_slice_params;
+typedef struct { int64_t strides[LX_MAX_NDIM]; int64_t offset; } lx_as_strided_params;
+typedef struct { int64_t byte_offset; } lx_part_params;
+
+/* ---- kernel parameters ---- */
+typedef struct { double value; } lx_full_params;
+typedef struct { double start, step; } lx_arange_params;
+
+#define LX_UNARY_OPS(X) \
+    X(NEG) X(ABS) X(SIGN) X(SQUARE) X(SQRT) X(RSQRT) X(RECIPROCAL) X(EXP) X(EXPM1) X(LOG) \
+    X(LOG1P) X(LOG2) X(LOG10) X(SIN) X(COS) X(TAN) X(TANH) X(ERF) X(ERFINV) X(SIGMOID)   \
+    X(SILU) X(RELU) X(GELU) X(GELU_APPROX) X(FLOOR) X(CEIL) X(ROUND) X(LOGICAL_NOT)      \
+    X(ISNAN) X(ISINF) X(ISFINITE)
+typedef enum {
+#define X(n) LX_UNARY_##n,
+    LX_UNARY_OPS(X)
+#undef X
+    LX_UNARY_COUNT
+} lx_unary_op;
+typedef struct { int32_t op; } lx_unary_params;
+
+#define LX_BINARY_OPS(X) \
+    X(ADD) X(SUB) X(MUL) X(DIV) X(POW) X(MAXIMUM) X(MINIMUM) X(FLOOR_DIVIDE) X(REMAINDER) \
+    X(ARCTAN2) X(EQUAL) X(NOT_EQUAL) X(LESS) X(LESS_EQUAL) X(GREATER) X(GREATER_EQUAL)   \
+    X(LOGICAL_AND) X(LOGICAL_OR)
+typedef enum {
+#define X(n) LX_BINARY_##n,
+    LX_BINARY_OPS(X)
+#undef X
+    LX_BINARY_COUNT
+} lx_binary_op;
+typedef struct { int32_t op; } lx_binary_params;
+
+typedef enum { LX_REDUCE_SUM, LX_REDUCE_PROD, LX_REDUCE_MAX, LX_REDUCE_MIN, LX_REDUCE_ALL,
+               LX_REDUCE_ANY } lx_reduce_op;
+/* Reduces the listed axes of the input; the node has the input's ndim with those axes of
+ * size 1 (ops reshape for keepdims = false). */
+typedef struct { int32_t op; int32_t n_axes; int32_t axes[LX_MAX_NDIM]; } lx_reduce_params;
+
+typedef enum { LX_ARG_MAX, LX_ARG_MIN } lx_arg_reduce_op;
+/* The node has the input's ndim with `axis` of size 1; uint32 indices. */
+typedef struct { int32_t op; int32_t axis; } lx_arg_reduce_params;
+
+typedef struct { int32_t axis; bool log; } lx_softmax_params;
+typedef struct { float eps; } lx_norm_params;
+/* Output: uint8/uint16/uint32 (width bytes) of the node's shape per key. */
+typedef struct { int32_t width; } lx_random_bits_params;
+
+#endif

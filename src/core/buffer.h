@@ -1,0 +1,56 @@
+/*
+ * buffer.h -- reference-counted data buffers and the caching allocator.
+ *
+ * A buffer is a block of device memory (host memory for the CPU) shared by an array and its
+ * views. Buffers from the allocator return to a size-bucketed cache when released; buffers
+ * that wrap outside memory (a mapped file) call their owner's release hook instead and are
+ * never donated or written.
+ */
+#ifndef LX_CORE_BUFFER_H
+#define LX_CORE_BUFFER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "lx.h"
+
+typedef struct lx_buffer {
+    _Atomic uint32_t refs;
+    uint8_t device;    /* lx_device */
+    uint8_t external;  /* not from the allocator: read-only, never donated */
+    void *ptr;         /* device address (host address for the CPU) */
+    size_t size;       /* bytes asked for: what active memory counts */
+    size_t capacity;   /* bytes of the block */
+    void (*release)(void *owner); /* external buffers: called when the last ref goes */
+    void *owner;
+    struct lx_buffer *lru_prev, *lru_next; /* allocator cache: global LRU order */
+    struct lx_buffer *cls_prev, *cls_next; /* allocator cache: same size class */
+} lx_buffer;
+
+/* Raw device memory, provided by each backend. */
+typedef struct lx_device_memory {
+    void *(*alloc)(size_t nbytes);
+    void (*free)(void *ptr, size_t nbytes);
+} lx_device_memory;
+
+void lx_allocator_register(lx_device d, const lx_device_memory *mem);
+/* Called when an allocation would pass the memory limit, before giving up: waits for work in
+ * flight (whose buffers it may release). Set by the eval layer. */
+void lx_allocator_set_pressure_hook(void (*hook)(void));
+/* Implemented by the backend registry: registers every present backend's memory once. */
+void lx_backends_init(void);
+
+/* A new buffer with one reference, or NULL with the thread error set (LX_E_OOM). */
+lx_buffer *lx_buffer_alloc(lx_device d, size_t nbytes);
+/* Wraps outside memory; release(owner) is called when the last reference goes. */
+lx_buffer *lx_buffer_wrap(lx_device d, void *ptr, size_t nbytes, void (*release)(void *owner),
+                          void *owner);
+static inline void lx_buffer_retain(lx_buffer *b) {
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+void lx_buffer_release(lx_buffer *b);
+
+/* Accounting of one device (lx_active_memory etc. report the default device). */
+size_t lx_allocator_active(lx_device d);
+
+#endif

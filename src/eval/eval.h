@@ -1,0 +1,19 @@
+/*
+ * eval.h -- scheduling and execution of lazy graphs (internal).
+ */
+#ifndef LX_EVAL_EVAL_H
+#define LX_EVAL_EVAL_H
+
+#include "core/node.h"
+
+/* Computes the nodes (and what they need) and waits for them; no sweep. Returns LX_OK or the
+ * evaluation's error (also recorded as the thread error). Used by reads and by compile. */
+lx_status lx_eval_nodes(lx_node *const *nodes, int n);
+/* Waits until the node is no longer SCHEDULED. */
+void lx_wait_node(lx_node *n);
+/* The view primitives (eval/view.c): sets buf/strides/offset of n from its READY input. */
+lx_status lx_view_eval(lx_node *n);
+/* Runs the backend COPY kernel from `src` into a fresh row-contiguous buffer of dtype. */
+lx_buffer *lx_copy_contiguous(const lx_node *src, lx_dtype dtype, const char *op);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * ops.h -- what op constructors share: argument lookup, node building, and node-level shape
+ * helpers (broadcast, astype, reshape) that let an op compose others without making handles
+ * for its intermediates.
+ *
+ * Convention: functions taking `lx_node *` consume the caller's reference to it and return a
+ * node with one reference (or NULL with the thread error set, having released what they got).
+ * An op validates every argument, then builds nodes; it never computes values.
+ */
+#ifndef LX_OPS_OPS_H
+#define LX_OPS_OPS_H
+
+#include "backend/prims.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/handle.h"
+#include "core/node.h"
+
+/* The node behind an argument (new reference), or NULL with "<op>: argument <name>: ...". */
+static inline lx_node *lx_arg(lx_array a, const char *op, const char *name) {
+    return lx_handle_get(a, op, name);
+}
+/* Releases up to n nodes (NULLs skipped). */
+void lx_release_nodes(lx_node **nodes, int n);
+
+/* A new lazy node on the default device (inputs' references transferred). */
+lx_node *lx_build(const char *op, int prim, lx_dtype dtype, const int *shape, int ndim,
+                  lx_node *const *inputs, int n_inputs, const void *params, size_t params_size);
+/* lx_build + a tracked handle. */
+lx_array lx_build_array(const char *op, int prim, lx_dtype dtype, const int *shape, int ndim,
+                        lx_node *const *inputs, int n_inputs, const void *params,
+                        size_t params_size);
+/* Hands a node (reference transferred) to a new tracked handle; NULL gives the null array. */
+static inline lx_array lx_wrap(lx_node *n) { return n ? lx_handle_new(n) : LX_NULL_ARRAY; }
+
+/* Axis in [-ndim, ndim) to [0, ndim); -1 with "<op>: axis A is out of range for N dims". */
+int lx_norm_axis(const char *op, int axis, int ndim);
+/* The broadcast shape of two shapes (numpy rules); false with LX_E_SHAPE naming both. */
+bool lx_broadcast_shape(const char *op, const int *a, int na, const int *b, int nb, int *out,
+                        int *nout);
+/* View of x broadcast to shape (x returned as is if it already has it). */
+lx_node *lx_node_broadcast(const char *op, lx_node *x, const int *shape, int ndim);
+/* x converted to dtype (x returned as is if it has it). */
+lx_node *lx_node_astype(const char *op, lx_node *x, lx_dtype dtype);
+/* x viewed (or copied) with a new shape of the same size. */
+lx_node *lx_node_reshape(const char *op, lx_node *x, const int *shape, int ndim);
+/* x with axes permuted. */
+lx_node *lx_node_permute(const char *op, lx_node *x, const int *perm);
+/* A scalar constant node (ndim 0) of dtype. */
+lx_node *lx_node_scalar(const char *op, double value, lx_dtype dtype);
+/* Broadcasts a and b to a common shape (and converts both to dtype unless it is -1). */
+bool lx_broadcast_pair(const char *op, lx_node **a, lx_node **b, int dtype);
+
+/* "[2, 3, 4]" into buf, for messages. */
+const char *lx_shape_str(const int32_t *shape, int ndim, char *buf, size_t n);
+#define LX_SHAPE_STR(node) lx_shape_str((node)->shape, (node)->ndim, (char[96]){0}, 96)
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * test_util.h -- the minimal harness every test program uses: CHECK macros that count
+ * failures and report file:line, float64 comparison helpers, and a deterministic RNG for
+ * random shapes and values. Each test program exits non-zero if any check failed.
+ */
+#ifndef LX_TEST_UTIL_H
+#define LX_TEST_UTIL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lx.h"
+
+static int t_failures = 0;
+static int t_checks = 0;
+
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        t_checks++;                                                                   \
+        if (!(cond)) {                                                                \
+            t_failures++;                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);  \
+        }                                                                             \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                          \
+    do {                                                                              \
+        t_checks++;                                                                   \
+        if (!(cond)) {                                                                \
+            t_failures++;                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);  \
+            fprintf(stderr, __VA_ARGS__);                                             \
+            fputc('\n', stderr);                                                      \
+        }                                                                             \
+    } while (0)
+
+/* Expects status OK; prints the thread's error message otherwise. */
+#define CHECK_OK(expr)                                                                \
+    do {                                                                              \
+        lx_status st_ = (expr);                                                       \
+        t_checks++;                                                                   \
+        if (st_ != LX_OK) {                                                           \
+            t_failures++;                                                             \
+            fprintf(stderr, "%s:%d: %s returned %s: %s\n", __FILE__, __LINE__, #expr, \
+                    lx_status_string(st_), lx_error_message());                       \
+            lx_clear_error();                                                         \
+        }                                                                             \
+    } while (0)
+
+/* Expects the thread error to be `status`, then clears it. */
+#define CHECK_ERROR(status)                                                           \
+    do {                                                                              \
+        t_checks++;                                                                   \
+        if (lx_error() != (status)) {                                                 \
+            t_failures++;                                                             \
+            fprintf(stderr, "%s:%d: expected %s, got %s (%s)\n", __FILE__, __LINE__,  \
+                    lx_status_string(status), lx_status_string(lx_error()),           \
+                    lx_error_message());                                              \
+        }                                                                             \
+        lx_clear_error();                                                             \
+    } while (0)
+
+#define RUN_TEST(fn)                                                                  \
+    do {                                                                              \
+        int before_ = t_failures;                                                     \
+        fn();                                                                         \
+        if (lx_error() != LX_OK) {                                                    \
+            fprintf(stderr, "%s: left an unexpected error: %s\n", #fn,                \
+                    lx_error_message());                                              \
+            t_failures++;                                                             \
+            lx_clear_error();                                                         \
+        }                                                                             \
+        lx_sweep();                                                                   \
+        printf("%-48s %s\n", #fn, t_failures == before_ ? "ok" : "FAILED");          \
+    } while (0)
+
+static inline int test_finish(void) {
+    printf("%d checks, %d failed\n", t_checks, t_failures);
+    return t_failures ? 1 : 0;
+}
+
+/* xorshift64*: deterministic, seeded per test. */
+static uint64_t t_rng_state = 0x9e3779b97f4a7c15ull;
+static inline void t_seed(uint64_t s) { t_rng_state = s ? s : 0x9e3779b97f4a7c15ull; }
+static inline uint64_t t_next(void) {
+    t_rng_state ^= t_rng_state >> 12;
+    t_rng_state ^= t_rng_state << 25;
+    t_rng_state ^= t_rng_state >> 27;
+    return t_rng_state * 0x2545f4914f6cdd1dull;
+}
+/* uniform in [lo, hi) */
+static inline double t_uniform(double lo, double hi) {
+    return lo + (hi - lo) * (double)(t_next() >> 11) * (1.0 / 9007199254740992.0);
+}
+static inline int t_int(int lo, int hi) { return lo + (int)(t_next() % (uint64_t)(hi - lo + 1)); }
+
+/* |got - want| <= atol + rtol * |want|, NaNs equal, infinities equal when same sign */
+static inline int t_close(double got, double want, double rtol, double atol) {
+    if (isnan(want)) return isnan(got);
+    if (isinf(want)) return got == want;
+    return fabs(got - want) <= atol + rtol * fabs(want);
+}
+
+/* Compares n floats with a float64 reference; reports the first few mismatches. */
+static inline int t_check_close_f32(const char *what, const float *got, const double *want,
+                                    size_t n, double rtol, double atol) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!t_close(got[i], want[i], rtol, atol)) {
+            if (bad < 5)
+                fprintf(stderr, "  %s[%zu]: got %.9g want %.9g\n", what, i, (double)got[i],
+                        want[i]);
+            bad++;
+        }
+    }
+    t_checks++;
+    if (bad) {
+        t_failures++;
+        fprintf(stderr, "%s: %d of %zu values outside rtol %g atol %g\n", what, bad, n, rtol,
+                atol);
+    }
+    return bad == 0;
+}
+
+#endif
