@@ -64,18 +64,33 @@ typedef enum {
 typedef struct { int32_t op; } lx_binary_params;
 
 typedef enum { LX_REDUCE_SUM, LX_REDUCE_PROD, LX_REDUCE_MAX, LX_REDUCE_MIN, LX_REDUCE_ALL,
-               LX_REDUCE_ANY } lx_reduce_op;
-/* Reduces the listed axes of the input; the node has the input's ndim with those axes of
- * size 1 (ops reshape for keepdims = false). */
-typedef struct { int32_t op; int32_t n_axes; int32_t axes[LX_MAX_NDIM]; } lx_reduce_params;
+               LX_REDUCE_ANY, LX_REDUCE_LOGSUMEXP } lx_reduce_op;
+/* Reduces the listed axes (sorted, distinct) of the input; the node has the input's ndim with
+ * those axes of size 1 (ops reshape for keepdims = false). The node's dtype may differ from
+ * the input's: integers accumulate in 64 bits and wrap to the node's dtype (MLX's int32 sums),
+ * float16/bfloat16/float32 accumulate in float32 blocks summed in float64, float64 in float64.
+ * `scale` multiplies a SUM before it is stored (mean, var); 0 is read as 1. */
+typedef struct {
+    int32_t op;
+    int32_t n_axes;
+    int32_t axes[LX_MAX_NDIM];
+    double scale;
+} lx_reduce_params;
 
 typedef enum { LX_ARG_MAX, LX_ARG_MIN } lx_arg_reduce_op;
 /* The node has the input's ndim with `axis` of size 1; uint32 indices. */
 typedef struct { int32_t op; int32_t axis; } lx_arg_reduce_params;
 
+/* Softmax (or log-softmax) along `axis`; the node has the input's shape and dtype (a float). */
 typedef struct { int32_t axis; bool log; } lx_softmax_params;
+/* RMS_NORM over the last axis; x and w (1-D, optional) already have the node's dtype. */
 typedef struct { float eps; } lx_norm_params;
-/* Output: uint8/uint16/uint32 (width bytes) of the node's shape per key. */
+/* MATMUL inputs: a [..., M, K], b [..., K, N] and optionally c [..., M, N], all of the node's
+ * dtype and already broadcast to the node's batch dims (zero strides are fine). With params
+ * the node is alpha * a @ b + beta * c (addmm); without (params_size 0) it is a @ b. */
+typedef struct { float alpha, beta; } lx_matmul_params;
+/* Output: uint8/uint16/uint32 (width bytes); the node's shape is the key's leading dims
+ * followed by the per-key shape. Bits follow MLX's threefry2x32 layout exactly. */
 typedef struct { int32_t width; } lx_random_bits_params;
 
 #endif

@@ -25,10 +25,38 @@ static _Atomic size_t live_nodes;
 
 static _Thread_local lx_node *local_free;
 static _Thread_local size_t local_free_n;
+static _Thread_local bool local_registered;
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+/* A thread's spare nodes go back to the global list when it exits. */
+static void return_local(void *unused) {
+    (void)unused;
+    if (!local_free) return;
+    lx_node *tail = local_free;
+    while (tail->next_free) tail = tail->next_free;
+    pthread_mutex_lock(&pool_lock);
+    tail->next_free = global_free;
+    global_free = local_free;
+    global_free_n += local_free_n;
+    pthread_mutex_unlock(&pool_lock);
+    local_free = NULL;
+    local_free_n = 0;
+}
+
+static void make_exit_key(void) { pthread_key_create(&exit_key, return_local); }
+
+static void register_thread(void) {
+    if (local_registered) return;
+    pthread_once(&exit_once, make_exit_key);
+    pthread_setspecific(exit_key, &local_free); /* any non-NULL value: the hook runs */
+    local_registered = true;
+}
 
 size_t lx_node_live_count(void) { return atomic_load(&live_nodes); }
 
 static lx_node *pool_take(void) {
+    register_thread();
     if (!local_free) {
         pthread_mutex_lock(&pool_lock);
         if (global_free) {
@@ -62,6 +90,7 @@ static lx_node *pool_take(void) {
 }
 
 static void pool_give(lx_node *n) {
+    register_thread();
     n->next_free = local_free;
     local_free = n;
     if (++local_free_n > LOCAL_FREE_MAX) {

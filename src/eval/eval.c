@@ -183,17 +183,27 @@ static void notify_ready(void) {
     pthread_mutex_unlock(&ready_lock);
 }
 
-static bool prim_is_elementwise(int p) {
-    return p == LX_PRIM_UNARY || p == LX_PRIM_BINARY || p == LX_PRIM_WHERE || p == LX_PRIM_COPY;
+/* How many leading inputs a primitive's kernel may share its output buffer with: elementwise
+ * kernels read element i before writing element i (any input); in-place updates (slice_update,
+ * put_along_axis) copy input 0 into the output unless it already is the output. */
+static int donatable_inputs(const lx_node *n) {
+    switch (n->prim) {
+    case LX_PRIM_UNARY: case LX_PRIM_BINARY: case LX_PRIM_WHERE: case LX_PRIM_COPY:
+        return n->n_inputs;
+    case LX_PRIM_SLICE_UPDATE: case LX_PRIM_PUT_ALONG:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /* Reuses an input's buffer for the output when nothing else can see that input: it is held
  * only by this node, its buffer only by it, it is row-contiguous with the output's shape and
- * byte size, and the kernel is elementwise (reads element i before writing element i). */
+ * byte size, and the kernel allows it (donatable_inputs). */
 static lx_buffer *try_donation(lx_node *n) {
-    if (!prim_is_elementwise(n->prim)) return NULL;
+    int k = donatable_inputs(n);
     size_t nbytes = lx_node_nbytes(n);
-    for (int i = 0; i < n->n_inputs; i++) {
+    for (int i = 0; i < k; i++) {
         lx_node *in = n->inputs[i];
         lx_buffer *b = in->buf;
         if (!b || b->external || b->size != nbytes || in->offset != 0) continue;

@@ -14,12 +14,17 @@
 #define LX_X86 1
 #endif
 
-/* Each variant's kernels table; absent variants are weak so the generic build always links. */
-#define LX_VARIANT_TABLE(v) extern const lx_kernel_fn lx_cpu_table_##v[LX_PRIM_COUNT] __attribute__((weak));
-LX_VARIANT_TABLE(generic)
-LX_VARIANT_TABLE(v2)
-LX_VARIANT_TABLE(v3)
-LX_VARIANT_TABLE(v4)
+/* Each variant's kernel table. The baseline is always built; the others when the build has
+ * LX_CPU_VARIANTS (x86-64), so a static link pulls in exactly the tables that exist. */
+extern const lx_kernel_fn lx_cpu_table_generic[LX_PRIM_COUNT];
+#ifdef LX_HAVE_CPU_VARIANTS
+extern const lx_kernel_fn lx_cpu_table_v2[LX_PRIM_COUNT];
+extern const lx_kernel_fn lx_cpu_table_v3[LX_PRIM_COUNT];
+extern const lx_kernel_fn lx_cpu_table_v4[LX_PRIM_COUNT];
+#define VARIANT_TABLE(v) lx_cpu_table_##v
+#else
+#define VARIANT_TABLE(v) NULL
+#endif
 
 static void *cpu_alloc(size_t n) { return aligned_alloc(64, (n + 63) / 64 * 64); }
 static void cpu_free(void *p, size_t n) { (void)n; free(p); }
@@ -66,10 +71,10 @@ const lx_backend *lx_cpu_backend_select(void) {
     cpu_features f = detect();
     variant v[] = {
         {"generic", "x86-64 baseline (SSE2)", lx_cpu_table_generic, 1},
-        {"v2", "x86-64-v2 (SSE4.2)", lx_cpu_table_v2, f.sse42 ? 2 : 0},
-        {"v3", "x86-64-v3 (AVX2, FMA, F16C)", lx_cpu_table_v3,
+        {"v2", "x86-64-v2 (SSE4.2)", VARIANT_TABLE(v2), f.sse42 ? 2 : 0},
+        {"v3", "x86-64-v3 (AVX2, FMA, F16C)", VARIANT_TABLE(v3),
          (f.avx2 && f.fma && f.f16c && f.bmi2) ? 3 : 0},
-        {"v4", "x86-64-v4 (AVX-512 F/BW/DQ/VL)", lx_cpu_table_v4, f.avx512 ? 4 : 0},
+        {"v4", "x86-64-v4 (AVX-512 F/BW/DQ/VL)", VARIANT_TABLE(v4), f.avx512 ? 4 : 0},
     };
     int n = (int)(sizeof v / sizeof v[0]);
     const char *force = getenv("LX_CPU_VARIANT");
@@ -85,6 +90,7 @@ const lx_backend *lx_cpu_backend_select(void) {
     if (best < 0) /* a forced variant that is absent or unusable: fall back to the best */
         for (int i = 0; i < n; i++)
             if (v[i].table && v[i].score && (best < 0 || v[i].score > v[best].score)) best = i;
+    if (best < 0) best = 0; /* the baseline is always present and usable */
     be.name = "cpu";
     be.variant = v[best].description;
     be.device = LX_CPU;

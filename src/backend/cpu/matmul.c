@@ -1,0 +1,433 @@
+/*
+ * matmul.c -- MATMUL (a @ b, and addmm's alpha * a @ b + beta * c) on the CPU.
+ *
+ * Inputs arrive broadcast to the output's batch dims (zero strides allowed). Batch dims of
+ * size 1 are dropped and, when b is shared by every batch and a's batch rows are evenly
+ * spaced (a contiguous [B, M, K] times a weight), the batch is folded into M: one GEMM.
+ *
+ *  - float32 / float64: cblas_sgemm / cblas_dgemm straight on the inputs' memory, with the
+ *    transposed-operand flag when a matrix is stored column-major (a transposed view), and a
+ *    row-major copy only when a matrix has neither layout (broadcast or oddly strided). Small
+ *    per-batch products (below OpenBLAS's own threading threshold) run batches in parallel on
+ *    the lx pool; large ones run one by one with OpenBLAS's threads.
+ *  - float16 / bfloat16: panels of a and b converted to float32, sgemm, converted back with
+ *    one rounding (accumulation in float32, so |error| <= K * 2^-24 * sum|a||b| + 1/2 ulp).
+ *  - integers and bool: a plain loop accumulating in 64 bits (wrapping), narrowed at the end;
+ *    bool results are "any a & b".
+ * With c (addmm) the output is first filled with c, then BLAS's beta (or the epilogue) adds it.
+ */
+#include <cblas.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu.h"
+#include "backend/cpu/rowconv.h"
+
+/* OpenBLAS runs a GEMM on one thread below 65536 * 4 multiply-adds; products smaller than this
+ * are parallelized across batches or panels by lx instead. */
+#define SMALL_GEMM (1 << 18)
+
+typedef struct {
+    lx_dtype t;
+    size_t esz;
+    int64_t M, N, K;
+    /* batch dims after dropping size 1, with a's, b's and out's strides */
+    int nb;
+    int64_t bshape[LX_MAX_NDIM], bsa[LX_MAX_NDIM], bsb[LX_MAX_NDIM];
+    int64_t n_batch;
+    const char *a, *b;  /* element 0 */
+    char *out;
+    int64_t a_rs, a_cs; /* a: M rows, K cols */
+    int64_t b_rs, b_cs; /* b: K rows, N cols */
+    float alpha, beta;
+    bool with_c;        /* out holds c on entry */
+    /* panels (half path) */
+    int64_t mb, nbk, m_panels, n_panels;
+    bool failed;
+} mmctx;
+
+static void batch_offsets(const mmctx *c, int64_t bi, int64_t *oa, int64_t *ob) {
+    int64_t a = 0, b = 0;
+    for (int d = c->nb - 1; d >= 0; d--) {
+        int64_t k = bi % c->bshape[d];
+        bi /= c->bshape[d];
+        a += k * c->bsa[d];
+        b += k * c->bsb[d];
+    }
+    *oa = a;
+    *ob = b;
+}
+
+/* A BLAS description of an R x C matrix with row stride rs and column stride cs. */
+static bool blas_layout(int64_t R, int64_t C, int64_t rs, int64_t cs, bool *trans, int64_t *ld) {
+    int64_t r1 = R > 1 ? R : 1, c1 = C > 1 ? C : 1;
+    if ((cs == 1 || C == 1) && (R == 1 || rs >= c1)) {
+        *trans = false;
+        *ld = R == 1 ? c1 : rs;
+    } else if ((rs == 1 || R == 1) && (C == 1 || cs >= r1)) {
+        *trans = true;
+        *ld = C == 1 ? r1 : cs;
+    } else {
+        return false;
+    }
+    return *ld <= INT_MAX;
+}
+
+/* Copies an R x C strided matrix of element size esz to row-major dst. */
+static void gather_matrix(char *dst, const char *src, int64_t R, int64_t C, int64_t rs, int64_t cs,
+                          size_t esz) {
+    for (int64_t i = 0; i < R; i++) {
+        const char *row = src + i * rs * (int64_t)esz;
+        char *d = dst + i * C * (int64_t)esz;
+        if (cs == 1) {
+            memcpy(d, row, (size_t)C * esz);
+        } else if (esz == 4) {
+            for (int64_t j = 0; j < C; j++) ((float *)d)[j] = ((const float *)row)[j * cs];
+        } else {
+            for (int64_t j = 0; j < C; j++) ((double *)d)[j] = ((const double *)row)[j * cs];
+        }
+    }
+}
+
+/* ---- float32 / float64 through BLAS ------------------------------------------------------- */
+
+/* One GEMM of batch bi (out rows already hold c when with_c). Returns false on OOM. */
+static bool blas_batch(const mmctx *c, int64_t bi) {
+    int64_t oa, ob;
+    batch_offsets(c, bi, &oa, &ob);
+    const char *A = c->a + oa * (int64_t)c->esz, *B = c->b + ob * (int64_t)c->esz;
+    char *C = c->out + bi * c->M * c->N * (int64_t)c->esz;
+    bool ta, tb;
+    int64_t lda, ldb;
+    void *sa = NULL, *sb = NULL;
+    if (!blas_layout(c->M, c->K, c->a_rs, c->a_cs, &ta, &lda)) {
+        sa = malloc((size_t)(c->M * c->K) * c->esz);
+        if (!sa) return false;
+        gather_matrix(sa, A, c->M, c->K, c->a_rs, c->a_cs, c->esz);
+        A = sa;
+        ta = false;
+        lda = c->K;
+    }
+    if (!blas_layout(c->K, c->N, c->b_rs, c->b_cs, &tb, &ldb)) {
+        sb = malloc((size_t)(c->K * c->N) * c->esz);
+        if (!sb) {
+            free(sa);
+            return false;
+        }
+        gather_matrix(sb, B, c->K, c->N, c->b_rs, c->b_cs, c->esz);
+        B = sb;
+        tb = false;
+        ldb = c->N;
+    }
+    float beta = c->with_c ? c->beta : 0.0f;
+    if (c->t == LX_FLOAT32)
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    (blasint)c->M, (blasint)c->N, (blasint)c->K, c->alpha, (const float *)A,
+                    (blasint)lda, (const float *)B, (blasint)ldb, beta, (float *)C, (blasint)c->N);
+    else
+        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    (blasint)c->M, (blasint)c->N, (blasint)c->K, (double)c->alpha,
+                    (const double *)A, (blasint)lda, (const double *)B, (blasint)ldb, (double)beta,
+                    (double *)C, (blasint)c->N);
+    free(sa);
+    free(sb);
+    return true;
+}
+
+static void blas_batches_fn(void *ctx, int64_t b, int64_t e) {
+    mmctx *c = ctx;
+    for (int64_t bi = b; bi < e; bi++)
+        if (!blas_batch(c, bi)) c->failed = true;
+}
+
+/* ---- float16 / bfloat16: float32 panels ------------------------------------------------------ */
+
+typedef struct {
+    mmctx *c;
+    float *dst;
+    const char *src;
+    int64_t rows, cols, rs, cs, ld;
+} convctx;
+
+static void conv_rows_fn(void *ctx, int64_t b, int64_t e) {
+    const convctx *v = ctx;
+    for (int64_t i = b; i < e; i++)
+        lx_row_load_f32(v->dst + i * v->ld, v->src + i * v->rs * (int64_t)v->c->esz, v->c->t,
+                        v->cs, v->cols);
+}
+
+/* rows x cols of a strided half matrix into row-major floats (ld = cols), optionally on the
+ * pool. */
+static void convert_panel(mmctx *c, float *dst, const char *src, int64_t rows, int64_t cols,
+                          int64_t rs, int64_t cs, bool parallel) {
+    convctx v = {c, dst, src, rows, cols, rs, cs, cols};
+    if (parallel) lx_parallel_for(rows, cols >= 4096 ? 1 : 4096 / (cols ? cols : 1), conv_rows_fn, &v);
+    else conv_rows_fn(&v, 0, rows);
+}
+
+/* One (batch, m-panel, n-panel) tile: convert, sgemm, round into out (adding beta * c). */
+static bool half_tile(mmctx *c, int64_t bi, int64_t pm, int64_t pn, float *scratch, bool parallel) {
+    int64_t oa, ob;
+    batch_offsets(c, bi, &oa, &ob);
+    int64_t m0 = pm * c->mb, n0 = pn * c->nbk;
+    int64_t mb = c->M - m0 < c->mb ? c->M - m0 : c->mb;
+    int64_t nb = c->N - n0 < c->nbk ? c->N - n0 : c->nbk;
+    int64_t K = c->K;
+    float *Af = scratch, *Bf = Af + mb * K, *Cf = Bf + K * nb;
+    const char *A = c->a + (oa + m0 * c->a_rs) * (int64_t)c->esz;
+    const char *B = c->b + (ob + n0 * c->b_cs) * (int64_t)c->esz;
+    convert_panel(c, Af, A, mb, K, c->a_rs, c->a_cs, parallel);
+    bool tb = c->b_rs == 1 && c->b_cs != 1; /* b^T rows are contiguous: convert them */
+    if (tb) convert_panel(c, Bf, B, nb, K, c->b_cs, c->b_rs, parallel);
+    else convert_panel(c, Bf, B, K, nb, c->b_rs, c->b_cs, parallel);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)mb,
+                (blasint)nb, (blasint)K, c->alpha, Af, (blasint)K, Bf, (blasint)(tb ? K : nb), 0.0f,
+                Cf, (blasint)nb);
+    char *O = c->out + ((bi * c->M + m0) * c->N + n0) * (int64_t)c->esz;
+    for (int64_t i = 0; i < mb; i++) {
+        float *crow = Cf + i * nb;
+        char *orow = O + i * c->N * (int64_t)c->esz;
+        if (c->with_c) {
+            float tmp[256];
+            for (int64_t j0 = 0; j0 < nb; j0 += 256) {
+                int64_t len = nb - j0 < 256 ? nb - j0 : 256;
+                lx_row_load_f32(tmp, orow + j0 * (int64_t)c->esz, c->t, 1, len);
+                for (int64_t j = 0; j < len; j++) crow[j0 + j] += c->beta * tmp[j];
+            }
+        }
+        lx_row_store_f32(orow, c->t, 1, crow, nb);
+    }
+    return true;
+}
+
+static void half_tiles_fn(void *ctx, int64_t b, int64_t e) {
+    mmctx *c = ctx;
+    float *scratch = malloc((size_t)(c->mb * c->K + c->K * c->nbk + c->mb * c->nbk) * sizeof(float));
+    if (!scratch) {
+        c->failed = true;
+        return;
+    }
+    int64_t per_batch = c->m_panels * c->n_panels;
+    for (int64_t t = b; t < e; t++) {
+        int64_t bi = t / per_batch, r = t % per_batch;
+        half_tile(c, bi, r / c->n_panels, r % c->n_panels, scratch, false);
+    }
+    free(scratch);
+}
+
+static lx_status half_matmul(mmctx *c, const char *op) {
+    int64_t M = c->M, N = c->N, K = c->K;
+    bool big = M >= 64 && (double)M * (double)N * (double)K >= (double)(1 << 24);
+    if (big) {
+        c->mb = M < 512 ? M : 512;
+        int64_t nbk = (1 << 22) / (K ? K : 1);
+        if (nbk < 256) nbk = 256;
+        c->nbk = N < nbk ? N : nbk;
+    } else {
+        c->mb = M < 64 ? M : 64;
+        int64_t nbk = SMALL_GEMM / (c->mb * (K ? K : 1));
+        nbk = nbk < 16 ? 16 : (nbk / 16) * 16;
+        c->nbk = N < nbk ? N : nbk;
+    }
+    c->m_panels = (M + c->mb - 1) / c->mb;
+    c->n_panels = (N + c->nbk - 1) / c->nbk;
+    int64_t tiles = c->n_batch * c->m_panels * c->n_panels;
+    if (!big) {
+        lx_parallel_for(tiles, 1, half_tiles_fn, c);
+    } else {
+        float *scratch = malloc((size_t)(c->mb * K + K * c->nbk + c->mb * c->nbk) * sizeof(float));
+        if (!scratch) return lx_set_error(LX_E_OOM, "%s: out of host memory for matmul panels", op);
+        int64_t per_batch = c->m_panels * c->n_panels;
+        for (int64_t t = 0; t < tiles; t++)
+            half_tile(c, t / per_batch, (t % per_batch) / c->n_panels, t % c->n_panels, scratch, true);
+        free(scratch);
+    }
+    if (c->failed) return lx_set_error(LX_E_OOM, "%s: out of host memory for matmul panels", op);
+    return LX_OK;
+}
+
+/* ---- integers and bool ------------------------------------------------------------------------ */
+
+static uint64_t int_at(const char *p, lx_dtype t, int64_t i) {
+    switch (t) {
+    case LX_BOOL: return ((const bool *)p)[i];
+    case LX_UINT8: return ((const uint8_t *)p)[i];
+    case LX_UINT16: return ((const uint16_t *)p)[i];
+    case LX_UINT32: return ((const uint32_t *)p)[i];
+    case LX_UINT64: return ((const uint64_t *)p)[i];
+    case LX_INT8: return (uint64_t)(int64_t)((const int8_t *)p)[i];
+    case LX_INT16: return (uint64_t)(int64_t)((const int16_t *)p)[i];
+    case LX_INT32: return (uint64_t)(int64_t)((const int32_t *)p)[i];
+    default: return (uint64_t)((const int64_t *)p)[i];
+    }
+}
+
+static void int_rows_fn(void *ctx, int64_t b, int64_t e) {
+    mmctx *c = ctx;
+    uint64_t *acc = malloc((size_t)c->N * sizeof(uint64_t));
+    if (!acc) {
+        c->failed = true;
+        return;
+    }
+    bool plain = !c->with_c && c->alpha == 1.0f;
+    for (int64_t r = b; r < e; r++) {
+        int64_t bi = r / c->M, m = r % c->M, oa, ob;
+        batch_offsets(c, bi, &oa, &ob);
+        memset(acc, 0, (size_t)c->N * sizeof(uint64_t));
+        for (int64_t k = 0; k < c->K; k++) {
+            uint64_t av = int_at(c->a, c->t, oa + m * c->a_rs + k * c->a_cs);
+            if (!av) continue;
+            int64_t bo = ob + k * c->b_rs;
+            for (int64_t n = 0; n < c->N; n++) acc[n] += av * int_at(c->b, c->t, bo + n * c->b_cs);
+        }
+        char *orow = c->out + r * c->N * (int64_t)c->esz;
+        for (int64_t n = 0; n < c->N; n++) {
+            if (plain || c->t == LX_BOOL) {
+                uint64_t v = acc[n];
+                if (c->t == LX_BOOL && !plain) {
+                    double d = c->alpha * (double)(v != 0) + (c->with_c ? c->beta * (double)((bool *)orow)[n] : 0.0);
+                    ((bool *)orow)[n] = d != 0.0;
+                    continue;
+                }
+                switch (c->esz) {
+                case 1: { uint8_t x = (uint8_t)v; if (c->t == LX_BOOL) x = v != 0; memcpy(orow + n, &x, 1); break; }
+                case 2: { uint16_t x = (uint16_t)v; memcpy(orow + 2 * n, &x, 2); break; }
+                case 4: { uint32_t x = (uint32_t)v; memcpy(orow + 4 * n, &x, 4); break; }
+                default: memcpy(orow + 8 * n, &v, 8); break;
+                }
+            } else {
+                double v = lx_dtype_is_signed(c->t) ? (double)(int64_t)acc[n] : (double)acc[n];
+                double d = c->alpha * v;
+                if (c->with_c) d += c->beta * lx_row_get_f64(orow, c->t, n);
+                lx_row_put_f64(orow, c->t, n, d);
+            }
+        }
+    }
+    free(acc);
+}
+
+/* ---- c (addmm): broadcast copy into the output --------------------------------------------- */
+
+static void copy_c(const lx_node *cn, lx_node *out) {
+    size_t esz = lx_dtype_size((lx_dtype)out->dtype);
+    int nd = out->ndim;
+    int64_t inner = out->shape[nd - 1], is = cn->strides[nd - 1];
+    int64_t rows = out->size / (inner ? inner : 1);
+    const char *src = lx_node_ptr(cn);
+    char *dst = lx_node_ptr(out);
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t off = 0, rem = r;
+        for (int d = nd - 2; d >= 0; d--) {
+            off += (rem % out->shape[d]) * cn->strides[d];
+            rem /= out->shape[d];
+        }
+        const char *s = src + off * (int64_t)esz;
+        char *o = dst + r * inner * (int64_t)esz;
+        if (is == 1) memcpy(o, s, (size_t)inner * esz);
+        else
+            for (int64_t j = 0; j < inner; j++) memcpy(o + j * (int64_t)esz, s + j * is * (int64_t)esz, esz);
+    }
+}
+
+/* ---- MATMUL ---------------------------------------------------------------------------------- */
+
+lx_status LX_CPU_KERNEL(MATMUL)(lx_node *out) {
+    const lx_node *a = out->inputs[0], *b = out->inputs[1];
+    const lx_node *cn = out->n_inputs > 2 ? out->inputs[2] : NULL;
+    int nd = out->ndim;
+    if (nd < 2 || a->ndim != nd || b->ndim != nd || (cn && cn->ndim != nd) ||
+        a->dtype != out->dtype || b->dtype != out->dtype || (cn && cn->dtype != out->dtype))
+        return lx_set_error(LX_E_INTERNAL, "%s: matmul kernel given mismatched inputs", out->op);
+    if (out->size == 0) return LX_OK;
+    mmctx c;
+    memset(&c, 0, sizeof c);
+    c.t = (lx_dtype)out->dtype;
+    c.esz = lx_dtype_size(c.t);
+    c.M = out->shape[nd - 2];
+    c.N = out->shape[nd - 1];
+    c.K = a->shape[nd - 1];
+    c.alpha = 1.0f;
+    if (out->params_size >= sizeof(lx_matmul_params)) {
+        const lx_matmul_params *p = out->params;
+        c.alpha = p->alpha;
+        c.beta = p->beta;
+    }
+    c.with_c = cn && c.beta != 0.0f;
+    if (c.with_c) copy_c(cn, out);
+
+    if (c.K == 0) { /* a @ b is zero: out = beta * c */
+        char *o = lx_node_ptr(out);
+        for (int64_t i = 0; i < out->size; i++)
+            lx_row_put_f64(o, c.t, i, c.with_c ? c.beta * lx_row_get_f64(o, c.t, i) : 0.0);
+        return LX_OK;
+    }
+
+    c.a = lx_node_ptr(a);
+    c.b = lx_node_ptr(b);
+    c.out = lx_node_ptr(out);
+    c.a_rs = a->strides[nd - 2];
+    c.a_cs = a->strides[nd - 1];
+    c.b_rs = b->strides[nd - 2];
+    c.b_cs = b->strides[nd - 1];
+    c.n_batch = 1;
+    bool b_shared = true;
+    for (int i = 0; i < nd - 2; i++) {
+        int64_t d = out->shape[i];
+        c.n_batch *= d;
+        if (d == 1) continue;
+        if (b->strides[i] != 0) b_shared = false;
+        if (c.nb && c.bsa[c.nb - 1] == d * a->strides[i] && c.bsb[c.nb - 1] == d * b->strides[i]) {
+            c.bshape[c.nb - 1] *= d;
+            c.bsa[c.nb - 1] = a->strides[i];
+            c.bsb[c.nb - 1] = b->strides[i];
+        } else {
+            c.bshape[c.nb] = d;
+            c.bsa[c.nb] = a->strides[i];
+            c.bsb[c.nb++] = b->strides[i];
+        }
+    }
+    /* fold the batch into M when b is shared and a's (batch, M) rows are evenly spaced */
+    if (c.nb && b_shared) {
+        int64_t size = c.M, stride = c.a_rs;
+        bool ok = true;
+        for (int d = c.nb - 1; d >= 0 && ok; d--) {
+            if (size == 1) stride = c.bsa[d];
+            else ok = c.bsa[d] == size * stride;
+            size *= c.bshape[d];
+        }
+        if (ok && size <= INT_MAX) {
+            c.M = size;
+            c.a_rs = stride;
+            c.nb = 0;
+            c.n_batch = 1;
+        }
+    }
+    if (c.M > INT_MAX || c.N > INT_MAX || c.K > INT_MAX)
+        return lx_set_error(LX_E_UNSUPPORTED, "%s: matmul dimensions beyond 2^31", out->op);
+
+    switch (c.t) {
+    case LX_FLOAT32:
+    case LX_FLOAT64: {
+        double per = (double)c.M * (double)c.N * (double)c.K;
+        if (c.n_batch > 1 && per < SMALL_GEMM) {
+            int64_t grain = (int64_t)(SMALL_GEMM / (per > 1 ? per : 1));
+            lx_parallel_for(c.n_batch, grain < 1 ? 1 : grain, blas_batches_fn, &c);
+        } else {
+            blas_batches_fn(&c, 0, c.n_batch);
+        }
+        if (c.failed) return lx_set_error(LX_E_OOM, "%s: out of host memory for a matmul copy", out->op);
+        return LX_OK;
+    }
+    case LX_FLOAT16:
+    case LX_BFLOAT16:
+        return half_matmul(&c, out->op);
+    default: {
+        int64_t rows = c.n_batch * c.M;
+        int64_t per = c.N * c.K;
+        lx_parallel_for(rows, per >= 16384 ? 1 : 16384 / (per ? per : 1), int_rows_fn, &c);
+        if (c.failed) return lx_set_error(LX_E_OOM, "%s: out of host memory", out->op);
+        return LX_OK;
+    }
+    }
+}

@@ -1,0 +1,707 @@
+/*
+ * quantized.c -- CPU kernels of MLX affine quantization: QUANTIZE, DEQUANTIZE,
+ * QUANTIZED_MATMUL (also gather_qmm) and GATHER_MM.
+ *
+ * Format (backend/prims_quant.h): a row's q values form one little-endian bit stream (value j
+ * at bit j*bits) and w ~ scale*q + bias per group of group_size values. Every group starts on
+ * a byte boundary (group_size*bits is a multiple of 32), so a group unpacks on its own.
+ *
+ * Quantization follows MLX's CPU rule exactly (mlx/backend/cpu/quantized.cpp): per group,
+ * scale = max((max - min) / (2^bits - 1), 1e-7), negated unless |min| > |max|; the end with the
+ * larger magnitude (the "edge") is made exact: q0 = rint(edge / scale), and if q0 != 0 then
+ * scale = edge / q0 and bias = edge (else bias = 0); q = clip(rint((w - bias) / scale)).
+ * Scales can therefore be negative. Dequantization is MLX's too: (q * scale) rounded to the
+ * dtype, then + bias rounded to the dtype (no fused multiply-add), so results match bit for bit.
+ *
+ * Quantized matmul never dequantizes the whole matrix and accumulates in float32:
+ * - M <= QMM_SMALL_M (decode): each packed byte is read once, a group at a time; with
+ *   transpose the bias term uses per-group sums of x (sum_j x_j*(s*q_j + b) =
+ *   s*dot(q, x) + b*sum(x)). Work is split over output columns.
+ * - larger M (prefill): panels of the weights are dequantized to float32 and multiplied with
+ *   cblas_sgemm.
+ * Kernels are written once per dtype (float32, float16, bfloat16) through QT_DTYPES.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu.h"
+#include "backend/prims_quant.h"
+
+#define QMM_SMALL_M 8
+#define QMM_PANEL_FLOATS (1 << 20) /* dequantized panel size (4 MiB of float32) */
+#define QMM_COL_BLOCK 512          /* non-transposed small-M: columns accumulated at once */
+
+typedef uint32_t qt_u32x8 __attribute__((vector_size(32)));
+typedef int32_t qt_i32x8 __attribute__((vector_size(32)));
+typedef float qt_f32x8 __attribute__((vector_size(32)));
+
+/* Keeps the compiler from fusing a multiply and a following add (the build uses
+ * -ffp-contract=fast), so dequantization rounds the product as MLX does. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define QT_NO_CONTRACT(v) __asm__("" : "+x"(v))
+#elif defined(__GNUC__) && defined(__aarch64__)
+#define QT_NO_CONTRACT(v) __asm__("" : "+w"(v))
+#else
+#define QT_NO_CONTRACT(v)          \
+    do {                           \
+        volatile float qt_t_ = (v); \
+        (v) = qt_t_;               \
+    } while (0)
+#endif
+
+static inline float qt_f32_ld(float v) { return v; }
+static inline float qt_f32_st(float v) { return v; }
+static inline float qt_f32_round(float v) { QT_NO_CONTRACT(v); return v; }
+static inline float qt_f16_round(float v) { return lx_f16_to_f32(lx_f32_to_f16(v)); }
+static inline float qt_bf16_round(float v) { return lx_bf16_to_f32(lx_f32_to_bf16(v)); }
+
+/* X(short name, C type, load as float, store from float, round to the dtype) */
+#define QT_DTYPES(X)                                                               \
+    X(f32, float, qt_f32_ld, qt_f32_st, qt_f32_round)                              \
+    X(f16, lx_f16, lx_f16_to_f32, lx_f32_to_f16, qt_f16_round)                     \
+    X(bf16, lx_bf16, lx_bf16_to_f32, lx_f32_to_bf16, qt_bf16_round)
+
+/* ---- unpacking ------------------------------------------------------------------------------ */
+
+static inline uint32_t qt_ld32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4); /* little-endian host */
+    return v;
+}
+static inline uint32_t qt_ld24(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16;
+}
+/* (macros, not functions: 32-byte vectors passed by value change the ABI without AVX) */
+#define qt_put8(q, v)                                                        \
+    do {                                                                     \
+        qt_f32x8 qt_f_ = __builtin_convertvector((qt_i32x8)(v), qt_f32x8);   \
+        memcpy((q), &qt_f_, sizeof qt_f_);                                   \
+    } while (0)
+
+/* n values (a multiple of 8) starting at byte p of a packed row, as floats. */
+static inline void qt_unpack(const uint8_t *p, int bits, int n, float *q) {
+    switch (bits) {
+    case 2: {
+        const qt_u32x8 lo = {0, 2, 4, 6, 8, 10, 12, 14}, hi = lo + 16;
+        for (int i = 0; i < n; i += 16, p += 4) {
+            qt_u32x8 v = (qt_u32x8){0} + qt_ld32(p);
+            qt_put8(q + i, (v >> lo) & 3);
+            qt_put8(q + i + 8, (v >> hi) & 3);
+        }
+        break;
+    }
+    case 3: {
+        const qt_u32x8 sh = {0, 3, 6, 9, 12, 15, 18, 21};
+        for (int i = 0; i < n; i += 8, p += 3) qt_put8(q + i, (((qt_u32x8){0} + qt_ld24(p)) >> sh) & 7);
+        break;
+    }
+    case 4: {
+        const qt_u32x8 sh = {0, 4, 8, 12, 16, 20, 24, 28};
+        for (int i = 0; i < n; i += 8, p += 4) qt_put8(q + i, (((qt_u32x8){0} + qt_ld32(p)) >> sh) & 15);
+        break;
+    }
+    case 5:
+        for (int i = 0; i < n; i += 8, p += 5) {
+            uint64_t v = (uint64_t)qt_ld32(p) | (uint64_t)p[4] << 32;
+            for (int j = 0; j < 8; j++) q[i + j] = (float)((v >> (5 * j)) & 31);
+        }
+        break;
+    case 6: {
+        const qt_u32x8 sh = {0, 6, 12, 18, 0, 6, 12, 18};
+        for (int i = 0; i < n; i += 8, p += 6) {
+            uint32_t a = qt_ld24(p), b = qt_ld24(p + 3);
+            qt_put8(q + i, ((qt_u32x8){a, a, a, a, b, b, b, b} >> sh) & 63);
+        }
+        break;
+    }
+    default: /* 8 */
+        for (int i = 0; i < n; i++) q[i] = (float)p[i];
+        break;
+    }
+}
+
+static inline float qt_hsum(const qt_f32x8 *v) {
+    return (((*v)[0] + (*v)[4]) + ((*v)[1] + (*v)[5])) + (((*v)[2] + (*v)[6]) + ((*v)[3] + (*v)[7]));
+}
+static inline void qt_load8(qt_f32x8 *v, const float *p) { memcpy(v, p, sizeof *v); }
+
+/* ---- per-dtype kernels ---------------------------------------------------------------------- */
+
+typedef struct {
+    const void *w;   /* QUANTIZE: input values; DEQUANTIZE: output values */
+    uint8_t *q;      /* packed */
+    void *s, *b;     /* scales, biases */
+    int gs, bits;
+} qt_group_ctx;
+
+typedef struct {
+    int M, N, K, gs, bits, G; /* G: groups per packed row */
+    const int64_t *xb, *wb;   /* per output matrix: which x and which w matrix */
+    const float *x;           /* float32 x, [count, M, K] */
+    const float *xsum;        /* transpose, small M: per x row, per group, the sum of x */
+    const uint8_t *w;
+    int64_t w_mat, w_row;     /* bytes per w matrix and per packed row */
+    const void *s, *b;
+    int64_t s_mat;            /* scale elements per w matrix */
+    void *out;                /* [batch, M, N] */
+    /* panels (large M) */
+    float *panel;
+    int64_t mat;              /* w matrix of the panel */
+    int n0, nb;               /* output columns of the panel */
+} qt_mm_ctx;
+
+typedef struct {
+    void (*quantize)(void *, int64_t, int64_t);
+    void (*dequantize)(void *, int64_t, int64_t);
+    void (*mm_t_small)(void *, int64_t, int64_t);
+    void (*mm_n_small)(void *, int64_t, int64_t);
+    void (*panel_t)(void *, int64_t, int64_t);
+    void (*panel_n)(void *, int64_t, int64_t);
+    void (*to_f32)(const void *, float *, int64_t);
+    void (*from_f32)(const float *, void *, int64_t);
+} qt_ops;
+
+#define QT_KERNELS(S, T, LD, ST, ROUND)                                                        \
+    /* MLX's rule, group by group */                                                          \
+    static void qt_quantize_##S(void *vc, int64_t g0, int64_t g1) {                           \
+        const qt_group_ctx *c = vc;                                                           \
+        const T *w = c->w;                                                                    \
+        const int gs = c->gs, bits = c->bits;                                                 \
+        const float n_bins = (float)((1 << bits) - 1), eps = 1e-7f;                           \
+        for (int64_t g = g0; g < g1; g++) {                                                   \
+            const T *wg = w + g * gs;                                                         \
+            float w_min = INFINITY, w_max = -INFINITY;                                        \
+            for (int j = 0; j < gs; j++) { /* std::max/min: a NaN is skipped */               \
+                float v = LD(wg[j]);                                                          \
+                w_max = w_max < v ? v : w_max;                                                \
+                w_min = v < w_min ? v : w_min;                                                \
+            }                                                                                 \
+            bool mask = fabsf(w_min) > fabsf(w_max);                                          \
+            float scale = (w_max - w_min) / n_bins;                                           \
+            scale = scale < eps ? eps : scale;                                                \
+            scale = mask ? scale : -scale;                                                    \
+            float edge = mask ? w_min : w_max;                                                \
+            float q0 = rintf(edge / scale);                                                   \
+            float bias = 0.0f;                                                                \
+            if (q0 != 0.0f) {                                                                 \
+                scale = edge / q0;                                                            \
+                bias = edge;                                                                  \
+            }                                                                                 \
+            uint8_t *o = c->q + g * gs * bits / 8;                                            \
+            uint64_t acc = 0;                                                                 \
+            int nacc = 0;                                                                     \
+            for (int j = 0; j < gs; j++) {                                                    \
+                float v = rintf((LD(wg[j]) - bias) / scale);                                  \
+                v = v < 0.0f ? 0.0f : v;                                                      \
+                v = n_bins < v ? n_bins : v;                                                  \
+                uint32_t qv = v == v ? (uint32_t)v : 0u; /* NaN -> 0 */                       \
+                acc |= (uint64_t)qv << nacc;                                                  \
+                nacc += bits;                                                                 \
+                while (nacc >= 8) {                                                           \
+                    *o++ = (uint8_t)acc;                                                      \
+                    acc >>= 8;                                                                \
+                    nacc -= 8;                                                                \
+                }                                                                             \
+            }                                                                                 \
+            ((T *)c->s)[g] = ST(scale);                                                       \
+            ((T *)c->b)[g] = ST(bias);                                                        \
+        }                                                                                     \
+    }                                                                                         \
+                                                                                              \
+    static void qt_dequantize_##S(void *vc, int64_t g0, int64_t g1) {                         \
+        const qt_group_ctx *c = vc;                                                           \
+        T *w = (T *)c->w;                                                                     \
+        const int gs = c->gs, bits = c->bits;                                                 \
+        float q[128] __attribute__((aligned(32)));                                            \
+        for (int64_t g = g0; g < g1; g++) {                                                   \
+            qt_unpack(c->q + g * gs * bits / 8, bits, gs, q);                                 \
+            float s = LD(((const T *)c->s)[g]), b = LD(((const T *)c->b)[g]);                 \
+            T *o = w + g * gs;                                                                \
+            for (int j = 0; j < gs; j++) o[j] = ST(ROUND(q[j] * s) + b);                      \
+        }                                                                                     \
+    }                                                                                         \
+                                                                                              \
+    /* transpose, M <= QMM_SMALL_M: units are (matrix, output column n) */                    \
+    static void qt_mm_t_small_##S(void *vc, int64_t u0, int64_t u1) {                         \
+        const qt_mm_ctx *c = vc;                                                              \
+        const int M = c->M, N = c->N, K = c->K, gs = c->gs, bits = c->bits, G = c->G;         \
+        const int gbytes = gs * bits / 8;                                                     \
+        float q[128] __attribute__((aligned(32)));                                            \
+        for (int64_t u = u0; u < u1; u++) {                                                   \
+            int64_t bi = u / N;                                                               \
+            int n = (int)(u % N);                                                             \
+            int64_t wm = c->wb[bi], xm = c->xb[bi];                                           \
+            const uint8_t *wr = c->w + wm * c->w_mat + n * c->w_row;                          \
+            const T *sr = (const T *)c->s + wm * c->s_mat + (int64_t)n * G;                   \
+            const T *br = (const T *)c->b + wm * c->s_mat + (int64_t)n * G;                   \
+            const float *x = c->x + xm * M * (int64_t)K;                                      \
+            const float *xs = c->xsum + xm * M * (int64_t)G;                                  \
+            qt_f32x8 acc[QMM_SMALL_M];                                                        \
+            float bacc[QMM_SMALL_M];                                                          \
+            for (int m = 0; m < M; m++) {                                                     \
+                acc[m] = (qt_f32x8){0};                                                       \
+                bacc[m] = 0.0f;                                                               \
+            }                                                                                 \
+            for (int g = 0; g < G; g++) {                                                     \
+                qt_unpack(wr + (int64_t)g * gbytes, bits, gs, q);                             \
+                float s = LD(sr[g]), b = LD(br[g]);                                           \
+                for (int m = 0; m < M; m++) {                                                 \
+                    const float *xp = x + (int64_t)m * K + (int64_t)g * gs;                   \
+                    qt_f32x8 d = {0};                                                         \
+                    for (int j = 0; j < gs; j += 8) {                                         \
+                        qt_f32x8 qv, xv;                                                      \
+                        qt_load8(&qv, q + j);                                                 \
+                        qt_load8(&xv, xp + j);                                                \
+                        d += qv * xv;                                                         \
+                    }                                                                         \
+                    acc[m] += s * d;                                                          \
+                    bacc[m] += b * xs[(int64_t)m * G + g];                                    \
+                }                                                                             \
+            }                                                                                 \
+            T *o = (T *)c->out + bi * M * (int64_t)N + n;                                     \
+            for (int m = 0; m < M; m++) o[(int64_t)m * N] = ST(qt_hsum(&acc[m]) + bacc[m]);   \
+        }                                                                                     \
+    }                                                                                         \
+                                                                                              \
+    /* no transpose, M <= QMM_SMALL_M: units are (matrix, group of output columns); a chunk   \
+     * streams the rows of its column block once */                                          \
+    static void qt_mm_n_small_##S(void *vc, int64_t u0, int64_t u1) {                         \
+        const qt_mm_ctx *c = vc;                                                              \
+        const int M = c->M, N = c->N, K = c->K, gs = c->gs, bits = c->bits, G = c->G;         \
+        const int gbytes = gs * bits / 8, max_groups = QMM_COL_BLOCK / gs;                    \
+        float q[128] __attribute__((aligned(32)));                                            \
+        float acc[QMM_SMALL_M * QMM_COL_BLOCK];                                               \
+        for (int64_t u = u0; u < u1;) {                                                       \
+            int64_t bi = u / G;                                                               \
+            int g0 = (int)(u % G), g1 = g0 + max_groups;                                      \
+            if (g1 > G) g1 = G;                                                               \
+            if (u + (g1 - g0) > u1) g1 = g0 + (int)(u1 - u);                                  \
+            int cols = (g1 - g0) * gs;                                                        \
+            int64_t wm = c->wb[bi];                                                           \
+            const float *x = c->x + c->xb[bi] * M * (int64_t)K;                               \
+            memset(acc, 0, sizeof(float) * (size_t)M * (size_t)cols);                         \
+            for (int k = 0; k < K; k++) {                                                     \
+                const uint8_t *wr = c->w + wm * c->w_mat + k * c->w_row;                      \
+                const T *sr = (const T *)c->s + wm * c->s_mat + (int64_t)k * G;               \
+                const T *br = (const T *)c->b + wm * c->s_mat + (int64_t)k * G;               \
+                for (int g = g0; g < g1; g++) {                                               \
+                    qt_unpack(wr + (int64_t)g * gbytes, bits, gs, q);                         \
+                    float s = LD(sr[g]), b = LD(br[g]);                                       \
+                    for (int m = 0; m < M; m++) {                                             \
+                        float xv = x[(int64_t)m * K + k], a = xv * s, cb = xv * b;            \
+                        float *ap = acc + m * cols + (g - g0) * gs;                           \
+                        for (int j = 0; j < gs; j++) ap[j] += a * q[j] + cb;                  \
+                    }                                                                         \
+                }                                                                             \
+            }                                                                                 \
+            T *o = (T *)c->out + bi * M * (int64_t)N + (int64_t)g0 * gs;                      \
+            for (int m = 0; m < M; m++)                                                       \
+                for (int j = 0; j < cols; j++) o[(int64_t)m * N + j] = ST(acc[m * cols + j]); \
+            u += g1 - g0;                                                                     \
+        }                                                                                     \
+    }                                                                                         \
+                                                                                              \
+    /* transpose panel: rows n0 + [r0, r1) of w matrix c->mat as float32 [nb, K] */           \
+    static void qt_panel_t_##S(void *vc, int64_t r0, int64_t r1) {                            \
+        const qt_mm_ctx *c = vc;                                                              \
+        const int K = c->K, gs = c->gs, bits = c->bits, G = c->G, gbytes = gs * bits / 8;     \
+        for (int64_t r = r0; r < r1; r++) {                                                   \
+            int64_t n = c->n0 + r;                                                            \
+            const uint8_t *wr = c->w + c->mat * c->w_mat + n * c->w_row;                      \
+            const T *sr = (const T *)c->s + c->mat * c->s_mat + n * G;                        \
+            const T *br = (const T *)c->b + c->mat * c->s_mat + n * G;                        \
+            float *o = c->panel + r * K;                                                      \
+            for (int g = 0; g < G; g++) {                                                     \
+                float *og = o + (int64_t)g * gs;                                              \
+                qt_unpack(wr + (int64_t)g * gbytes, bits, gs, og);                            \
+                float s = LD(sr[g]), b = LD(br[g]);                                           \
+                for (int j = 0; j < gs; j++) og[j] = og[j] * s + b;                           \
+            }                                                                                 \
+        }                                                                                     \
+    }                                                                                         \
+                                                                                              \
+    /* no-transpose panel: columns [n0, n0 + nb) of rows [k0, k1) as float32 [K, nb] */       \
+    static void qt_panel_n_##S(void *vc, int64_t k0, int64_t k1) {                            \
+        const qt_mm_ctx *c = vc;                                                              \
+        const int gs = c->gs, bits = c->bits, G = c->G, gbytes = gs * bits / 8;               \
+        const int ga = c->n0 / gs, gb = (c->n0 + c->nb) / gs;                                 \
+        for (int64_t k = k0; k < k1; k++) {                                                   \
+            const uint8_t *wr = c->w + c->mat * c->w_mat + k * c->w_row;                      \
+            const T *sr = (const T *)c->s + c->mat * c->s_mat + k * G;                        \
+            const T *br = (const T *)c->b + c->mat * c->s_mat + k * G;                        \
+            float *o = c->panel + k * c->nb;                                                  \
+            for (int g = ga; g < gb; g++) {                                                   \
+                float *og = o + (int64_t)(g - ga) * gs;                                       \
+                qt_unpack(wr + (int64_t)g * gbytes, bits, gs, og);                            \
+                float s = LD(sr[g]), b = LD(br[g]);                                           \
+                for (int j = 0; j < gs; j++) og[j] = og[j] * s + b;                           \
+            }                                                                                 \
+        }                                                                                     \
+    }                                                                                         \
+                                                                                              \
+    static void qt_to_f32_##S(const void *src, float *dst, int64_t n) {                       \
+        const T *p = src;                                                                     \
+        for (int64_t i = 0; i < n; i++) dst[i] = LD(p[i]);                                    \
+    }                                                                                         \
+    static void qt_from_f32_##S(const float *src, void *dst, int64_t n) {                     \
+        T *p = dst;                                                                           \
+        for (int64_t i = 0; i < n; i++) p[i] = ST(src[i]);                                    \
+    }                                                                                         \
+                                                                                              \
+    static const qt_ops qt_ops_##S = {qt_quantize_##S, qt_dequantize_##S, qt_mm_t_small_##S,  \
+                                      qt_mm_n_small_##S, qt_panel_t_##S, qt_panel_n_##S,      \
+                                      qt_to_f32_##S, qt_from_f32_##S};
+
+QT_DTYPES(QT_KERNELS)
+#undef QT_KERNELS
+
+static const qt_ops *ops_for(lx_dtype t) {
+    switch (t) {
+    case LX_FLOAT32: return &qt_ops_f32;
+    case LX_FLOAT16: return &qt_ops_f16;
+    case LX_BFLOAT16: return &qt_ops_bf16;
+    default: return NULL;
+    }
+}
+
+static lx_status bad_dtype(const lx_node *out, lx_dtype t) {
+    return lx_set_error(LX_E_DTYPE, "%s: %s: dtype %s is not supported", out->op,
+                        lx_prim_name(out->prim), lx_dtype_name(t));
+}
+
+/* ---- QUANTIZE, DEQUANTIZE ------------------------------------------------------------------- */
+
+static int64_t group_grain(int gs) { return 16384 / gs > 0 ? 16384 / gs : 1; }
+
+lx_status LX_CPU_KERNEL(QUANTIZE)(lx_node *out) {
+    const lx_quantize_params *p = out->params;
+    const lx_node *w = out->inputs[0];
+    const qt_ops *ops = ops_for((lx_dtype)w->dtype);
+    if (!ops) return bad_dtype(out, (lx_dtype)w->dtype);
+    uint8_t *base = lx_node_ptr(out);
+    qt_group_ctx c = {lx_node_ptr(w), base, base + p->scales_offset, base + p->biases_offset,
+                      p->group_size, p->bits};
+    /* the alignment padding is never read, but keep the buffer deterministic */
+    memset(base, 0, (size_t)lx_node_nbytes(out));
+    lx_parallel_for(w->size / p->group_size, group_grain(p->group_size), ops->quantize, &c);
+    return LX_OK;
+}
+
+lx_status LX_CPU_KERNEL(DEQUANTIZE)(lx_node *out) {
+    const lx_quant_params *p = out->params;
+    const qt_ops *ops = ops_for((lx_dtype)out->dtype);
+    if (!ops) return bad_dtype(out, (lx_dtype)out->dtype);
+    qt_group_ctx c = {lx_node_ptr(out), lx_node_ptr(out->inputs[0]), lx_node_ptr(out->inputs[1]),
+                      lx_node_ptr(out->inputs[2]), p->group_size, p->bits};
+    lx_parallel_for(out->size / p->group_size, group_grain(p->group_size), ops->dequantize, &c);
+    return LX_OK;
+}
+
+/* ---- batch resolution (QUANTIZED_MATMUL, GATHER_MM) ----------------------------------------- */
+
+/* For each of the node's `nbatch` output matrices, which matrix of operand `a` it uses: the
+ * value of index array `idx` (any integer dtype, possibly strided), or, with no index, the
+ * operand's batch dims broadcast against the node's. */
+static lx_status resolve_batch(const lx_node *out, const lx_node *a, const lx_node *idx,
+                               const char *name, int64_t nbatch, int64_t *res) {
+    int bn = out->ndim - 2;
+    if (idx) {
+        int64_t count = a->shape[0];
+        size_t es = lx_dtype_size((lx_dtype)idx->dtype);
+        const char *base = (const char *)lx_node_ptr(idx);
+        for (int64_t i = 0; i < nbatch; i++) {
+            int64_t off = 0, rem = i;
+            for (int d = bn - 1; d >= 0; d--) {
+                off += (rem % idx->shape[d]) * idx->strides[d];
+                rem /= idx->shape[d];
+            }
+            double v = lx_dtype_load((lx_dtype)idx->dtype, base + off * (int64_t)es);
+            if (!(v >= 0 && v < (double)count))
+                return lx_set_error(LX_E_ARG, "%s: %s[%lld] = %.0f is out of range for %lld "
+                                    "matrices", out->op, name, (long long)i, v, (long long)count);
+            res[i] = (int64_t)v;
+        }
+        return LX_OK;
+    }
+    for (int64_t i = 0; i < nbatch; i++) {
+        int64_t r = 0, stride = 1, rem = i;
+        for (int d = bn - 1; d >= 0; d--) {
+            int64_t c = rem % out->shape[d];
+            rem /= out->shape[d];
+            if (a->shape[d] != 1) r += c * stride;
+            stride *= a->shape[d];
+        }
+        res[i] = r;
+    }
+    return LX_OK;
+}
+
+static int64_t batch_count(const lx_node *out) {
+    int64_t n = 1;
+    for (int d = 0; d < out->ndim - 2; d++) n *= out->shape[d];
+    return n;
+}
+
+/* ---- QUANTIZED_MATMUL ----------------------------------------------------------------------- */
+
+static void xsum_rows(void *vc, int64_t r0, int64_t r1) {
+    qt_mm_ctx *c = vc;
+    float *xs = (float *)c->xsum;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = c->x + r * c->K;
+        for (int g = 0; g < c->G; g++) {
+            qt_f32x8 d = {0};
+            for (int j = 0; j < c->gs; j += 8) {
+                qt_f32x8 v;
+                qt_load8(&v, x + (int64_t)g * c->gs + j);
+                d += v;
+            }
+            xs[r * c->G + g] = qt_hsum(&d);
+        }
+    }
+}
+
+static lx_status oom(const lx_node *out) {
+    return lx_set_error(LX_E_OOM, "%s: out of memory for %s scratch", out->op,
+                        lx_prim_name(out->prim));
+}
+
+/* Large M: per output matrix, panels of dequantized weights times x with sgemm. */
+static lx_status qmm_large(const lx_node *out, qt_mm_ctx *c, const qt_ops *ops, bool transpose,
+                           int64_t nbatch) {
+    const int M = c->M, N = c->N, K = c->K;
+    bool direct = out->dtype == LX_FLOAT32;
+    int nb = QMM_PANEL_FLOATS / (K > 0 ? K : 1);
+    if (nb < 64) nb = 64;
+    nb = nb / c->gs * c->gs; /* column panels start on a group */
+    if (nb <= 0) nb = c->gs;
+    if (nb > N) nb = N;
+    float *panel = malloc(sizeof(float) * (size_t)nb * (size_t)(K > 0 ? K : 1));
+    float *o32 = direct ? NULL : malloc(sizeof(float) * (size_t)M * (size_t)N);
+    if (!panel || (!direct && !o32)) {
+        free(panel);
+        free(o32);
+        return oom(out);
+    }
+    c->panel = panel;
+    for (int64_t bi = 0; bi < nbatch; bi++) {
+        const float *x = c->x + c->xb[bi] * M * (int64_t)K;
+        float *o = direct ? (float *)c->out + bi * M * (int64_t)N : o32;
+        c->mat = c->wb[bi];
+        for (int n0 = 0; n0 < N; n0 += nb) {
+            c->n0 = n0;
+            c->nb = nb < N - n0 ? nb : N - n0;
+            if (transpose) {
+                lx_parallel_for(c->nb, 8, ops->panel_t, c);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, c->nb, K, 1.0f, x, K,
+                            panel, K, 0.0f, o + n0, N);
+            } else {
+                lx_parallel_for(K, 64, ops->panel_n, c);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, c->nb, K, 1.0f, x, K,
+                            panel, c->nb, 0.0f, o + n0, N);
+            }
+        }
+        if (!direct)
+            ops->from_f32(o32, (char *)c->out + bi * M * (int64_t)N * 2 /* half */,
+                          (int64_t)M * N);
+    }
+    free(panel);
+    free(o32);
+    return LX_OK;
+}
+
+lx_status LX_CPU_KERNEL(QUANTIZED_MATMUL)(lx_node *out) {
+    const lx_quant_params *p = out->params;
+    const lx_node *x = out->inputs[0], *w = out->inputs[1];
+    const lx_node *li = NULL, *ri = NULL;
+    int next = 4;
+    if (p->flags & LX_QMM_LHS_INDEXED) li = out->inputs[next++];
+    if (p->flags & LX_QMM_RHS_INDEXED) ri = out->inputs[next++];
+    const qt_ops *ops = ops_for((lx_dtype)out->dtype);
+    if (!ops) return bad_dtype(out, (lx_dtype)out->dtype);
+    if (out->size == 0) return LX_OK;
+    const int M = out->shape[out->ndim - 2], N = out->shape[out->ndim - 1];
+    const int K = x->shape[x->ndim - 1];
+    const bool transpose = p->transpose != 0;
+    const int wcols = w->shape[w->ndim - 1] * 32 / p->bits;
+    if (K == 0) {
+        memset(lx_node_ptr(out), 0, lx_node_nbytes(out));
+        return LX_OK;
+    }
+    int64_t nbatch = batch_count(out);
+    int64_t *xb = malloc(sizeof(int64_t) * (size_t)nbatch * 2);
+    if (!xb) return oom(out);
+    int64_t *wb = xb + nbatch;
+    lx_status st = resolve_batch(out, x, li, "lhs_indices", nbatch, xb);
+    if (st == LX_OK) st = resolve_batch(out, w, ri, "rhs_indices", nbatch, wb);
+    if (st != LX_OK) {
+        free(xb);
+        return st;
+    }
+
+    qt_mm_ctx c;
+    memset(&c, 0, sizeof c);
+    c.M = M;
+    c.N = N;
+    c.K = K;
+    c.gs = p->group_size;
+    c.bits = p->bits;
+    c.G = wcols / p->group_size;
+    c.xb = xb;
+    c.wb = wb;
+    c.w = lx_node_ptr(w);
+    c.w_row = (int64_t)w->shape[w->ndim - 1] * 4;
+    c.w_mat = c.w_row * w->shape[w->ndim - 2];
+    c.s = lx_node_ptr(out->inputs[2]);
+    c.b = lx_node_ptr(out->inputs[3]);
+    c.s_mat = (int64_t)c.G * w->shape[w->ndim - 2];
+    c.out = lx_node_ptr(out);
+
+    float *x32 = NULL, *xsum = NULL;
+    if (out->dtype == LX_FLOAT32) {
+        c.x = lx_node_ptr(x);
+    } else {
+        x32 = malloc(sizeof(float) * (size_t)x->size);
+        if (!x32) {
+            free(xb);
+            return oom(out);
+        }
+        ops->to_f32(lx_node_ptr(x), x32, x->size);
+        c.x = x32;
+    }
+
+    if (M <= QMM_SMALL_M) {
+        if (transpose) {
+            int64_t rows = x->size / K;
+            xsum = malloc(sizeof(float) * (size_t)rows * (size_t)c.G);
+            if (!xsum) {
+                st = oom(out);
+            } else {
+                c.xsum = xsum;
+                lx_parallel_for(rows, 64, xsum_rows, &c);
+                int64_t grain = 65536 / ((int64_t)K * M) + 1;
+                lx_parallel_for(nbatch * N, grain, ops->mm_t_small, &c);
+            }
+        } else {
+            int64_t grain = QMM_COL_BLOCK / c.gs;
+            lx_parallel_for(nbatch * c.G, grain, ops->mm_n_small, &c);
+        }
+    } else {
+        st = qmm_large(out, &c, ops, transpose, nbatch);
+    }
+    free(xsum);
+    free(x32);
+    free(xb);
+    return st;
+}
+
+/* ---- GATHER_MM ------------------------------------------------------------------------------ */
+
+typedef struct {
+    int M, N, K;
+    lx_dtype dt;
+    const int64_t *ab, *bb;
+    const void *a, *b;
+    void *out;
+    _Atomic int failed; /* a worker could not get scratch memory */
+} qt_gmm_ctx;
+
+/* Small products: units are output rows (matrix, m), accumulated in float32. */
+static void gmm_rows(void *vc, int64_t u0, int64_t u1) {
+    const qt_gmm_ctx *c = vc;
+    const int M = c->M, N = c->N, K = c->K;
+    size_t es = lx_dtype_size(c->dt);
+    float *acc = malloc(sizeof(float) * (size_t)N * 2);
+    if (!acc) {
+        atomic_store(&((qt_gmm_ctx *)vc)->failed, 1);
+        return;
+    }
+    float *brow = acc + N;
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t bi = u / M;
+        int m = (int)(u % M);
+        const char *a = (const char *)c->a + ((c->ab[bi] * M + m) * (int64_t)K) * (int64_t)es;
+        const char *b = (const char *)c->b + c->bb[bi] * (int64_t)K * N * (int64_t)es;
+        memset(acc, 0, sizeof(float) * (size_t)N);
+        for (int k = 0; k < K; k++) {
+            float av;
+            const char *bk = b + (int64_t)k * N * (int64_t)es;
+            const float *bp;
+            if (c->dt == LX_FLOAT32) {
+                memcpy(&av, a + (int64_t)k * 4, 4);
+                bp = (const float *)bk;
+            } else {
+                ops_for(c->dt)->to_f32(a + (int64_t)k * (int64_t)es, &av, 1);
+                ops_for(c->dt)->to_f32(bk, brow, N);
+                bp = brow;
+            }
+            for (int n = 0; n < N; n++) acc[n] += av * bp[n];
+        }
+        ops_for(c->dt)->from_f32(acc, (char *)c->out + (bi * M + m) * (int64_t)N * (int64_t)es,
+                                 N);
+    }
+    free(acc);
+}
+
+lx_status LX_CPU_KERNEL(GATHER_MM)(lx_node *out) {
+    const lx_quant_params *p = out->params;
+    const lx_node *a = out->inputs[0], *b = out->inputs[1];
+    const lx_node *li = NULL, *ri = NULL;
+    int next = 2;
+    if (p->flags & LX_QMM_LHS_INDEXED) li = out->inputs[next++];
+    if (p->flags & LX_QMM_RHS_INDEXED) ri = out->inputs[next++];
+    lx_dtype dt = (lx_dtype)out->dtype;
+    const qt_ops *ops = ops_for(dt);
+    if (!ops) return bad_dtype(out, dt);
+    if (out->size == 0) return LX_OK;
+    const int M = out->shape[out->ndim - 2], N = out->shape[out->ndim - 1];
+    const int K = a->shape[a->ndim - 1];
+    int64_t nbatch = batch_count(out);
+    int64_t *ab = malloc(sizeof(int64_t) * (size_t)nbatch * 2);
+    if (!ab) return oom(out);
+    int64_t *bb = ab + nbatch;
+    lx_status st = resolve_batch(out, a, li, "lhs_indices", nbatch, ab);
+    if (st == LX_OK) st = resolve_batch(out, b, ri, "rhs_indices", nbatch, bb);
+    if (st != LX_OK) {
+        free(ab);
+        return st;
+    }
+    qt_gmm_ctx c = {M, N, K, dt, ab, bb, lx_node_ptr(a), lx_node_ptr(b), lx_node_ptr(out), 0};
+    if ((int64_t)M * N * K < 64 * 64 * 64 || K == 0) {
+        int64_t grain = 65536 / ((int64_t)N * (K ? K : 1)) + 1;
+        lx_parallel_for(nbatch * M, grain, gmm_rows, &c);
+        free(ab);
+        return atomic_load(&c.failed) ? oom(out) : LX_OK;
+    }
+    size_t es = lx_dtype_size(dt);
+    float *sa = NULL, *sb = NULL, *so = NULL;
+    if (dt != LX_FLOAT32) {
+        sa = malloc(sizeof(float) * (size_t)M * K);
+        sb = malloc(sizeof(float) * (size_t)K * N);
+        so = malloc(sizeof(float) * (size_t)M * N);
+        if (!sa || !sb || !so) st = oom(out);
+    }
+    for (int64_t i = 0; st == LX_OK && i < nbatch; i++) {
+        const char *am = (const char *)c.a + ab[i] * M * (int64_t)K * (int64_t)es;
+        const char *bm = (const char *)c.b + bb[i] * (int64_t)K * N * (int64_t)es;
+        char *om = (char *)c.out + i * M * (int64_t)N * (int64_t)es;
+        if (dt == LX_FLOAT32) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f,
+                        (const float *)am, K, (const float *)bm, N, 0.0f, (float *)om, N);
+        } else {
+            ops->to_f32(am, sa, (int64_t)M * K);
+            ops->to_f32(bm, sb, (int64_t)K * N);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, sa, K, sb, N,
+                        0.0f, so, N);
+            ops->from_f32(so, om, (int64_t)M * N);
+        }
+    }
+    free(sa);
+    free(sb);
+    free(so);
+    free(ab);
+    return st;
+}

@@ -1,0 +1,107 @@
+/*
+ * random.c -- RANDOM_BITS on the CPU: threefry2x32 (20 rounds) with MLX's exact layout.
+ *
+ * For each key (the input's leading dims; the last dim is the pair), the key's share of the
+ * output is B bytes = W words of 32 bits (the last one possibly partial). With H = W / 2 and
+ * odd = W % 2, word j is
+ *     j <  H:            threefry(key, (j, j + H + odd)).first
+ *     j >= H + odd:      threefry(key, (j - H - odd, j)).second
+ *     j == H (odd W):    threefry(key, (H, 0)).first
+ * and the bytes are the words' little-endian bytes, truncated to B. Every word depends only on
+ * (key, j), so the result is the same whatever the thread count.
+ */
+#include <string.h>
+
+#include "backend/cpu/cpu.h"
+
+static inline uint32_t rotl32(uint32_t v, int r) { return (v << r) | (v >> (32 - r)); }
+
+static inline void threefry2x32(uint32_t k0, uint32_t k1, uint32_t *c0, uint32_t *c1) {
+    static const int rot[2][4] = {{13, 15, 26, 6}, {17, 29, 16, 24}};
+    uint32_t ks[3] = {k0, k1, k0 ^ k1 ^ 0x1BD11BDAu};
+    uint32_t x0 = *c0 + ks[0], x1 = *c1 + ks[1];
+    for (int i = 0; i < 5; i++) {
+        for (int j = 0; j < 4; j++) {
+            x0 += x1;
+            x1 = rotl32(x1, rot[i % 2][j]);
+            x1 ^= x0;
+        }
+        x0 += ks[(i + 1) % 3];
+        x1 += ks[(i + 2) % 3] + (uint32_t)i + 1u;
+    }
+    *c0 = x0;
+    *c1 = x1;
+}
+
+typedef struct {
+    const lx_node *key;
+    unsigned char *out;
+    int64_t bytes_per_key, words, half;
+    int odd;
+    int64_t n_keys;
+} bitsctx;
+
+static uint32_t key_word(const lx_node *key, int64_t i) {
+    /* element i of the key array in row-major order */
+    int64_t off = 0;
+    for (int d = key->ndim - 1; d >= 0; d--) {
+        off += (i % key->shape[d]) * key->strides[d];
+        i /= key->shape[d];
+    }
+    return ((const uint32_t *)lx_node_ptr(key))[off];
+}
+
+static void bits_fn(void *ctx, int64_t b, int64_t e) {
+    const bitsctx *c = ctx;
+    /* tasks are (key, block of 256 words) */
+    int64_t blocks = (c->words + 255) / 256;
+    for (int64_t t = b; t < e; t++) {
+        int64_t k = t / blocks, w0 = (t % blocks) * 256;
+        int64_t w1 = w0 + 256 < c->words ? w0 + 256 : c->words;
+        uint32_t k0 = key_word(c->key, 2 * k), k1 = key_word(c->key, 2 * k + 1);
+        unsigned char *dst = c->out + k * c->bytes_per_key;
+        for (int64_t j = w0; j < w1; j++) {
+            uint32_t x0, x1, v;
+            if (j < c->half) {
+                x0 = (uint32_t)j;
+                x1 = (uint32_t)(j + c->half + c->odd);
+                threefry2x32(k0, k1, &x0, &x1);
+                v = x0;
+            } else if (c->odd && j == c->half) {
+                x0 = (uint32_t)c->half;
+                x1 = 0;
+                threefry2x32(k0, k1, &x0, &x1);
+                v = x0;
+            } else {
+                x0 = (uint32_t)(j - c->half - c->odd);
+                x1 = (uint32_t)j;
+                threefry2x32(k0, k1, &x0, &x1);
+                v = x1;
+            }
+            unsigned char le[4] = {(unsigned char)v, (unsigned char)(v >> 8),
+                                   (unsigned char)(v >> 16), (unsigned char)(v >> 24)};
+            int64_t nb = c->bytes_per_key - 4 * j < 4 ? c->bytes_per_key - 4 * j : 4;
+            memcpy(dst + 4 * j, le, (size_t)nb);
+        }
+    }
+}
+
+lx_status LX_CPU_KERNEL(RANDOM_BITS)(lx_node *out) {
+    const lx_node *key = out->inputs[0];
+    if (key->dtype != LX_UINT32 || key->ndim < 1 || key->shape[key->ndim - 1] != 2)
+        return lx_set_error(LX_E_INTERNAL, "%s: random key must be uint32 [..., 2]", out->op);
+    if (out->size == 0) return LX_OK;
+    bitsctx c;
+    memset(&c, 0, sizeof c);
+    c.key = key;
+    c.out = lx_node_ptr(out);
+    c.n_keys = key->size / 2;
+    if (c.n_keys == 0) return LX_OK;
+    c.bytes_per_key = (int64_t)lx_node_nbytes(out) / c.n_keys;
+    c.words = (c.bytes_per_key + 3) / 4;
+    c.half = c.words / 2;
+    c.odd = (int)(c.words % 2);
+    int64_t tasks = c.n_keys * ((c.words + 255) / 256);
+    lx_parallel_for(tasks, 16, bits_fn, &c);
+    return LX_OK;
+}

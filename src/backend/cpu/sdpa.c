@@ -1,0 +1,423 @@
+/*
+ * sdpa.c -- SDPA on the CPU: scaled dot-product attention as MLX's
+ * fast.scaled_dot_product_attention, computed flash-style.
+ *
+ * q [B, Hq, Lq, D], k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv] (any strides), query head h reading
+ * kv head h / (Hq / Hkv). No score matrix is materialised: the rows that share a kv head (the
+ * Hq/Hkv query heads of a group times the Lq positions, flattened) are processed in blocks of
+ * RB rows against blocks of KB keys with an online softmax: a running maximum m, a running
+ * denominator l and an accumulator acc[Dv] per row, rescaled by exp(m_old - m_new) whenever
+ * the maximum grows. Keys a block cannot see (causal) are skipped whole. Grouping the query
+ * heads of a kv head into one block makes decoding (Lq = 1) read each key and value once for
+ * all heads of the group; when there are too few blocks to occupy the threads, the keys are
+ * also split into ranges whose partial (m, l, acc) states are merged afterwards (split-K).
+ *
+ * Compute is float32 (float64 for float64 inputs): half inputs are converted block by block,
+ * float32 inputs with a unit last stride are read in place.
+ *
+ * Masks: causal keeps key j for query i iff j <= i + Lk - Lq (bottom-right aligned); a bool
+ * mask keeps true entries; a float mask is added to the scaled scores. A sink (one logit per
+ * query head) joins the softmax denominator only. A row that keeps no key has output zero.
+ */
+#ifndef LX_NN_TEMPLATE_PASS
+
+#include <stdatomic.h>
+
+#include "backend/cpu/nn_util.h"
+#include "backend/prims_nn.h"
+
+#define RB 32 /* query rows per block */
+#define KB 64 /* keys per block */
+#define LX_SDPA_LANES 16
+
+#define LX_NN_TEMPLATE_PASS
+#define CT float
+#define SFX(name) name##_f32
+#define CT_EXP expf
+#define CT_DTYPE LX_FLOAT32
+#include "backend/cpu/sdpa.c"
+#undef CT
+#undef SFX
+#undef CT_EXP
+#undef CT_DTYPE
+#define CT double
+#define SFX(name) name##_f64
+#define CT_EXP exp
+#define CT_DTYPE LX_FLOAT64
+#include "backend/cpu/sdpa.c"
+#undef CT
+#undef SFX
+#undef CT_EXP
+#undef CT_DTYPE
+#undef LX_NN_TEMPLATE_PASS
+
+lx_status LX_CPU_KERNEL(SDPA)(lx_node *out) {
+    if (out->size == 0) return LX_OK;
+    return lx_nn_is_f64((lx_dtype)out->dtype) ? sdpa_f64(out) : sdpa_f32(out);
+}
+
+#else /* ---- template body ---- */
+
+static inline CT SFX(sdpa_dot)(const CT *a, const CT *b, int64_t n) {
+    CT acc[LX_SDPA_LANES] = {0};
+    int64_t i = 0;
+    for (; i + LX_SDPA_LANES <= n; i += LX_SDPA_LANES)
+        for (int l = 0; l < LX_SDPA_LANES; l++) acc[l] += a[i + l] * b[i + l];
+    CT s = 0;
+    for (; i < n; i++) s += a[i] * b[i];
+    for (int l = 0; l < LX_SDPA_LANES; l++) s += acc[l];
+    return s;
+}
+
+static inline void SFX(sdpa_axpy)(CT *y, CT a, const CT *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+typedef struct {
+    const lx_node *out, *q, *k, *v, *mask, *sinks;
+    const lx_sdpa_params *p;
+    int64_t B, Hq, Hkv, G, Lq, Lk, D, Dv;
+    int64_t nib;  /* row blocks per query head (per_g) */
+    int64_t nblk; /* row blocks per (b, kv head) */
+    bool per_g;   /* blocks stay within one query head (Lq >= RB) */
+    bool k_direct, v_direct; /* k / v read in place (compute dtype, unit last stride) */
+    int64_t nsplit, split_len;
+    CT *partial; /* nsplit > 1: [task][split][RB][Dv + 2] (m, l, acc) */
+    _Atomic int failed;
+} SFX(sdpa_ctx);
+
+/* Scratch of one worker. */
+typedef struct {
+    CT *qf;     /* [RB][D] scaled queries */
+    CT *s;      /* [RB][KB] scores, then probabilities */
+    CT *acc;    /* [RB][Dv] */
+    CT *kf;     /* [KB][D] converted keys (unless direct) */
+    CT *vf;     /* [KB][Dv] converted values (unless direct) */
+    CT *mrow;   /* [KB] additive mask values */
+    CT *m, *l;  /* [RB] */
+    const CT **kp, **vp; /* [KB] */
+    int64_t *jend, *lim; /* [RB] */
+    const char **mptr;   /* [RB] mask row of each row */
+    int64_t *hq, *qi;    /* [RB] query head and position of each row */
+    void *block;
+} SFX(sdpa_scratch);
+
+static bool SFX(sdpa_scratch_alloc)(SFX(sdpa_scratch) *w, int64_t D, int64_t Dv) {
+    size_t n_ct = (size_t)(RB * D + RB * KB + RB * Dv + KB * D + KB * Dv + KB + 2 * RB);
+    size_t bytes = n_ct * sizeof(CT) + 2 * KB * sizeof(CT *) + 4 * RB * sizeof(int64_t) +
+                   RB * sizeof(char *) + 64;
+    char *p = malloc(bytes);
+    if (!p) return false;
+    w->block = p;
+    CT *c = (CT *)p;
+    w->qf = c, c += RB * D;
+    w->s = c, c += RB * KB;
+    w->acc = c, c += RB * Dv;
+    w->kf = c, c += KB * D;
+    w->vf = c, c += KB * Dv;
+    w->mrow = c, c += KB;
+    w->m = c, c += RB;
+    w->l = c, c += RB;
+    w->kp = (const CT **)(void *)c;
+    w->vp = w->kp + KB;
+    w->jend = (int64_t *)(void *)(w->vp + KB);
+    w->lim = w->jend + RB;
+    w->hq = w->lim + RB;
+    w->qi = w->hq + RB;
+    w->mptr = (const char **)(void *)(w->qi + RB);
+    return true;
+}
+
+/* Rows [start, start + count) of the flattened (g, i) rows of kv head hkv of batch b. */
+static void SFX(sdpa_task_rows)(const SFX(sdpa_ctx) *c, int64_t task, int64_t *b, int64_t *hkv,
+                                int64_t *start, int64_t *count) {
+    int64_t bh = task / c->nblk, blk = task % c->nblk;
+    *b = bh / c->Hkv;
+    *hkv = bh % c->Hkv;
+    if (c->per_g) {
+        int64_t g = blk / c->nib, ib = blk % c->nib;
+        *start = g * c->Lq + ib * RB;
+        *count = c->Lq - ib * RB < RB ? c->Lq - ib * RB : RB;
+    } else {
+        *start = blk * RB;
+        int64_t total = c->G * c->Lq;
+        *count = total - *start < RB ? total - *start : RB;
+    }
+}
+
+/* Merges partial states (m_s, l_s, acc_s) s < ns and the sink into the output row. */
+static void SFX(sdpa_finish_row)(const SFX(sdpa_ctx) *c, const CT *ms, const CT *ls,
+                                 const CT *const *accs, int64_t stride, int64_t ns, bool has_sink,
+                                 CT sink, CT *tmp, char *dst) {
+    int64_t Dv = c->Dv;
+    CT M = -INFINITY;
+    bool nan = false;
+    for (int64_t s = 0; s < ns; s++) {
+        CT m = ms[s * stride], l = ls[s * stride];
+        if (l != l) nan = true;
+        if (m > M) M = m;
+    }
+    if (has_sink && sink > M) M = sink;
+    for (int64_t j = 0; j < Dv; j++) tmp[j] = 0;
+    CT L = 0;
+    if (nan || M != M) {
+        L = NAN;
+    } else if (M != -INFINITY) {
+        for (int64_t s = 0; s < ns; s++) {
+            CT m = ms[s * stride], l = ls[s * stride];
+            if (m == -INFINITY || l == 0) continue;
+            CT f = CT_EXP(m - M);
+            L += l * f;
+            SFX(sdpa_axpy)(tmp, f, accs[s], Dv);
+        }
+        if (has_sink) L += CT_EXP(sink - M);
+    }
+    if (L != 0) {
+        CT inv = (CT)1 / L;
+        for (int64_t j = 0; j < Dv; j++) tmp[j] *= inv;
+    } else {
+        for (int64_t j = 0; j < Dv; j++) tmp[j] = 0;
+    }
+    SFX(lx_nn_store)(dst, (lx_dtype)c->out->dtype, tmp, Dv);
+}
+
+/* One (row block, key range): the online softmax over keys [kbeg, kend). */
+static void SFX(sdpa_block)(SFX(sdpa_ctx) *c, SFX(sdpa_scratch) *w, int64_t task, int64_t split) {
+    const lx_sdpa_params *p = c->p;
+    const lx_node *q = c->q, *k = c->k, *v = c->v, *mask = c->mask;
+    int64_t D = c->D, Dv = c->Dv, Lq = c->Lq, Lk = c->Lk;
+    int64_t b, hkv, start, count;
+    SFX(sdpa_task_rows)(c, task, &b, &hkv, &start, &count);
+    lx_dtype qt = (lx_dtype)q->dtype;
+    size_t esz = lx_dtype_size(qt);
+
+    /* rows: scaled queries, visible key limit, mask row */
+    int64_t kmax = 0;
+    for (int64_t r = 0; r < count; r++) {
+        int64_t f = start + r, g = f / Lq, i = f % Lq, hq = hkv * c->G + g;
+        w->hq[r] = hq;
+        w->qi[r] = i;
+        const char *qrow = lx_nn_elem(q, b * q->strides[0] + hq * q->strides[1] +
+                                             i * q->strides[2]);
+        SFX(lx_nn_load)(w->qf + r * D, qrow, qt, q->strides[3], D);
+        CT sc = (CT)p->scale;
+        for (int64_t j = 0; j < D; j++) w->qf[r * D + j] *= sc;
+        int64_t je = Lk;
+        if (p->causal) {
+            je = i + Lk - Lq + 1;
+            je = je < 0 ? 0 : (je > Lk ? Lk : je);
+        }
+        w->jend[r] = je;
+        if (je > kmax) kmax = je;
+        if (mask)
+            w->mptr[r] = lx_nn_elem(mask, b * mask->strides[0] + hq * mask->strides[1] +
+                                              i * mask->strides[2]);
+        w->m[r] = -INFINITY;
+        w->l[r] = 0;
+        for (int64_t j = 0; j < Dv; j++) w->acc[r * Dv + j] = 0;
+    }
+    int64_t kbeg = split * c->split_len;
+    int64_t kend = kbeg + c->split_len < Lk ? kbeg + c->split_len : Lk;
+    if (kend > kmax) kend = kmax;
+
+    const char *kbase = lx_nn_elem(k, b * k->strides[0] + hkv * k->strides[1]);
+    const char *vbase = lx_nn_elem(v, b * v->strides[0] + hkv * v->strides[1]);
+    lx_dtype mt = mask ? (lx_dtype)mask->dtype : LX_FLOAT32;
+    size_t msz = mask ? lx_dtype_size(mt) : 0;
+    for (int64_t j0 = kbeg; j0 < kend; j0 += KB) {
+        int64_t jn = kend - j0 < KB ? kend - j0 : KB;
+        for (int64_t j = 0; j < jn; j++) {
+            const char *kr = kbase + (size_t)((j0 + j) * k->strides[2]) * esz;
+            if (c->k_direct) {
+                w->kp[j] = (const CT *)(const void *)kr;
+            } else {
+                SFX(lx_nn_load)(w->kf + j * D, kr, qt, k->strides[3], D);
+                w->kp[j] = w->kf + j * D;
+            }
+        }
+        bool any = false;
+        for (int64_t r = 0; r < count; r++) {
+            CT *s = w->s + r * KB;
+            int64_t lim = w->jend[r] - j0;
+            lim = lim > jn ? jn : lim;
+            w->lim[r] = 0;
+            if (lim <= 0) continue;
+            const CT *qr = w->qf + r * D;
+            for (int64_t j = 0; j < lim; j++) s[j] = SFX(sdpa_dot)(qr, w->kp[j], D);
+            if (mask) {
+                SFX(lx_nn_load)(w->mrow, w->mptr[r] + (size_t)(j0 * mask->strides[3]) * msz, mt,
+                                mask->strides[3], lim);
+                if (mt == LX_BOOL)
+                    for (int64_t j = 0; j < lim; j++) s[j] = w->mrow[j] != 0 ? s[j] : -INFINITY;
+                else
+                    for (int64_t j = 0; j < lim; j++) s[j] += w->mrow[j];
+            }
+            CT mx = -INFINITY;
+            bool nan = false;
+            for (int64_t j = 0; j < lim; j++) {
+                if (s[j] > mx) mx = s[j];
+                else if (s[j] != s[j]) nan = true;
+            }
+            if (mx == -INFINITY) {
+                if (nan) w->l[r] = NAN;
+                continue;
+            }
+            CT mold = w->m[r];
+            CT mnew = mold > mx ? mold : mx;
+            CT corr = CT_EXP(mold - mnew); /* 0 while nothing was seen */
+            CT sum = 0;
+            for (int64_t j = 0; j < lim; j++) {
+                s[j] = CT_EXP(s[j] - mnew);
+                sum += s[j];
+            }
+            w->l[r] = w->l[r] * corr + sum;
+            if (corr != (CT)1) {
+                CT *a = w->acc + r * Dv;
+                for (int64_t j = 0; j < Dv; j++) a[j] *= corr;
+            }
+            w->m[r] = mnew;
+            w->lim[r] = lim;
+            any = true;
+        }
+        if (!any) continue;
+        int64_t vmax = 0;
+        for (int64_t r = 0; r < count; r++)
+            if (w->lim[r] > vmax) vmax = w->lim[r];
+        for (int64_t j = 0; j < vmax; j++) {
+            const char *vr = vbase + (size_t)((j0 + j) * v->strides[2]) * esz;
+            if (c->v_direct) {
+                w->vp[j] = (const CT *)(const void *)vr;
+            } else {
+                SFX(lx_nn_load)(w->vf + j * Dv, vr, qt, v->strides[3], Dv);
+                w->vp[j] = w->vf + j * Dv;
+            }
+        }
+        for (int64_t r = 0; r < count; r++) {
+            CT *a = w->acc + r * Dv;
+            const CT *s = w->s + r * KB;
+            for (int64_t j = 0; j < w->lim[r]; j++) SFX(sdpa_axpy)(a, s[j], w->vp[j], Dv);
+        }
+    }
+
+    if (c->nsplit > 1) {
+        CT *part = c->partial + (task * c->nsplit + split) * RB * (Dv + 2);
+        for (int64_t r = 0; r < count; r++) {
+            CT *pr = part + r * (Dv + 2);
+            pr[0] = w->m[r];
+            pr[1] = w->l[r];
+            memcpy(pr + 2, w->acc + r * Dv, sizeof(CT) * (size_t)Dv);
+        }
+        return;
+    }
+    char *op = lx_node_ptr(c->out);
+    for (int64_t r = 0; r < count; r++) {
+        int64_t hq = w->hq[r], i = w->qi[r];
+        CT sink = 0;
+        if (c->sinks)
+            SFX(lx_nn_load)(&sink, lx_nn_elem(c->sinks, hq * c->sinks->strides[0]), qt, 1, 1);
+        const CT *a = w->acc + r * Dv;
+        char *dst = op + (size_t)(((b * c->Hq + hq) * Lq + i) * Dv) * esz;
+        /* w->vf (KB * Dv values) is free now: the row buffer of the output */
+        SFX(sdpa_finish_row)(c, &w->m[r], &w->l[r], &a, 1, 1, c->sinks != NULL, sink, w->vf, dst);
+    }
+}
+
+static void SFX(sdpa_items)(void *vctx, int64_t begin, int64_t end) {
+    SFX(sdpa_ctx) *c = vctx;
+    SFX(sdpa_scratch) w;
+    if (!SFX(sdpa_scratch_alloc)(&w, c->D, c->Dv)) {
+        atomic_store(&c->failed, 1);
+        return;
+    }
+    for (int64_t it = begin; it < end; it++) SFX(sdpa_block)(c, &w, it / c->nsplit, it % c->nsplit);
+    free(w.block);
+}
+
+/* split-K: merges the partial states of each task's rows. */
+static void SFX(sdpa_merge)(void *vctx, int64_t begin, int64_t end) {
+    SFX(sdpa_ctx) *c = vctx;
+    int64_t Dv = c->Dv, ns = c->nsplit;
+    size_t esz = lx_dtype_size((lx_dtype)c->out->dtype);
+    CT *tmp = malloc(sizeof(CT) * (size_t)(Dv + 1));
+    const CT **accs = malloc(sizeof(CT *) * (size_t)ns);
+    if (!tmp || !accs) {
+        free(tmp);
+        free(accs);
+        atomic_store(&c->failed, 1);
+        return;
+    }
+    char *op = lx_node_ptr(c->out);
+    for (int64_t task = begin; task < end; task++) {
+        int64_t b, hkv, start, count;
+        SFX(sdpa_task_rows)(c, task, &b, &hkv, &start, &count);
+        for (int64_t r = 0; r < count; r++) {
+            int64_t f = start + r, g = f / c->Lq, i = f % c->Lq, hq = hkv * c->G + g;
+            const CT *base = c->partial + (task * ns * RB + r) * (Dv + 2);
+            int64_t stride = RB * (Dv + 2);
+            for (int64_t s = 0; s < ns; s++) accs[s] = base + s * stride + 2;
+            CT sink = 0;
+            if (c->sinks)
+                SFX(lx_nn_load)(&sink, lx_nn_elem(c->sinks, hq * c->sinks->strides[0]),
+                                (lx_dtype)c->sinks->dtype, 1, 1);
+            char *dst = op + (size_t)(((b * c->Hq + hq) * c->Lq + i) * Dv) * esz;
+            SFX(sdpa_finish_row)(c, base, base + 1, accs, stride, ns, c->sinks != NULL, sink, tmp,
+                                 dst);
+        }
+    }
+    free(tmp);
+    free(accs);
+}
+
+static lx_status SFX(sdpa)(lx_node *out) {
+    const lx_sdpa_params *p = out->params;
+    SFX(sdpa_ctx) c;
+    memset(&c, 0, sizeof c);
+    c.out = out;
+    c.p = p;
+    c.q = out->inputs[0];
+    c.k = out->inputs[1];
+    c.v = out->inputs[2];
+    int idx = 3;
+    if (p->has_mask) c.mask = out->inputs[idx++];
+    if (p->has_sinks) c.sinks = out->inputs[idx++];
+    c.B = c.q->shape[0];
+    c.Hq = c.q->shape[1];
+    c.Lq = c.q->shape[2];
+    c.D = c.q->shape[3];
+    c.Hkv = c.k->shape[1];
+    c.Lk = c.k->shape[2];
+    c.Dv = c.v->shape[3];
+    c.G = c.Hq / c.Hkv;
+    c.per_g = c.Lq >= RB;
+    c.nib = (c.Lq + RB - 1) / RB;
+    c.nblk = c.per_g ? c.G * c.nib : (c.G * c.Lq + RB - 1) / RB;
+    c.k_direct = c.k->dtype == CT_DTYPE && (c.k->strides[3] == 1 || c.D <= 1);
+    c.v_direct = c.v->dtype == CT_DTYPE && (c.v->strides[3] == 1 || c.Dv <= 1);
+    atomic_init(&c.failed, 0);
+
+    int64_t tasks = c.B * c.Hkv * c.nblk;
+    int64_t threads = lx_num_threads();
+    c.nsplit = 1;
+    c.split_len = c.Lk > 0 ? c.Lk : 1;
+    if (tasks < 2 * threads && c.Lk >= 4 * KB) {
+        int64_t want = (2 * threads + tasks - 1) / tasks;
+        int64_t most = (c.Lk + 255) / 256;
+        int64_t ns = want < most ? want : most;
+        if (ns > 1) {
+            int64_t kblocks = (c.Lk + KB - 1) / KB;
+            c.split_len = (kblocks + ns - 1) / ns * KB;
+            c.nsplit = (c.Lk + c.split_len - 1) / c.split_len;
+        }
+    }
+    if (c.nsplit > 1) {
+        c.partial = malloc(sizeof(CT) * (size_t)(tasks * c.nsplit * RB * (c.Dv + 2)));
+        if (!c.partial) return LX_NN_OOM(out->op);
+    }
+    lx_parallel_for(tasks * c.nsplit, 1, SFX(sdpa_items), &c);
+    if (c.nsplit > 1 && !atomic_load(&c.failed)) lx_parallel_for(tasks, 1, SFX(sdpa_merge), &c);
+    free(c.partial);
+    if (atomic_load(&c.failed)) return LX_NN_OOM(out->op);
+    return LX_OK;
+}
+
+#endif

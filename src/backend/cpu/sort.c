@@ -1,0 +1,329 @@
+/*
+ * sort.c -- the SORT kernel: sort, argsort, partition, argpartition and topk along one axis.
+ *
+ * Each row is turned into (key, index) pairs where the key is an unsigned integer whose order
+ * is the value order of the dtype (NaN after +Inf, -0 equal to +0, float16/bfloat16 through
+ * float32). Ordering pairs by (key, index) is a strict total order equal to the order of a
+ * stable sort, so any algorithm gives the same, deterministic result: argsort is stable
+ * without a stable algorithm, and partition/topk do not depend on the pivots chosen.
+ * Keys of dtypes up to 32 bits are packed with the index into one uint64_t; 64-bit dtypes use
+ * a (key, index) struct. Sort is introsort (O(n log n) worst case), partition introselect
+ * (O(n) average, O(n log n) worst), topk a select followed by a sort of the k largest.
+ *
+ * Rows are independent and run in parallel (lx_parallel_for); each chunk of rows has one
+ * scratch buffer of n pairs.
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/axis_rows.h"
+#include "backend/cpu/cpu.h"
+#include "backend/prims_scan.h"
+
+/* ---- order-preserving keys -------------------------------------------------------------- */
+
+static inline uint32_t key_f32(float f) {
+    if (f != f) return UINT32_MAX; /* every NaN: after +Inf, equal to each other */
+    if (f == 0.0f) f = 0.0f;       /* -0 == +0 */
+    uint32_t u = lx_bits_from_f32(f);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+static inline uint64_t key_f64(double f) {
+    if (f != f) return UINT64_MAX;
+    if (f == 0.0) f = 0.0;
+    uint64_t u;
+    memcpy(&u, &f, 8);
+    return (u & 0x8000000000000000ull) ? ~u : (u | 0x8000000000000000ull);
+}
+
+/* SK_WIDE_<S>: the key needs 64 bits; SK_KEY_<S>(v): the key of value v. */
+#define SK_WIDE_bool 0
+#define SK_WIDE_u8 0
+#define SK_WIDE_u16 0
+#define SK_WIDE_u32 0
+#define SK_WIDE_u64 1
+#define SK_WIDE_i8 0
+#define SK_WIDE_i16 0
+#define SK_WIDE_i32 0
+#define SK_WIDE_i64 1
+#define SK_WIDE_f16 0
+#define SK_WIDE_bf16 0
+#define SK_WIDE_f32 0
+#define SK_WIDE_f64 1
+#define SK_KEY_bool(v) ((uint64_t)(v))
+#define SK_KEY_u8(v) ((uint64_t)(v))
+#define SK_KEY_u16(v) ((uint64_t)(v))
+#define SK_KEY_u32(v) ((uint64_t)(v))
+#define SK_KEY_u64(v) ((uint64_t)(v))
+#define SK_KEY_i8(v) ((uint64_t)((uint32_t)(int32_t)(v) ^ 0x80000000u))
+#define SK_KEY_i16(v) ((uint64_t)((uint32_t)(int32_t)(v) ^ 0x80000000u))
+#define SK_KEY_i32(v) ((uint64_t)((uint32_t)(int32_t)(v) ^ 0x80000000u))
+#define SK_KEY_i64(v) ((uint64_t)(v) ^ 0x8000000000000000ull)
+#define SK_KEY_f16(v) ((uint64_t)key_f32(lx_f16_to_f32(v)))
+#define SK_KEY_bf16(v) ((uint64_t)key_f32(lx_bf16_to_f32(v)))
+#define SK_KEY_f32(v) ((uint64_t)key_f32(v))
+#define SK_KEY_f64(v) key_f64(v)
+
+/* ---- sorting and selection, one definition per element type ------------------------------ */
+
+typedef uint64_t pk32;                           /* key << 32 | index */
+typedef struct { uint64_t key; uint64_t idx; } pk64; /* key, then index */
+
+#define PK32_LESS(a, b) ((a) < (b))
+static inline bool pk64_less(pk64 a, pk64 b) {
+    return a.key < b.key || (a.key == b.key && a.idx < b.idx);
+}
+#define PK64_LESS(a, b) pk64_less((a), (b))
+#define PK32_IDX(e) ((uint32_t)(e))
+#define PK64_IDX(e) ((uint32_t)(e).idx)
+
+#define SMALL_SORT 16
+
+#define DEFINE_SORTS(P, E, LESS)                                                               \
+    static void P##_insertion(E *a, int64_t n) {                                               \
+        for (int64_t i = 1; i < n; i++) {                                                      \
+            E v = a[i];                                                                        \
+            int64_t j = i;                                                                     \
+            while (j > 0 && LESS(v, a[j - 1])) {                                               \
+                a[j] = a[j - 1];                                                               \
+                j--;                                                                           \
+            }                                                                                  \
+            a[j] = v;                                                                          \
+        }                                                                                      \
+    }                                                                                          \
+    static void P##_sift(E *a, int64_t root, int64_t n) {                                      \
+        E v = a[root];                                                                         \
+        for (;;) {                                                                             \
+            int64_t child = 2 * root + 1;                                                      \
+            if (child >= n) break;                                                             \
+            if (child + 1 < n && LESS(a[child], a[child + 1])) child++;                        \
+            if (!LESS(v, a[child])) break;                                                     \
+            a[root] = a[child];                                                                \
+            root = child;                                                                      \
+        }                                                                                      \
+        a[root] = v;                                                                           \
+    }                                                                                          \
+    static void P##_heapsort(E *a, int64_t n) {                                                \
+        for (int64_t i = n / 2; i-- > 0;) P##_sift(a, i, n);                                   \
+        for (int64_t i = n - 1; i > 0; i--) {                                                  \
+            E t = a[0];                                                                        \
+            a[0] = a[i];                                                                       \
+            a[i] = t;                                                                          \
+            P##_sift(a, 0, i);                                                                 \
+        }                                                                                      \
+    }                                                                                          \
+    /* Median-of-three Hoare partition of [lo, hi) (hi - lo >= 3); returns the pivot's final  \
+     * position p: [lo, p) < a[p] < (p, hi). */                                               \
+    static int64_t P##_partition(E *a, int64_t lo, int64_t hi) {                               \
+        int64_t mid = lo + (hi - lo) / 2, last = hi - 1;                                       \
+        E t;                                                                                   \
+        if (LESS(a[mid], a[lo])) { t = a[mid]; a[mid] = a[lo]; a[lo] = t; }                    \
+        if (LESS(a[last], a[mid])) {                                                           \
+            t = a[mid]; a[mid] = a[last]; a[last] = t;                                         \
+            if (LESS(a[mid], a[lo])) { t = a[mid]; a[mid] = a[lo]; a[lo] = t; }                \
+        }                                                                                      \
+        t = a[mid]; a[mid] = a[last - 1]; a[last - 1] = t;                                     \
+        E pv = a[last - 1];                                                                    \
+        int64_t i = lo, j = last - 1;                                                          \
+        for (;;) {                                                                             \
+            do i++; while (LESS(a[i], pv));                                                    \
+            do j--; while (LESS(pv, a[j]));                                                    \
+            if (i >= j) break;                                                                 \
+            t = a[i]; a[i] = a[j]; a[j] = t;                                                   \
+        }                                                                                      \
+        t = a[i]; a[i] = a[last - 1]; a[last - 1] = t;                                         \
+        return i;                                                                              \
+    }                                                                                          \
+    static void P##_introsort(E *a, int64_t lo, int64_t hi, int depth) {                       \
+        while (hi - lo > SMALL_SORT) {                                                         \
+            if (depth-- <= 0) {                                                                \
+                P##_heapsort(a + lo, hi - lo);                                                 \
+                return;                                                                        \
+            }                                                                                  \
+            int64_t p = P##_partition(a, lo, hi);                                              \
+            if (p - lo < hi - p - 1) { /* recurse into the smaller side */                     \
+                P##_introsort(a, lo, p, depth);                                                \
+                lo = p + 1;                                                                    \
+            } else {                                                                           \
+                P##_introsort(a, p + 1, hi, depth);                                            \
+                hi = p;                                                                        \
+            }                                                                                  \
+        }                                                                                      \
+        P##_insertion(a + lo, hi - lo);                                                        \
+    }                                                                                          \
+    static void P##_sort(E *a, int64_t n) { P##_introsort(a, 0, n, 2 * depth_limit(n)); }     \
+    /* Puts the element of rank k at a[k], smaller ones before it, larger ones after. */      \
+    static void P##_select(E *a, int64_t n, int64_t k) {                                       \
+        int64_t lo = 0, hi = n;                                                                \
+        int depth = 2 * depth_limit(n);                                                        \
+        while (hi - lo > SMALL_SORT) {                                                         \
+            if (depth-- <= 0) {                                                                \
+                P##_heapsort(a + lo, hi - lo);                                                 \
+                return;                                                                        \
+            }                                                                                  \
+            int64_t p = P##_partition(a, lo, hi);                                              \
+            if (p == k) return;                                                                \
+            if (k < p) hi = p;                                                                 \
+            else lo = p + 1;                                                                   \
+        }                                                                                      \
+        P##_insertion(a + lo, hi - lo);                                                        \
+    }
+
+static inline int depth_limit(int64_t n) {
+    int d = 0;
+    while (n > 1) {
+        n >>= 1;
+        d++;
+    }
+    return d;
+}
+
+DEFINE_SORTS(pk32, pk32, PK32_LESS)
+DEFINE_SORTS(pk64, pk64, PK64_LESS)
+
+/* ---- rows ------------------------------------------------------------------------------- */
+
+typedef struct {
+    lx_axis_rows g;
+    const char *in;
+    char *out;
+    int mode;
+    int64_t kth;     /* partitions */
+    int64_t out_n;   /* output length along the axis (n, or k for topk) */
+    size_t esz;      /* element size of the input */
+    bool wide;       /* 64-bit keys */
+    void (*keys)(const void *row, int64_t stride, int64_t n, void *pairs);
+    atomic_int failed;
+} sort_ctx;
+
+#define SK_DEFINE_KEYS(E, T, S)                                                                \
+    static void keys_##S(const void *row, int64_t stride, int64_t n, void *pairs) {           \
+        const T *p = row;                                                                      \
+        if (SK_WIDE_##S) {                                                                     \
+            pk64 *e = pairs;                                                                   \
+            for (int64_t i = 0; i < n; i++) {                                                  \
+                e[i].key = SK_KEY_##S(p[i * stride]);                                          \
+                e[i].idx = (uint64_t)i;                                                        \
+            }                                                                                  \
+        } else {                                                                               \
+            pk32 *e = pairs;                                                                   \
+            for (int64_t i = 0; i < n; i++) e[i] = SK_KEY_##S(p[i * stride]) << 32 | (uint64_t)i; \
+        }                                                                                      \
+    }
+LX_FOR_EACH_DTYPE(SK_DEFINE_KEYS)
+
+static void (*const keys_table[LX_DTYPE_COUNT])(const void *, int64_t, int64_t, void *) = {
+#define SK_ENTRY(E, T, S) [E] = keys_##S,
+    LX_FOR_EACH_DTYPE(SK_ENTRY)
+#undef SK_ENTRY
+};
+
+/* Writes m results from pairs (their indices) to the output row: indices or gathered values. */
+static void write_row(const sort_ctx *c, const void *pairs, int64_t first, int64_t m,
+                      const char *row, char *dst) {
+    const int64_t inner = c->g.inner;
+    const int64_t s = c->g.axis_stride;
+    bool indices = c->mode == LX_SORT_INDICES || c->mode == LX_SORT_ARGPARTITION;
+    const pk32 *e32 = pairs;
+    const pk64 *e64 = pairs;
+#define IDX_AT(i) (c->wide ? PK64_IDX(e64[first + (i)]) : PK32_IDX(e32[first + (i)]))
+    if (indices) {
+        uint32_t *q = (uint32_t *)(void *)dst;
+        for (int64_t i = 0; i < m; i++) q[i * inner] = IDX_AT(i);
+        return;
+    }
+    switch (c->esz) {
+#define GATHER(T)                                                                              \
+    {                                                                                          \
+        const T *src = (const T *)(const void *)row;                                           \
+        T *q = (T *)(void *)dst;                                                               \
+        for (int64_t i = 0; i < m; i++) q[i * inner] = src[(int64_t)IDX_AT(i) * s];           \
+        break;                                                                                 \
+    }
+    case 1: GATHER(uint8_t)
+    case 2: GATHER(uint16_t)
+    case 4: GATHER(uint32_t)
+    default: GATHER(uint64_t)
+#undef GATHER
+    }
+#undef IDX_AT
+}
+
+static void sort_range(void *vc, int64_t r0, int64_t r1) {
+    sort_ctx *c = vc;
+    const int64_t n = c->g.n, inner = c->g.inner;
+    void *pairs = malloc((size_t)n * (c->wide ? sizeof(pk64) : sizeof(pk32)));
+    if (!pairs) {
+        atomic_store(&c->failed, 1);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t o = r / inner, j = r % inner;
+        const char *row =
+            c->in + (lx_axis_rows_outer_off(&c->g, o) + lx_axis_rows_inner_off(&c->g, j)) *
+                        (int64_t)c->esz;
+        size_t osz = (c->mode == LX_SORT_INDICES || c->mode == LX_SORT_ARGPARTITION)
+                         ? sizeof(uint32_t) : c->esz;
+        char *dst = c->out + (o * c->out_n * inner + j) * (int64_t)osz;
+        c->keys(row, c->g.axis_stride, n, pairs);
+        int64_t first = 0;
+        switch (c->mode) {
+        case LX_SORT_VALUES:
+        case LX_SORT_INDICES:
+            if (c->wide) pk64_sort(pairs, n);
+            else pk32_sort(pairs, n);
+            break;
+        case LX_SORT_PARTITION:
+        case LX_SORT_ARGPARTITION:
+            if (c->wide) pk64_select(pairs, n, c->kth);
+            else pk32_select(pairs, n, c->kth);
+            break;
+        default: /* TOPK: the last out_n in ascending order */
+            first = n - c->out_n;
+            if (c->wide) {
+                if (first > 0) pk64_select(pairs, n, first);
+                pk64_sort((pk64 *)pairs + first, c->out_n);
+            } else {
+                if (first > 0) pk32_select(pairs, n, first);
+                pk32_sort((pk32 *)pairs + first, c->out_n);
+            }
+            break;
+        }
+        write_row(c, pairs, first, c->out_n, row, dst);
+    }
+    free(pairs);
+}
+
+lx_status LX_CPU_KERNEL(SORT)(lx_node *out) {
+    const lx_node *in = out->inputs[0];
+    const lx_sort_params *p = out->params;
+    if (out->size == 0) return LX_OK;
+    if (!p || p->axis < 0 || p->axis >= in->ndim || p->mode < LX_SORT_VALUES ||
+        p->mode > LX_SORT_TOPK || !lx_dtype_valid(in->dtype) || in->ndim != out->ndim)
+        return lx_set_error(LX_E_INTERNAL, "%s: bad SORT parameters", out->op);
+    sort_ctx c;
+    lx_axis_rows_init(&c.g, in, p->axis);
+    c.in = lx_node_ptr(in);
+    c.out = lx_node_ptr(out);
+    c.mode = p->mode;
+    c.kth = p->kth;
+    c.out_n = out->shape[p->axis];
+    c.esz = lx_dtype_size((lx_dtype)in->dtype);
+    c.wide = c.esz == 8;
+    c.keys = keys_table[in->dtype];
+    atomic_init(&c.failed, 0);
+    bool partition = c.mode == LX_SORT_PARTITION || c.mode == LX_SORT_ARGPARTITION;
+    if ((partition && (c.kth < 0 || c.kth >= c.g.n)) || c.out_n > c.g.n ||
+        (c.mode != LX_SORT_TOPK && c.out_n != c.g.n) || c.g.n > (int64_t)UINT32_MAX)
+        return lx_set_error(LX_E_INTERNAL, "%s: bad SORT parameters (kth %lld, n %lld)", out->op,
+                            (long long)c.kth, (long long)c.g.n);
+    int64_t grain = c.g.n >= 16384 ? 1 : 16384 / c.g.n;
+    lx_parallel_for(c.g.outer * c.g.inner, grain, sort_range, &c);
+    if (atomic_load(&c.failed))
+        return lx_set_error(LX_E_OOM, "%s: out of host memory for a sort of %lld elements",
+                            out->op, (long long)c.g.n);
+    return LX_OK;
+}
