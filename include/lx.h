@@ -337,6 +337,8 @@ LX_API lx_array lx_tile(lx_array a, const int *reps, int n);
 LX_API lx_array lx_repeat(lx_array a, int repeats, int axis);
 /* Constant padding; low/high have one entry per axis of a. */
 LX_API lx_array lx_pad(lx_array a, const int *low, const int *high, int n, double value);
+/* indices: any integer dtype; negative ones count from the end; out-of-range indices are
+ * clamped (take, take_along_axis) or their writes dropped (put_along_axis). */
 LX_API lx_array lx_take(lx_array a, lx_array indices, int axis);
 LX_API lx_array lx_take_along_axis(lx_array a, lx_array indices, int axis);
 LX_API lx_array lx_put_along_axis(lx_array a, lx_array indices, lx_array values, int axis);

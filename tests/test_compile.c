@@ -292,10 +292,696 @@ static void test_norms(void) {
     lx_closure_free(c);
 }
 
-int main(void) {
+
+/* ---- samplers ---- */
+
+typedef struct {
+    int k;
+    float temp, top_p;
+} sampler_cfg;
+
+/* top-k: keep the k largest logits, draw from them; outputs the token and the next key */
+static lx_status fn_topk(void *ctx, const lx_array *in, int n_in, lx_array *out, int n_out) {
+    const sampler_cfg *cfg = ctx;
+    lx_array k1, k2;
+    lx_status st = lx_random_split(in[1], &k1, &k2);
+    if (st != LX_OK) return st;
+    lx_array x = lx_div_scalar(in[0], cfg->temp);
+    lx_array kth = lx_min(lx_topk(x, cfg->k, -1), -1, true);
+    lx_array masked = lx_where(lx_less(x, kth), lx_scalar_f32(-INFINITY), x);
+    out[0] = lx_random_categorical(masked, -1, k2);
+    out[1] = k1;
+    return LX_OK;
+}
+
+/* top-p as mlx-lm: sort ascending, keep the tail whose mass exceeds 1 - p, draw from it */
+static lx_status fn_topp(void *ctx, const lx_array *in, int n_in, lx_array *out, int n_out) {
+    const sampler_cfg *cfg = ctx;
+    lx_array k1, k2;
+    lx_status st = lx_random_split(in[1], &k1, &k2);
+    if (st != LX_OK) return st;
+    lx_array probs = lx_softmax(lx_mul_scalar(in[0], 1.0 / cfg->temp), -1);
+    lx_array idx = lx_argsort(probs, -1);
+    lx_array sp = lx_take_along_axis(probs, idx, -1);
+    lx_array cp = lx_cumsum(sp, -1);
+    lx_array top = lx_where(lx_greater(cp, lx_scalar_f32(1.0f - cfg->top_p)), sp,
+                            lx_scalar_f32(0.0f));
+    lx_array s = lx_random_categorical(lx_log(top), -1, k2);       /* [B] */
+    lx_array s2 = lx_expand_dims(s, (const int[]){-1}, 1);          /* [B, 1] */
+    out[0] = lx_squeeze(lx_take_along_axis(idx, s2, -1), (const int[]){-1}, 1);
+    out[1] = k1;
+    return LX_OK;
+}
+
+static void run_sampler(const char *what, lx_fn fn, sampler_cfg *cfg, int vocab) {
+    lx_closure *c = lx_compile(fn, cfg, 2, 0);
+    lx_array logits = rand_f32((const int[]){2, vocab}, 2, -3, 3);
+    lx_keep(logits);
+    lx_array key_c = lx_random_key(7), key_u = lx_random_key(7);
+    int distinct = 0;
+    uint32_t first = 0;
+    for (int step = 0; step < 12; step++) {
+        lx_array oc[2], ou[2];
+        CHECK_OK(lx_call(c, (const lx_array[]){logits, key_c}, 2, oc, 2));
+        bool prev = lx_set_compile_enabled(false);
+        CHECK_OK(lx_call(c, (const lx_array[]){logits, key_u}, 2, ou, 2));
+        lx_set_compile_enabled(prev);
+        CHECK_OK(lx_eval(oc[0], oc[1], ou[0], ou[1]));
+        char name[64];
+        snprintf(name, sizeof name, "%s step %d token", what, step);
+        check_same(name, oc[0], ou[0], 0.0);
+        snprintf(name, sizeof name, "%s step %d key", what, step);
+        check_same(name, oc[1], ou[1], 0.0);
+        uint32_t tok[2];
+        lx_array t32 = lx_astype(oc[0], LX_UINT32);
+        CHECK_OK(lx_read(t32, tok, sizeof tok));
+        if (step == 0) first = tok[0];
+        else if (tok[0] != first) distinct++;
+        CHECK(tok[0] < (uint32_t)vocab && tok[1] < (uint32_t)vocab);
+        lx_free(key_c);
+        lx_free(key_u);
+        key_c = oc[1]; /* kept by the eval */
+        key_u = ou[1];
+        lx_free(oc[0]);
+        lx_free(ou[0]);
+    }
+    CHECK_MSG(distinct > 0, "%s: the key does not advance: the same token every step", what);
+    CHECK(lx_closure_trace_count(c) == 1);
+    lx_free(logits);
+    lx_free(key_c);
+    lx_free(key_u);
+    lx_closure_free(c);
+}
+
+static void test_samplers(void) {
+    t_seed(5);
+    sampler_cfg k = {.k = 40, .temp = 0.8f};
+    run_sampler("top-k", fn_topk, &k, 1000);
+    sampler_cfg p = {.temp = 1.0f, .top_p = 0.9f};
+    run_sampler("top-p", fn_topp, &p, 1000);
+}
+
+/* ---- multi-output groups, dtypes, broadcasting, simplification ---- */
+
+/* one chain with three outputs: s and e are intermediates the caller also gets */
+static lx_status fn_multi(void *ctx, const lx_array *in, int n_in, lx_array *out, int n_out) {
+    lx_array s = lx_add(in[0], in[1]);
+    lx_array e = lx_mul(lx_exp(s), in[2]);
+    out[0] = s;
+    out[1] = e;
+    out[2] = lx_astype(lx_sigmoid(e), LX_FLOAT16);
+    return LX_OK;
+}
+
+/* an intermediate also consumed outside the group (by a reduction) becomes an extra output */
+static lx_status fn_extra_out(void *ctx, const lx_array *in, int n_in, lx_array *out,
+                              int n_out) {
+    lx_array y = lx_mul_scalar(in[0], 2.0);
+    out[0] = lx_add_scalar(lx_exp(y), 1.0);
+    out[1] = lx_sum(y, -1, false);
+    return LX_OK;
+}
+
+/* an intermediate whose outside consumer leads back into the group must not join it */
+static lx_status fn_no_cycle(void *ctx, const lx_array *in, int n_in, lx_array *out,
+                             int n_out) {
+    lx_array y = lx_mul_scalar(in[0], 2.0);
+    lx_array s = lx_sum(y, -1, true);
+    out[0] = lx_add_scalar(lx_sub(y, s), 1.0);
+    return LX_OK;
+}
+
+static lx_status fn_dtypes(void *ctx, const lx_array *in, int n_in, lx_array *out, int n_out) {
+    lx_array c = lx_add_scalar(lx_mul(in[0], in[1]), 3);            /* int32, wraps */
+    lx_array m = lx_greater(c, lx_scalar_i32(0));                   /* bool */
+    lx_array f = lx_where(m, lx_mul_scalar(lx_astype(c, LX_FLOAT32), 0.5),
+                          lx_scalar_f32(-1.0f));                     /* float32 */
+    lx_array h = lx_add_scalar(lx_astype(f, LX_FLOAT16), 1.0);      /* float16 */
+    lx_array u = lx_astype(lx_abs(c), LX_UINT8);                    /* wraps to uint8 */
+    out[0] = h;
+    out[1] = lx_logical_and(m, lx_logical_not(lx_isnan(f)));
+    out[2] = c;
+    out[3] = lx_add(u, lx_astype(m, LX_UINT8));
+    return LX_OK;
+}
+
+static lx_status fn_bcast(void *ctx, const lx_array *in, int n_in, lx_array *out, int n_out) {
+    lx_array t = lx_mul(in[0], in[1]);                 /* [4,1,6] * [5,1] -> [4,5,6] */
+    out[0] = lx_add(lx_tanh(t), in[0]);
+    return LX_OK;
+}
+
+static lx_status fn_cse(void *ctx, const lx_array *in, int n_in, lx_array *out, int n_out) {
+    lx_array a = lx_mul_scalar(in[0], 2.0), b = lx_mul_scalar(in[0], 2.0);
+    lx_array c = lx_add(lx_reshape(a, (const int[]){21}, 1), lx_contiguous(b));
+    out[0] = lx_add(c, lx_mul(lx_scalar_f32(2.0f), lx_scalar_f32(1.0f)));
+    return LX_OK;
+}
+
+static lx_status fn_identity(void *ctx, const lx_array *in, int n_in, lx_array *out,
+                             int n_out) {
+    out[0] = in[0];
+    out[1] = lx_scalar_f32(3.0f);
+    out[2] = lx_astype(in[0], lx_dtype_of(in[0])); /* the same node again */
+    return LX_OK;
+}
+
+static void test_multi_output(void) {
+    t_seed(6);
+    lx_closure *c = lx_compile(fn_multi, NULL, 3, 0);
+    lx_array in[3] = {rand_f32((const int[]){8, 33}, 2, -2, 2),
+                      rand_f32((const int[]){8, 33}, 2, -2, 2),
+                      rand_f32((const int[]){33}, 1, -2, 2)};
+    compare_call("multi", c, in, 3, 3, 1e-6);
+    lx_array o[3];
+    CHECK_OK(lx_call(c, in, 3, o, 3));
+    for (int j = 0; j < 3; j++)
+        CHECK_MSG(part_parent_prim(o[j]) == LX_PRIM_FUSED, "output %d is %s", j,
+                  lx_prim_name(prim_of(o[j])));
+    lx_node *n0 = lx_handle_peek(o[0]), *n2 = lx_handle_peek(o[2]);
+    CHECK(n0 && n2 && n0->inputs[0] == n2->inputs[0]); /* one fused node for the three */
+    lx_node_release(n0);
+    lx_node_release(n2);
+    /* evaluating only one output computes the group once; the others come from it */
+    CHECK_OK(lx_eval(o[1]));
+    CHECK(lx_is_evaluated(o[0]) || !lx_is_evaluated(o[0])); /* either is fine */
+    lx_closure_free(c);
+
+    c = lx_compile(fn_extra_out, NULL, 2, 0);
+    lx_array x = rand_f32((const int[]){6, 50}, 2, -1, 1);
+    compare_call("extra output", c, &x, 1, 2, 1e-6);
+    CHECK_OK(lx_call(c, &x, 1, o, 2));
+    CHECK_MSG(part_parent_prim(o[0]) == LX_PRIM_FUSED, "extra: out 0 is %s",
+              lx_prim_name(prim_of(o[0])));
+    lx_closure_free(c);
+
+    c = lx_compile(fn_no_cycle, NULL, 1, 0);
+    compare_call("no cycle", c, &x, 1, 1, 1e-6);
+    lx_closure_free(c);
+}
+
+static void test_dtypes_and_broadcast(void) {
+    t_seed(7);
+    int32_t a[60], b[60];
+    for (int i = 0; i < 60; i++) {
+        a[i] = (int32_t)(t_next() % 200001) - 100000;
+        b[i] = (int32_t)(t_next() % 200001) - 100000;
+    }
+    lx_array in[2] = {lx_array_i32(a, (const int[]){6, 10}, 2),
+                      lx_array_i32(b, (const int[]){10}, 1)};
+    lx_closure *c = lx_compile(fn_dtypes, NULL, 4, 0);
+    compare_call("dtypes", c, in, 2, 4, 0.0);
+    lx_closure_free(c);
+
+    c = lx_compile(fn_bcast, NULL, 1, 0);
+    lx_array bx[2] = {rand_f32((const int[]){4, 1, 6}, 3, -2, 2),
+                      rand_f32((const int[]){5, 1}, 2, -2, 2)};
+    compare_call("broadcast", c, bx, 2, 1, 1e-6);
+    lx_array y;
+    CHECK_OK(lx_call(c, bx, 2, &y, 1));
+    lx_node *hold;
+    const lx_fused_header *h = program_of(y, &hold);
+    CHECK(h && h->n_in == 2 && h->ndim == 3);
+    if (hold) lx_node_release(hold);
+    /* strided inputs: a transposed and a reversed view */
+    lx_array t = lx_transpose(rand_f32((const int[]){6, 5, 4}, 3, -2, 2), NULL, 0);
+    lx_array r = lx_slice(rand_f32((const int[]){5, 1}, 2, -2, 2), (const int[]){4, 0},
+                          (const int[]){-6, 1}, (const int[]){-1, 1}, 2);
+    compare_call("broadcast strided", c, (const lx_array[]){t, r}, 2, 1, 1e-6);
+    lx_closure_free(c);
+
+    c = lx_compile(fn_cse, NULL, 1, 0);
+    lx_array x = rand_f32((const int[]){21}, 1, -2, 2);
+    compare_call("cse", c, &x, 1, 1, 1e-6);
+    CHECK_OK(lx_call(c, &x, 1, &y, 1));
+    h = program_of(y, &hold);
+    CHECK(h != NULL);
+    if (h) {
+        CHECK(count_instr(h, LX_FOP_BINARY, LX_BINARY_MUL) == 1);
+        CHECK(count_instr(h, LX_FOP_CONST, -1) == 1); /* 2.0 merged with the product's 2 */
+    }
+    if (hold) lx_node_release(hold);
+    lx_closure_free(c);
+
+    c = lx_compile(fn_identity, NULL, 3, 0);
+    size_t before = lx_tracked_count();
+    lx_array o[3];
+    CHECK_OK(lx_call(c, &x, 1, o, 3));
+    CHECK(lx_tracked_count() == before + 3);
+    CHECK(lx_item_f32(o[1]) == 3.0f);
+    check_same("identity", o[0], x, 0.0);
+    check_same("identity astype", o[2], x, 0.0);
+    lx_closure_free(c);
+    /* the outputs outlive the closure */
+    check_same("identity after free", o[0], x, 0.0);
+    CHECK(lx_item_f32(o[1]) == 3.0f);
+}
+
+/* ---- memory ---- */
+
+static lx_status fn_many(void *ctx, const lx_array *in, int n_in, lx_array *out, int n_out) {
+    lx_array x = in[0];
+    lx_array table = lx_array_f32((const float[]){1, 2, 3, 4}, (const int[]){4}, 1);
+    lx_array y = lx_mul(x, lx_reshape(table, (const int[]){4}, 1));
+    for (int i = 0; i < 8; i++) y = lx_add(lx_sin(y), x);
+    out[0] = y;
+    out[1] = lx_sum(y, -1, false);
+    out[2] = lx_softmax(y, -1);
+    return LX_OK;
+}
+
+static void test_tracked_count(void) {
+    t_seed(8);
+    lx_closure *c = lx_compile(fn_many, NULL, 3, 0);
+    lx_array x = rand_f32((const int[]){3, 4}, 2, -1, 1);
+    for (int call = 0; call < 3; call++) {
+        size_t before = lx_tracked_count();
+        lx_array o[3];
+        CHECK_OK(lx_call(c, &x, 1, o, 3));
+        CHECK_MSG(lx_tracked_count() == before + 3, "call %d: tracked %zu -> %zu", call, before,
+                  lx_tracked_count());
+    }
+    compare_call("many", c, &x, 1, 3, 1e-6);
+    CHECK(lx_closure_trace_count(c) == 1);
+    lx_closure_free(c);
+}
+
+static void test_memory_flat(void) {
+    t_seed(9);
+    lx_closure *c = lx_compile(fn_many, NULL, 3, 0);
+    lx_array x = rand_f32((const int[]){64, 4}, 2, -1, 1);
+    lx_keep(x);
+    size_t base_mem = 0, base_nodes = 0, base_tracked = 0;
+    for (int i = 0; i < 1003; i++) {
+        if (i == 3) {
+            lx_sweep();
+            base_mem = lx_active_memory();
+            base_nodes = lx_node_live_count();
+            base_tracked = lx_tracked_count();
+        }
+        lx_array o[3];
+        lx_status st = lx_call(c, &x, 1, o, 3);
+        if (st == LX_OK) st = lx_eval(o[0], o[1], o[2]);
+        if (st != LX_OK) {
+            CHECK_OK(st);
+            break;
+        }
+        for (int j = 0; j < 3; j++) lx_free(o[j]);
+    }
+    lx_sweep();
+    CHECK_MSG(lx_active_memory() == base_mem, "active memory %zu -> %zu", base_mem,
+              lx_active_memory());
+    CHECK_MSG(lx_node_live_count() == base_nodes, "live nodes %zu -> %zu", base_nodes,
+              lx_node_live_count());
+    CHECK(lx_tracked_count() == base_tracked);
+    CHECK(lx_closure_trace_count(c) == 1);
+    lx_free(x);
+    lx_closure_free(c);
+    lx_sweep();
+}
+
+typedef struct {
+    int n;
+} big_ctx;
+
+/* makes a large constant inside the function: it belongs to the trace */
+static lx_status fn_big_const(void *ctx, const lx_array *in, int n_in, lx_array *out,
+                              int n_out) {
+    const big_ctx *b = ctx;
+    float *d = malloc(sizeof(float) * (size_t)b->n);
+    for (int i = 0; i < b->n; i++) d[i] = (float)i;
+    lx_array tab = lx_array_f32(d, &b->n, 1);
+    free(d);
+    out[0] = lx_add(lx_sum(in[0], -1, true), lx_sum(tab, 0, false));
+    return LX_OK;
+}
+
+static void test_closure_free_memory(void) {
+    t_seed(10);
+    lx_sweep();
+    size_t base_mem = lx_active_memory(), base_nodes = lx_node_live_count();
+    big_ctx b = {1 << 18};
+    lx_closure *c = lx_compile(fn_big_const, &b, 1, 0);
+    for (int shape = 1; shape <= 3; shape++) { /* three traces, each with its table */
+        lx_array x = rand_f32((const int[]){shape, 5}, 2, -1, 1);
+        lx_array y;
+        CHECK_OK(lx_call(c, &x, 1, &y, 1));
+        CHECK_OK(lx_eval(y));
+        lx_free(y);
+    }
+    lx_sweep();
+    CHECK(lx_closure_trace_count(c) == 3);
+    CHECK_MSG(lx_active_memory() >= base_mem + 3 * sizeof(float) * (size_t)b.n,
+              "the traces should hold their tables: %zu -> %zu", base_mem, lx_active_memory());
+    lx_closure_free(c);
+    CHECK_MSG(lx_active_memory() == base_mem, "active memory %zu -> %zu after free", base_mem,
+              lx_active_memory());
+    CHECK_MSG(lx_node_live_count() == base_nodes, "live nodes %zu -> %zu after free",
+              base_nodes, lx_node_live_count());
+}
+
+/* ---- the cache ---- */
+
+static void test_retrace_and_lru(void) {
+    t_seed(11);
+    int prev = lx_set_compile_cache_limit(2);
+    lx_closure *c = lx_compile(fn_gelu, NULL, 1, 0);
+    lx_array a = rand_f32((const int[]){3}, 1, -1, 1);
+    lx_array b = rand_f32((const int[]){4}, 1, -1, 1);
+    lx_array d = rand_f32((const int[]){2, 2}, 2, -1, 1);
+    lx_array y;
+    int expect[][2] = {{0, 1}, {0, 1}, {1, 2}, {2, 3}, {2, 3}, {1, 3}, {0, 4}, {2, 5}};
+    lx_array ins[3] = {a, b, d};
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
+        CHECK_OK(lx_call(c, &ins[expect[i][0]], 1, &y, 1));
+        CHECK_MSG(lx_closure_trace_count(c) == expect[i][1], "step %zu: %d traces, want %d", i,
+                  lx_closure_trace_count(c), expect[i][1]);
+    }
+    /* a dtype change is a new signature too */
+    lx_array a64 = lx_astype(a, LX_FLOAT64);
+    CHECK_OK(lx_call(c, &a64, 1, &y, 1));
+    CHECK(lx_closure_trace_count(c) == 6);
+    /* limit 0: nothing is kept, every call traces */
+    lx_set_compile_cache_limit(0);
+    CHECK_OK(lx_call(c, &a, 1, &y, 1));
+    CHECK_OK(lx_call(c, &a, 1, &y, 1));
+    CHECK(lx_closure_trace_count(c) == 8);
+    check_same("limit 0", y, gelu_prims(a), 0.0);
+    CHECK(lx_set_compile_cache_limit(prev) == 0);
+    lx_set_compile_cache_limit(-1);
+    CHECK_ERROR(LX_E_ARG);
+    lx_closure_free(c);
+}
+
+/* shapeless: elementwise, reductions, softmax, rms_norm, matmul and squeezes */
+static lx_status fn_shapeless(void *ctx, const lx_array *in, int n_in, lx_array *out,
+                              int n_out) {
+    lx_array x = in[0], w = in[1];
+    lx_array y = lx_add_scalar(lx_mul_scalar(x, 2.0), 1.0);
+    out[0] = lx_softmax(y, -1);
+    out[1] = lx_mean(x, -1, false);                 /* REDUCE + squeeze RESHAPE */
+    lx_array ms = lx_mean(lx_square(x), -1, true);
+    out[2] = lx_mul(x, lx_rsqrt(lx_add_scalar(ms, 1e-6)));
+    out[3] = lx_matmul(lx_gelu(x), w);
+    out[4] = lx_add(lx_rms_norm(x, LX_NULL_ARRAY, 1e-5f), lx_var(x, -1, true, 1));
+    return LX_OK;
+}
+
+/* a batched input against a constant weight (from ctx): the weight's batch broadcast
+ * follows the input's batch */
+static lx_status fn_shapeless_mm(void *ctx, const lx_array *in, int n_in, lx_array *out,
+                                 int n_out) {
+    const lx_array *w = ctx;
+    out[0] = lx_silu(lx_matmul(in[0], *w));
+    return LX_OK;
+}
+
+static lx_status fn_literal_reshape(void *ctx, const lx_array *in, int n_in, lx_array *out,
+                                    int n_out) {
+    int n = lx_dim(in[0], 0) * lx_dim(in[0], 1);
+    out[0] = lx_reshape(lx_exp(in[0]), &n, 1);
+    return LX_OK;
+}
+
+static void test_shapeless(void) {
+    t_seed(12);
+    lx_closure *c = lx_compile(fn_shapeless, NULL, 5, LX_COMPILE_SHAPELESS);
+    int shapes[][2] = {{3, 16}, {5, 16}, {1, 7}, {9, 33}};
+    for (int i = 0; i < 4; i++) {
+        lx_array in[2] = {rand_f32(shapes[i], 2, -2, 2),
+                          rand_f32((const int[]){shapes[i][1], 8}, 2, -1, 1)};
+        char name[64];
+        snprintf(name, sizeof name, "shapeless [%d, %d]", shapes[i][0], shapes[i][1]);
+        compare_call(name, c, in, 2, 5, 1e-6);
+    }
+    CHECK_MSG(lx_closure_trace_count(c) == 1, "%d traces", lx_closure_trace_count(c));
+    /* another rank is another trace */
+    lx_array x3 = rand_f32((const int[]){2, 3, 16}, 3, -2, 2);
+    lx_array w = rand_f32((const int[]){16, 8}, 2, -1, 1);
+    compare_call("shapeless rank 3", c, (const lx_array[]){x3, w}, 2, 5, 1e-6);
+    CHECK(lx_closure_trace_count(c) == 2);
+    /* incompatible shapes fail cleanly */
+    lx_array bad = rand_f32((const int[]){3, 5}, 2, -1, 1);
+    lx_array o[5];
+    size_t before = lx_tracked_count();
+    CHECK(lx_call(c, (const lx_array[]){bad, w}, 2, o, 5) == LX_E_SHAPE);
+    CHECK_ERROR(LX_E_SHAPE);
+    CHECK(lx_tracked_count() == before);
+    lx_closure_free(c);
+
+    lx_array wc = rand_f32((const int[]){16, 8}, 2, -1, 1);
+    lx_keep(wc);
+    c = lx_compile(fn_shapeless_mm, &wc, 1, LX_COMPILE_SHAPELESS);
+    int bshapes[][3] = {{2, 3, 16}, {4, 1, 16}, {1, 5, 16}};
+    for (int i = 0; i < 3; i++) {
+        lx_array xb = rand_f32(bshapes[i], 3, -1, 1);
+        compare_call("shapeless batched matmul", c, &xb, 1, 1, 1e-6);
+    }
+    CHECK(lx_closure_trace_count(c) == 1);
+    lx_closure_free(c);
+    lx_free(wc);
+
+    c = lx_compile(fn_literal_reshape, NULL, 1, LX_COMPILE_SHAPELESS);
+    CHECK(lx_call(c, &bad, 1, o, 1) == LX_E_UNSUPPORTED);
+    CHECK_MSG(strstr(lx_error_message(), "RESHAPE") != NULL, "message: %s", lx_error_message());
+    CHECK_ERROR(LX_E_UNSUPPORTED);
+    CHECK(lx_tracked_count() == before);
+    lx_closure_free(c);
+    /* without the flag the same function compiles per shape */
+    c = lx_compile(fn_literal_reshape, NULL, 1, 0);
+    compare_call("literal reshape", c, &bad, 1, 1, 0.0);
+    lx_closure_free(c);
+}
+
+/* ---- failures ---- */
+
+static lx_status fn_fail_status(void *ctx, const lx_array *in, int n_in, lx_array *out,
+                                int n_out) {
+    lx_array t = lx_exp(in[0]);
+    (void)t;
+    return LX_E_UNSUPPORTED;
+}
+
+static lx_status fn_fail_op(void *ctx, const lx_array *in, int n_in, lx_array *out,
+                            int n_out) {
+    lx_array t = lx_exp(in[0]);
+    out[0] = lx_add(t, lx_zeros((const int[]){7, 3}, 2, LX_FLOAT32)); /* shapes clash */
+    return LX_OK;
+}
+
+static lx_status fn_null_out(void *ctx, const lx_array *in, int n_in, lx_array *out,
+                             int n_out) {
+    out[0] = lx_exp(in[0]);
+    return LX_OK; /* out[1] left null */
+}
+
+static lx_status fn_evaluates(void *ctx, const lx_array *in, int n_in, lx_array *out,
+                              int n_out) {
+    lx_array t = lx_exp(in[0]);
+    lx_status st = lx_eval(t); /* not allowed while tracing: t depends on the input */
+    if (st != LX_OK) return st;
+    out[0] = t;
+    return LX_OK;
+}
+
+static void test_failures(void) {
+    t_seed(13);
+    lx_array x = rand_f32((const int[]){4, 5}, 2, -1, 1);
+    lx_keep(x);
+    lx_sweep();
+    size_t tracked = lx_tracked_count(), nodes = lx_node_live_count();
+    size_t mem = lx_active_memory();
+    struct { lx_fn fn; int n_out; lx_status want; } cases[] = {
+        {fn_fail_status, 1, LX_E_UNSUPPORTED},
+        {fn_fail_op, 1, LX_E_SHAPE},
+        {fn_null_out, 2, LX_E_ARG},
+        {fn_evaluates, 1, LX_E_ARG},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        lx_closure *c = lx_compile(cases[i].fn, NULL, cases[i].n_out, 0);
+        lx_array o[2] = {{12345}, {12345}};
+        lx_status st = lx_call(c, &x, 1, o, cases[i].n_out);
+        CHECK_MSG(st == cases[i].want, "case %zu: %s (%s)", i, lx_status_string(st),
+                  lx_error_message());
+        CHECK(lx_error() == cases[i].want);
+        CHECK(strlen(lx_error_message()) > 0);
+        lx_clear_error();
+        for (int j = 0; j < cases[i].n_out; j++) CHECK(lx_is_null(o[j]));
+        CHECK(lx_closure_trace_count(c) == 0);
+        CHECK_MSG(lx_tracked_count() == tracked, "case %zu: tracked %zu -> %zu", i, tracked,
+                  lx_tracked_count());
+        lx_closure_free(c);
+        CHECK_MSG(lx_node_live_count() == nodes, "case %zu: live nodes %zu -> %zu", i, nodes,
+                  lx_node_live_count());
+        CHECK(lx_active_memory() == mem);
+    }
+    /* bad calls */
+    lx_closure *c = lx_compile(fn_gelu, NULL, 1, 0);
+    lx_array o[2];
+    CHECK(lx_call(c, &x, 1, o, 2) == LX_E_ARG);
+    CHECK_ERROR(LX_E_ARG);
+    CHECK(lx_call(NULL, &x, 1, o, 1) == LX_E_ARG);
+    CHECK_ERROR(LX_E_ARG);
+    lx_array freed = lx_exp(x);
+    lx_sweep(); /* releases it */
+    CHECK(lx_call(c, &freed, 1, o, 1) == LX_E_FREED);
+    CHECK_ERROR(LX_E_FREED);
+    CHECK(lx_compile(NULL, NULL, 1, 0) == NULL);
+    CHECK_ERROR(LX_E_ARG);
+    CHECK(lx_compile(fn_gelu, NULL, 0, 0) == NULL);
+    CHECK_ERROR(LX_E_ARG);
+    /* an earlier sticky error is kept, and does not stop a trace */
+    {
+        lx_reshape(x, (const int[]){7}, 1); /* sets LX_E_SHAPE */
+        CHECK(lx_error() == LX_E_SHAPE);
+        CHECK_OK(lx_call(c, &x, 1, o, 1));
+        CHECK(lx_error() == LX_E_SHAPE);
+        lx_clear_error();
+        check_same("after an earlier error", o[0], gelu_prims(x), 0.0);
+    }
+    lx_closure_free(c);
+    lx_closure_free(NULL);
+    lx_free(x);
+}
+
+/* ---- nesting, the switch, threads ---- */
+
+static lx_closure *g_inner;
+
+static lx_status fn_outer(void *ctx, const lx_array *in, int n_in, lx_array *out, int n_out) {
+    lx_array t;
+    lx_status st = lx_call(g_inner, in, 1, &t, 1);
+    if (st != LX_OK) return st;
+    out[0] = lx_add(lx_mul_scalar(t, 2.0), in[0]);
+    return LX_OK;
+}
+
+static void test_nested(void) {
+    t_seed(14);
+    g_inner = lx_compile(fn_gelu, NULL, 1, 0);
+    lx_closure *outer = lx_compile(fn_outer, NULL, 1, 0);
+    lx_array x = rand_f32((const int[]){5, 9}, 2, -3, 3);
+    compare_call("nested", outer, &x, 1, 1, 1e-6);
+    CHECK(lx_closure_trace_count(g_inner) == 0); /* inlined into the outer trace */
+    CHECK(lx_closure_trace_count(outer) == 1);
+    lx_array y;
+    CHECK_OK(lx_call(outer, &x, 1, &y, 1));
+    CHECK(prim_of(y) == LX_PRIM_FUSED); /* the inner gelu fused with the outer ops */
+    /* the inner closure still works on its own */
+    compare_call("inner alone", g_inner, &x, 1, 1, 1e-6);
+    CHECK(lx_closure_trace_count(g_inner) == 1);
+    lx_closure_free(outer);
+    lx_closure_free(g_inner);
+}
+
+static void test_switch(void) {
+    t_seed(15);
+    lx_closure *c = lx_compile(fn_many, NULL, 3, 0);
+    lx_array x = rand_f32((const int[]){7, 4}, 2, -1, 1);
+    CHECK(lx_set_compile_enabled(false) == true);
+    size_t before = lx_tracked_count();
+    lx_array a[3], b[3];
+    CHECK_OK(lx_call(c, &x, 1, a, 3));
+    CHECK(lx_tracked_count() > before + 3); /* direct: the intermediates are tracked too */
+    CHECK(lx_closure_trace_count(c) == 0);
+    CHECK(lx_set_compile_enabled(true) == false);
+    CHECK_OK(lx_call(c, &x, 1, b, 3));
+    for (int j = 0; j < 3; j++) check_same("disabled == enabled", b[j], a[j], 0.0);
+    lx_closure_free(c);
+}
+
+static const char *g_self;
+
+static void test_env_switch(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("LX_DISABLE_COMPILE", "1", 1);
+        execl(g_self, g_self, "--env-child", (char *)NULL);
+        _exit(3);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child exit %d",
+              WEXITSTATUS(status));
+}
+
+static int env_child(void) {
+    lx_closure *c = lx_compile(fn_gelu, NULL, 1, 0);
+    lx_array x = lx_array_f32((const float[]){0.5f, -1.0f}, (const int[]){2}, 1), y;
+    if (lx_call(c, &x, 1, &y, 1) != LX_OK) return 1;
+    if (lx_closure_trace_count(c) != 0) return 2; /* ran directly */
+    if (lx_set_compile_enabled(true) != false) return 4;
+    lx_closure_free(c);
+    return 0;
+}
+
+#include <pthread.h>
+
+typedef struct {
+    lx_closure *c;
+    lx_array x;
+    int ok;
+} thread_arg;
+
+static void *thread_main(void *p) {
+    thread_arg *a = p;
+    a->ok = 1;
+    for (int i = 0; i < 200 && a->ok; i++) {
+        lx_array o[3];
+        size_t before = lx_tracked_count();
+        lx_status st = lx_call(a->c, &a->x, 1, o, 3);
+        size_t after = lx_tracked_count();
+        if (st == LX_OK) st = lx_eval(o[0], o[1], o[2]);
+        if (st != LX_OK || after != before + 3) {
+            fprintf(stderr, "thread: %s (%s), tracked %zu -> %zu\n", lx_status_string(st),
+                    lx_error_message(), before, after);
+            a->ok = 0;
+        }
+        for (int j = 0; j < 3; j++) lx_free(o[j]);
+    }
+    lx_sweep();
+    return NULL;
+}
+
+static void test_threads(void) {
+    t_seed(16);
+    lx_closure *c = lx_compile(fn_many, NULL, 3, 0);
+    lx_array x = rand_f32((const int[]){16, 4}, 2, -1, 1);
+    lx_keep(x);
+    thread_arg args[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        args[i] = (thread_arg){c, x, 0};
+        pthread_create(&th[i], NULL, thread_main, &args[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_MSG(args[i].ok, "thread %d failed", i);
+    }
+    CHECK(lx_closure_trace_count(c) == 1);
+    lx_closure_free(c);
+    lx_free(x);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--env-child") == 0) return env_child();
+    g_self = argv[0];
     RUN_TEST(test_gelu_chain);
     RUN_TEST(test_gelu10);
     RUN_TEST(test_swiglu);
     RUN_TEST(test_norms);
+    RUN_TEST(test_samplers);
+    RUN_TEST(test_multi_output);
+    RUN_TEST(test_dtypes_and_broadcast);
+    RUN_TEST(test_tracked_count);
+    RUN_TEST(test_memory_flat);
+    RUN_TEST(test_closure_free_memory);
+    RUN_TEST(test_retrace_and_lru);
+    RUN_TEST(test_shapeless);
+    RUN_TEST(test_failures);
+    RUN_TEST(test_nested);
+    RUN_TEST(test_switch);
+    RUN_TEST(test_env_switch);
+    RUN_TEST(test_threads);
     return test_finish();
 }

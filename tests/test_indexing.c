@@ -11,6 +11,7 @@
  * that slice_update on a donated buffer writes in place (same address, no new memory).
  */
 #include "core/dtype.h"
+#include "core/node.h"
 #include "test_util.h"
 
 static const lx_dtype ALL_DTYPES[] = {LX_BOOL,  LX_UINT8, LX_UINT16, LX_UINT32,   LX_UINT64,
@@ -88,8 +89,6 @@ static ref_t rand_ref(const int *shape, int ndim, lx_dtype t) {
 }
 
 enum { L_CONTIG, L_TRANSPOSED, L_STRIDED, L_REVERSED, L_BROADCAST, L_COUNT };
-static const char *LAYOUT_NAMES[] = {"contiguous", "transposed", "strided", "reversed",
-                                     "broadcast"};
 
 /* An array holding `r` (dtype t) in the given layout; for L_BROADCAST the values of r are
  * first made equal along axis 0 (r is modified) so that a broadcast view can hold them. */
@@ -97,9 +96,9 @@ static lx_array make_input(ref_t *r, lx_dtype t, int layout) {
     int nd = r->ndim;
     if (nd == 0) layout = L_CONTIG;
     if (layout == L_CONTIG) return from_ref(r, t);
-    int c[LX_MAX_NDIM], bc[LX_MAX_NDIM];
+    int c[LX_MAX_NDIM] = {0}, bc[LX_MAX_NDIM] = {0};
     if (layout == L_TRANSPOSED) {
-        int bshape[LX_MAX_NDIM];
+        int bshape[LX_MAX_NDIM] = {0};
         for (int i = 0; i < nd; i++) bshape[i] = r->shape[nd - 1 - i];
         ref_t b = ref_new(bshape, nd);
         for (int64_t k = 0; k < ref_size(r); k++) {
@@ -112,7 +111,7 @@ static lx_array make_input(ref_t *r, lx_dtype t, int layout) {
         return lx_transpose(base, NULL, 0);
     }
     if (layout == L_STRIDED || layout == L_REVERSED) {
-        int bshape[LX_MAX_NDIM], start[LX_MAX_NDIM], stop[LX_MAX_NDIM], step[LX_MAX_NDIM];
+        int bshape[LX_MAX_NDIM] = {0}, start[LX_MAX_NDIM], stop[LX_MAX_NDIM], step[LX_MAX_NDIM];
         for (int i = 0; i < nd; i++) {
             if (layout == L_STRIDED) { /* base 2d+1 long, elements at 1, 3, 5, ... */
                 bshape[i] = 2 * r->shape[i] + 1;
@@ -1080,6 +1079,7 @@ static void test_put_along_in_place(void) {
 }
 
 int main(void) {
+    size_t live0 = lx_node_live_count();
     RUN_TEST(test_concatenate);
     RUN_TEST(test_concatenate_promotes);
     RUN_TEST(test_stack);
@@ -1097,6 +1097,10 @@ int main(void) {
     RUN_TEST(test_kv_cache_in_place);
     RUN_TEST(test_in_place_blocked_by_view);
     RUN_TEST(test_put_along_in_place);
-    (void)LAYOUT_NAMES;
+    lx_synchronize();
+    lx_sweep();
+    /* every error path released what it held: no node outlives its handles */
+    CHECK_MSG(lx_node_live_count() == live0, "%zu nodes alive, %zu at start",
+              lx_node_live_count(), live0);
     return test_finish();
 }

@@ -78,6 +78,7 @@ enum {
     R_RANDOM,      /* key's leading dims + the last aux traced dims */
     R_SQUEEZE,     /* RESHAPE that drops / inserts size-1 dims (map) */
     R_PART_FUSED,  /* output aux of the FUSED input */
+    R_MM_BCAST,    /* a matmul operand broadcast to the batch it shares with value `ref` */
 };
 
 typedef struct tape_op {
@@ -89,6 +90,7 @@ typedef struct tape_op {
     uint32_t in_off;
     uint16_t n_in;
     int32_t aux;
+    int32_t ref;             /* R_MM_BCAST: the other operand's value index */
     const char *op;
 } tape_op;
 
@@ -241,6 +243,7 @@ typedef struct wval {
     int32_t group;      /* fuse: group id, or -1 */
     int32_t fmap;       /* fuse: the FUSED / PART value standing for a member, or -1 */
     int32_t aux;        /* PART of a fused group: output index */
+    int32_t shape_ref;  /* shapeless: a BROADCAST into a matmul: the other operand, or -1 */
     bool live;
 } wval;
 
@@ -271,6 +274,7 @@ static int graph_add(graph *g) {
     w->rep = g->n;
     w->group = -1;
     w->fmap = -1;
+    w->shape_ref = -1;
     return g->n++;
 }
 
@@ -1140,7 +1144,8 @@ static const char *shape_text(const int32_t *s, int n, char *buf) {
  * are written to pbuf and *params points at them (else at the traced params). Returns LX_OK or
  * sets the error. */
 static lx_status infer(const tape_op *op, const void *tparams, const shp *in, int n_in,
-                       int32_t *shape, int *ndim, void *pbuf, const void **params) {
+                       const shp *ref, int32_t *shape, int *ndim, void *pbuf,
+                       const void **params) {
     char b1[96], b2[96];
     *params = tparams;
     int nd = op->ndim;
@@ -1276,6 +1281,20 @@ static lx_status infer(const tape_op *op, const void *tparams, const shp *in, in
                                 shape_text(in[0].shape, in[0].ndim, b1));
         break;
     }
+    case R_MM_BCAST: {
+        const shp *x = &in[0];
+        if (x->ndim < 2 || ref->ndim < 2)
+            return lx_set_error(LX_E_SHAPE, "lx_call: %s: matmul operands need 2 dims", op->op);
+        nd = 0;
+        if (!bcast_into(shape, &nd, x->shape, x->ndim - 2) ||
+            !bcast_into(shape, &nd, ref->shape, ref->ndim - 2))
+            return lx_set_error(LX_E_SHAPE, "lx_call: %s: batch shapes of %s and %s do not "
+                                "broadcast", op->op, shape_text(x->shape, x->ndim, b1),
+                                shape_text(ref->shape, ref->ndim, b2));
+        shape[nd++] = x->shape[x->ndim - 2];
+        shape[nd++] = x->shape[x->ndim - 1];
+        break;
+    }
     default:
         return lx_set_error(LX_E_INTERNAL, "lx_call: unknown shape rule %d", op->rule);
     }
@@ -1385,10 +1404,37 @@ static lx_status pick_rule(const graph *g, const wval *w, tape_op *t) {
         }
         return refuse(w, "is an output of a multi-output primitive with a literal shape");
     case LX_PRIM_BROADCAST:
+        if (w->shape_ref >= 0) {
+            t->rule = R_MM_BCAST;
+            return LX_OK;
+        }
         return refuse(w, "broadcasts to a literal shape");
     default:
         return refuse(w, "has no shape rule (its output shape is a literal)");
     }
+}
+
+/* Shapeless: a BROADCAST feeding a matmul operand takes its batch from both operands. */
+static void graph_matmul_refs(graph *g) {
+    int n = g->n;
+    for (int v = 0; v < n; v++) {
+        const wval *m = &g->v[v];
+        if (!m->live || m->rep != v || m->kind != V_OP || m->prim != LX_PRIM_MATMUL ||
+            m->n_in < 2)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            int32_t u = m->in[k];
+            wval *b = &g->v[u];
+            if (b->kind != V_OP || b->prim != LX_PRIM_BROADCAST || b->n_in != 1) continue;
+            const wval *src = &g->v[b->in[0]];
+            if (src->kind == V_OP && src->prim == LX_PRIM_BROADCAST) continue;
+            int32_t other = strip_broadcast(g, m->in[1 - k]);
+            if (b->shape_ref == -1) b->shape_ref = other;
+            else if (b->shape_ref != other) b->shape_ref = -2; /* ambiguous: no rule */
+        }
+    }
+    for (int v = 0; v < n; v++)
+        if (g->v[v].shape_ref == -2) g->v[v].shape_ref = -1;
 }
 
 /* ---- the final tape --------------------------------------------------------------------- */
@@ -1425,8 +1471,10 @@ static lx_status graph_emit(graph *g, trace *t) {
         while (depth) {
             frame *f = &stack[depth - 1];
             const wval *w = &g->v[f->v];
-            if (w->kind == V_OP && f->next < w->n_in) {
-                int32_t u = mapped(g, w->in[f->next++]);
+            int n_visit = w->n_in + (w->shape_ref >= 0 ? 1 : 0);
+            if (w->kind == V_OP && f->next < n_visit) {
+                int32_t u = f->next < w->n_in ? mapped(g, w->in[f->next]) : mapped(g, w->shape_ref);
+                f->next++;
                 if (tag[u] != -1) continue;
                 tag[u] = -2;
                 stack[depth++] = (frame){u, 0};
@@ -1478,6 +1526,7 @@ static lx_status graph_emit(graph *g, trace *t) {
         memcpy(op->shape, w->shape, sizeof op->shape);
         op->op = w->op;
         op->aux = w->aux;
+        op->ref = w->shape_ref >= 0 ? VAL_INDEX(mapped(g, w->shape_ref)) : -1;
         op->n_in = (uint16_t)w->n_in;
         op->in_off = (uint32_t)in_at;
         bool d = false;
@@ -1486,6 +1535,7 @@ static lx_status graph_emit(graph *g, trace *t) {
             t->ins[in_at++] = VAL_INDEX(u);
             d = d || dep[u];
         }
+        if (w->shape_ref >= 0) d = d || dep[mapped(g, w->shape_ref)];
         dep[v] = d;
         if (w->n_in > t->max_in) t->max_in = w->n_in;
         op->params_off = (uint32_t)p_at;
@@ -1510,7 +1560,14 @@ static lx_status graph_emit(graph *g, trace *t) {
             int nd;
             const void *pp;
             if (!pbuf) st = oom("for the trace");
-            else st = infer(op, t->params + op->params_off, pin, w->n_in, shape, &nd, pbuf, &pp);
+            shp ref = {0, NULL, NULL};
+            if (w->shape_ref >= 0) {
+                const wval *r = &g->v[mapped(g, w->shape_ref)];
+                ref = (shp){r->ndim, r->shape, r->params};
+            }
+            if (pbuf)
+                st = infer(op, t->params + op->params_off, pin, w->n_in, &ref, shape, &nd, pbuf,
+                           &pp);
             if (st == LX_OK && (nd != w->ndim || memcmp(shape, w->shape, sizeof(int32_t) * nd)))
                 st = refuse(w, "has a shape its rule does not reproduce");
             free(pbuf);
@@ -1598,6 +1655,7 @@ static trace *trace_create(lx_closure *c, lx_node *const *real, int n_in, lx_sta
     if ((*st = graph_simplify(&g)) != LX_OK) goto fail;
     graph_mark_live(&g);
     if ((*st = graph_fuse(&g)) != LX_OK) goto fail;
+    if (g.shapeless) graph_matmul_refs(&g);
     if ((*st = graph_emit(&g, t)) != LX_OK) goto fail;
     graph_free(&g);
     for (int j = 0; j < c->n_out; j++) lx_node_release(out_nodes[j]);
@@ -1653,7 +1711,9 @@ static lx_status replay(const trace *t, lx_node *const *real, lx_array *out) {
         if (op->rule != R_LITERAL) {
             for (int k = 0; k < op->n_in; k++)
                 pin[k] = (shp){ins[k]->ndim, ins[k]->shape, ins[k]->params};
-            st = infer(op, params, pin, op->n_in, sbuf, &ndim, pbuf, &params);
+            shp ref = {0, NULL, NULL};
+            if (op->ref >= 0) ref = (shp){vals[op->ref]->ndim, vals[op->ref]->shape, NULL};
+            st = infer(op, params, pin, op->n_in, &ref, sbuf, &ndim, pbuf, &params);
             if (st == LX_OK && !lx_shape_check(op->op, sbuf, ndim, (lx_dtype)op->dtype, NULL))
                 st = lx_error();
             if (st != LX_OK) goto done;

@@ -56,7 +56,7 @@ static const uint8_t gv_size[GV_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 8, 12, 8, 8, 8
 #define GGUF_MAX_ARRAY ((uint64_t)1 << 26)
 #define GGUF_MAX_DEPTH 4
 #define GGUF_MAX_HEADER_BYTES ((size_t)512 << 20)  /* KVs + tensor infos */
-#define GGUF_MAX_META_TEXT ((size_t)512 << 20)     /* formatted metadata, all of it */
+#define GGUF_MAX_META_TEXT ((size_t)256 << 20)     /* formatted metadata, all of it */
 #define GGUF_DEFAULT_ALIGNMENT 32
 
 /* ggml tensor types: name, elements per block, bytes per block, lx dtype for plain ones
@@ -202,6 +202,9 @@ static bool format_array_items(gparse *g, int depth, gtext *t, const char *key, 
         return false;
     }
     if (offs) {
+        /* the item offsets count against the metadata budget too */
+        if (n * sizeof **offs > *t->budget) { t->over = true; goto text_fail; }
+        *t->budget -= n * sizeof **offs;
         *offs = malloc(sizeof **offs * (size_t)(n ? n : 1));
         if (!*offs) { lx_set_error(LX_E_OOM, "lx_load: %s: out of host memory", g->file); return false; }
         *n_out = (int)n;
@@ -491,7 +494,7 @@ static bool add_quantized(lx_weights *w, const char *file, io_image *im, uint64_
                           const gtensor *ti) {
     const gg_type *tt = &gg_types[ti->type];
     int ndim = (int)ti->ndim;
-    int shape[LX_MAX_NDIM];
+    int shape[LX_MAX_NDIM] = {0};
     for (int d = 0; d < ndim; d++) shape[d] = (int)ti->ne[ndim - 1 - d];
     int64_t count = 1;
     for (int d = 0; d < ndim; d++) count *= ti->ne[d];
@@ -547,7 +550,7 @@ static bool add_plain(lx_weights *w, const char *file, io_image *im, uint64_t da
                       const gtensor *ti) {
     lx_dtype dt = (lx_dtype)gg_types[ti->type].lx;
     int ndim = (int)ti->ndim;
-    int shape[LX_MAX_NDIM];
+    int shape[LX_MAX_NDIM] = {0};
     for (int d = 0; d < ndim; d++) shape[d] = (int)ti->ne[ndim - 1 - d];
     size_t off = (size_t)(data_start + ti->offset), es = lx_dtype_size(dt);
     bool zc = ((uintptr_t)(im->data + off) % es) == 0 && (io_host_le() || es == 1);
@@ -628,12 +631,20 @@ lx_weights *io_gguf_parse(io_image *im, const char *file) {
     }
     /* no two tensors share bytes */
     qsort(by_off, (size_t)n_tensors, sizeof *by_off, cmp_offset);
-    for (uint64_t i = 1; i < n_tensors; i++) {
-        const gtensor *a = by_off[i - 1], *b = by_off[i];
-        if (b->offset < a->offset + a->nbytes) {
-            lx_set_error(LX_E_FORMAT, "lx_load: %s: tensor '%.*s' overlaps tensor '%.*s'", file,
-                         IO_Q(b->name), IO_Q(a->name));
-            goto fail;
+    {
+        uint64_t max_end = 0;
+        const gtensor *owner = NULL;
+        for (uint64_t i = 0; i < n_tensors; i++) {
+            const gtensor *b = by_off[i];
+            if (owner && b->offset < max_end) {
+                lx_set_error(LX_E_FORMAT, "lx_load: %s: tensor '%.*s' overlaps tensor '%.*s'", file,
+                             IO_Q(b->name), IO_Q(owner->name));
+                goto fail;
+            }
+            if (b->offset + b->nbytes > max_end || !owner) {
+                max_end = b->offset + b->nbytes;
+                owner = b;
+            }
         }
     }
     /* unique names, counting the scales/biases names that conversion adds */
@@ -670,10 +681,14 @@ lx_weights *io_gguf_parse(io_image *im, const char *file) {
             goto fail;
         }
         if (tt->qbits) {
-            char key[GGUF_MAX_NAME + 32];
-            snprintf(key, sizeof key, "%s.quantization", ts[i].name);
+            size_t kl = strlen(ts[i].name) + sizeof ".quantization";
+            char *key = malloc(kl);
+            if (!key) { lx_set_error(LX_E_OOM, "lx_load: out of host memory"); goto fail; }
+            snprintf(key, kl, "%s.quantization", ts[i].name);
             const char *v = tt->qbits == 4 ? "affine:32:4" : "affine:32:8";
-            if (!io_meta_add(w, file, key, v, strlen(v), false)) goto fail;
+            bool ok = io_meta_add(w, file, key, v, strlen(v), false);
+            free(key);
+            if (!ok) goto fail;
         }
     }
     /* valid: build */

@@ -140,7 +140,7 @@ void io_image_release(io_image *im) {
 static void image_release_hook(void *owner) { io_image_release(owner); }
 
 lx_buffer *io_image_buffer(io_image *im, size_t off, size_t n, bool zero_copy) {
-    if (zero_copy) {
+    if (zero_copy || n == 0) { /* an empty array reads nothing: no copy needed */
         io_image_retain(im);
         lx_buffer *b = lx_buffer_wrap(LX_CPU, (void *)(im->data + off), n, image_release_hook, im);
         if (!b) io_image_release(im);
