@@ -143,12 +143,12 @@ lx_node *lx_node_new(const char *op, int prim, lx_dtype dtype, const int *shape,
     void *p = NULL;
     lx_node **in = NULL;
     if (n && params_size) {
-        p = malloc(params_size);
+        p = params_size <= LX_NODE_INLINE_PARAMS ? n->params_inline : malloc(params_size);
         if (p) memcpy(p, params, params_size);
     }
     if (n && n_inputs > LX_NODE_INLINE_INPUTS) in = malloc(sizeof(lx_node *) * (size_t)n_inputs);
     if (!n || (params_size && !p) || (n_inputs > LX_NODE_INLINE_INPUTS && !in)) {
-        free(p);
+        if (n && p != n->params_inline) free(p);
         free(in);
         if (n) pool_give(n);
         for (int i = 0; i < n_inputs; i++) lx_node_release(inputs[i]);
@@ -205,7 +205,7 @@ static void node_destroy_one(lx_node *n, lx_node **work) {
     if (n->inputs != n->inline_inputs) free(n->inputs);
     n->inputs = n->inline_inputs;
     n->n_inputs = 0;
-    free(n->params);
+    if (n->params != n->params_inline) free(n->params);
     n->params = NULL;
     if (n->buf) lx_buffer_release(n->buf);
     n->buf = NULL;
@@ -232,7 +232,7 @@ void lx_node_detach(lx_node *n) {
     n->n_inputs = 0;
     n->inputs = n->inline_inputs;
     n->prim = 0;
-    free(n->params);
+    if (n->params != n->params_inline) free(n->params);
     n->params = NULL;
     n->params_size = 0;
     for (int i = 0; i < k; i++) lx_node_release(in[i]);

@@ -27,6 +27,7 @@ typedef enum {
 } lx_node_state;
 
 #define LX_NODE_INLINE_INPUTS 3
+#define LX_NODE_INLINE_PARAMS 80 /* most primitives' params fit: no allocation per node */
 
 typedef struct lx_node {
     _Atomic uint32_t refs;
@@ -45,7 +46,8 @@ typedef struct lx_node {
     _Atomic(lx_buffer *) host_copy; /* row-major copy made by lx_data for a strided array */
     struct lx_node **inputs;      /* points at inline_inputs or a heap array */
     struct lx_node *inline_inputs[LX_NODE_INLINE_INPUTS];
-    void *params;                 /* primitive parameters (heap, params_size bytes) */
+    void *params;                 /* primitive parameters (params_size bytes): params_inline or heap */
+    _Alignas(16) unsigned char params_inline[LX_NODE_INLINE_PARAMS];
     const char *op;               /* the public op that made it, for messages and debugging */
     const char *site_file;        /* LX_DEBUG: where it was made */
     int site_line;

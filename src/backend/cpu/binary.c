@@ -184,20 +184,16 @@ DEF_BINARY_PRED(U, uint64_t)
             int64_t m = n - i < LX_CHUNK ? n - i : LX_CHUNK;                            \
             const CT *pa = ba, *pb = bb;                                                \
             if (da) pa = (const CT *)(const void *)a + i;                               \
-            else if (sa != 0)                                                           \
-                for (int64_t j = 0; j < m; j++) ba[j] = LX_LOAD_##S(a[(i + j) * sa]);   \
+            else if (sa != 0) lx_chunk_load_##S(a + i * sa, sa, ba, m);                 \
             if (db) pb = (const CT *)(const void *)b + i;                               \
-            else if (sb != 0)                                                           \
-                for (int64_t j = 0; j < m; j++) bb[j] = LX_LOAD_##S(b[(i + j) * sb]);   \
+            else if (sb != 0) lx_chunk_load_##S(b + i * sb, sb, bb, m);                 \
             if (pred) {                                                                 \
                 LX_ICAT_(binary_pred_, LX_CLS_##S)(op, pa, pb, (uint8_t *)out + i, m);  \
             } else if (LX_DIRECT_##S) {                                                 \
                 LX_ICAT_(binary_, LX_CLS_##S)(op, pa, pb, (CT *)(void *)out + i, m);    \
             } else {                                                                    \
                 LX_ICAT_(binary_, LX_CLS_##S)(op, pa, pb, bo, m);                       \
-                ST *y = (ST *)out + i;                                                  \
-                for (int64_t j = 0; j < m; j++)                                         \
-                    y[j] = LX_ICAT_(lx_cvt_##S##_, LX_CLS_##S)(bo[j]);                  \
+                lx_chunk_store_##S(bo, (ST *)out + i, m);                               \
             }                                                                           \
         }                                                                               \
     }

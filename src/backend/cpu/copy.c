@@ -11,26 +11,14 @@
  */
 #include "backend/cpu/iter.h"
 
-/* ---- loaders: a strided run of dtype S -> class values ---- */
-typedef void (*load_fn)(const char *p, int64_t stride, void *buf, int64_t n);
-typedef void (*store_fn)(const void *buf, char *out, int64_t n);
-
-#define DEF_LOAD(E, T, S)                                                           \
-    static void load_##S(const char *p, int64_t s, void *buf, int64_t n) {          \
-        const LX_ST_##S *x = (const LX_ST_##S *)p;                                  \
-        LX_ICAT_(LX_CT_, LX_CLS_##S) *b = buf;                                      \
-        if (s == 1)                                                                 \
-            for (int64_t i = 0; i < n; i++) b[i] = LX_LOAD_##S(x[i]);               \
-        else                                                                        \
-            for (int64_t i = 0; i < n; i++) b[i] = LX_LOAD_##S(x[i * s]);           \
-    }
-LX_FOR_EACH_DTYPE(DEF_LOAD)
-#undef DEF_LOAD
+/* ---- loaders (iter.h's lx_chunk_load_<s>) and storers: class C values -> dtype S ---- */
+typedef void (*load_fn)(const void *p, int64_t stride, void *buf, int64_t n);
+typedef void (*store_fn)(const void *buf, void *out, int64_t n);
 
 /* ---- storers: class C values -> row-contiguous dtype S ---- */
 /* (S is pasted before being passed on: `bool` is itself a macro.) */
 #define DEF_STORE1(NAME, ST, CVT, CT)                                               \
-    static void NAME(const void *buf, char *out, int64_t n) {                       \
+    static void NAME(const void *buf, void *out, int64_t n) {                       \
         const CT *b = buf;                                                          \
         ST *y = (ST *)out;                                                          \
         for (int64_t i = 0; i < n; i++) y[i] = CVT(b[i]);                           \
@@ -45,13 +33,20 @@ LX_FOR_EACH_DTYPE(DEF_STORE)
 #undef DEF_STORE1
 
 static const load_fn loaders[LX_DTYPE_COUNT] = {
-#define X(E, T, S) [E] = load_##S,
+#define X(E, T, S) [E] = lx_chunk_load_##S,
     LX_FOR_EACH_DTYPE(X)
 #undef X
 };
 
 static const store_fn storers[LX_DTYPE_COUNT][4] = {
 #define X(E, T, S) [E] = {store_##S##_U, store_##S##_I, store_##S##_F, store_##S##_D},
+    LX_FOR_EACH_DTYPE(X)
+#undef X
+};
+
+/* From the dtype's own class (the fast paths, e.g. F16C for float16). */
+static const store_fn own_storers[LX_DTYPE_COUNT] = {
+#define X(E, T, S) [E] = lx_chunk_store_##S,
     LX_FOR_EACH_DTYPE(X)
 #undef X
 };
@@ -122,8 +117,10 @@ lx_status LX_CPU_KERNEL(COPY)(lx_node *out) {
         lx_iter_run(&it, LX_ITER_GRAIN * 4, moves[es], NULL);
         return LX_OK;
     }
+    int cls = lx_dtype_class((lx_dtype)in->dtype);
     convert_ctx ctx = {loaders[in->dtype],
-                       storers[out->dtype][lx_dtype_class((lx_dtype)in->dtype)],
+                       cls == lx_dtype_class((lx_dtype)out->dtype) ? own_storers[out->dtype]
+                                                                   : storers[out->dtype][cls],
                        (int64_t)lx_dtype_size((lx_dtype)in->dtype),
                        (int64_t)lx_dtype_size((lx_dtype)out->dtype)};
     lx_iter_run(&it, LX_ITER_GRAIN, convert_row, &ctx);
@@ -167,7 +164,7 @@ lx_status LX_CPU_KERNEL(FULL)(lx_node *out) {
     ctx.out = lx_node_ptr(out);
     ctx.es = lx_dtype_size((lx_dtype)out->dtype);
     double v = p->value;
-    storers[out->dtype][LX_CLASS_D](&v, (char *)ctx.value, 1);
+    storers[out->dtype][LX_CLASS_D](&v, ctx.value, 1);
     lx_parallel_for(out->size, LX_ITER_GRAIN * 4, fill_range, &ctx);
     return LX_OK;
 }

@@ -18,6 +18,7 @@
  */
 #include <cblas.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +45,7 @@ typedef struct {
     bool with_c;        /* out holds c on entry */
     /* panels (half path) */
     int64_t mb, nbk, m_panels, n_panels;
-    bool failed;
+    _Atomic bool failed; /* set by any worker that ran out of memory */
 } mmctx;
 
 static void batch_offsets(const mmctx *c, int64_t bi, int64_t *oa, int64_t *ob) {

@@ -20,6 +20,26 @@
 #include "core/dtype.h"
 #include "core/node.h"
 
+#if defined(__F16C__) && defined(__AVX__)
+#include <immintrin.h>
+#define LX_NN_F16C 1
+#endif
+
+/* float16 bits -> float32 without branches (vectorisable): the exponent and mantissa bits
+ * shifted into a float and scaled by 2^112 give normals and subnormals; Inf/NaN are patched. */
+static inline float lx_nn_h2f(uint16_t h) {
+    uint32_t em = (uint32_t)h & 0x7fffu;
+    float f;
+    uint32_t u = em << 13;
+    memcpy(&f, &u, 4);
+    f *= 0x1p112f;
+    memcpy(&u, &f, 4);
+    u = em >= 0x7c00u ? (0x7f800000u | (em << 13)) : u;
+    u |= ((uint32_t)h & 0x8000u) << 16;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 /* dst[i] = src[i * stride] for i < n, converted from dtype t (a floating dtype or bool). */
 #define LX_NN_DEFINE_CONVERT(CT, SFX)                                                          \
     static inline void lx_nn_load_##SFX(CT *dst, const void *src, lx_dtype t, int64_t stride, \
@@ -27,12 +47,21 @@
         switch (t) {                                                                          \
         case LX_FLOAT16: {                                                                    \
             const uint16_t *p = (const uint16_t *)src;                                        \
-            for (int64_t i = 0; i < n; i++) dst[i] = (CT)lx_f16_to_f32(p[i * stride]);        \
+            int64_t i = 0;                                                                    \
+            if (stride == 1) {                                                                \
+                LX_NN_F16C_LOAD_##SFX(dst, p, n, i)                                           \
+                for (; i < n; i++) dst[i] = (CT)lx_nn_h2f(p[i]);                              \
+            } else {                                                                          \
+                for (; i < n; i++) dst[i] = (CT)lx_nn_h2f(p[i * stride]);                     \
+            }                                                                                 \
             break;                                                                            \
         }                                                                                     \
         case LX_BFLOAT16: {                                                                   \
             const uint16_t *p = (const uint16_t *)src;                                        \
-            for (int64_t i = 0; i < n; i++) dst[i] = (CT)lx_bf16_to_f32(p[i * stride]);       \
+            if (stride == 1)                                                                  \
+                for (int64_t i = 0; i < n; i++) dst[i] = (CT)lx_bf16_to_f32(p[i]);            \
+            else                                                                              \
+                for (int64_t i = 0; i < n; i++) dst[i] = (CT)lx_bf16_to_f32(p[i * stride]);   \
             break;                                                                            \
         }                                                                                     \
         case LX_FLOAT32: {                                                                    \
@@ -63,7 +92,9 @@
         switch (t) {                                                                          \
         case LX_FLOAT16: {                                                                    \
             uint16_t *p = (uint16_t *)dst;                                                    \
-            for (int64_t i = 0; i < n; i++) p[i] = lx_f32_to_f16((float)src[i]);              \
+            int64_t i = 0;                                                                    \
+            LX_NN_F16C_STORE_##SFX(p, src, n, i)                                              \
+            for (; i < n; i++) p[i] = lx_f32_to_f16((float)src[i]);                           \
             break;                                                                            \
         }                                                                                     \
         case LX_BFLOAT16: {                                                                   \
@@ -85,8 +116,62 @@
         }                                                                                     \
     }
 
+/* F16C: eight float16 <-> float32 per instruction (x86-64-v3 and v4 variants). */
+#ifdef LX_NN_F16C
+#define LX_NN_F16C_LOAD_f32(dst, p, n, i)                                                     \
+    for (; i + 8 <= n; i += 8)                                                               \
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + i))));
+#define LX_NN_F16C_STORE_f32(p, src, n, i)                                                    \
+    for (; i + 8 <= n; i += 8)                                                               \
+        _mm_storeu_si128((__m128i *)(p + i),                                                 \
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+#else
+#define LX_NN_F16C_LOAD_f32(dst, p, n, i)
+#define LX_NN_F16C_STORE_f32(p, src, n, i)
+#endif
+#define LX_NN_F16C_LOAD_f64(dst, p, n, i)
+#define LX_NN_F16C_STORE_f64(p, src, n, i)
+
 LX_NN_DEFINE_CONVERT(float, f32)
 LX_NN_DEFINE_CONVERT(double, f64)
+
+/* expf for the softmax kernels: Cephes' range reduction and degree-6 polynomial (about 1 ulp),
+ * branch-free so loops over it vectorise. exp(x) for x < -87 (below FLT_MIN) is 0; x > 88 is
+ * clamped (the kernels only ask for x <= 0); NaN stays NaN. */
+static inline float lx_nn_expf(float x) {
+    float xc = x > 88.0f ? 88.0f : (x < -87.0f ? -87.0f : x);
+    float t = xc * 1.44269504088896341f + 12582912.0f; /* round to nearest via 1.5 * 2^23 */
+    float n = t - 12582912.0f;
+    float r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t e = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &e, 4);
+    float y = p * scale;
+    y = x < -87.0f ? 0.0f : y;
+    return x != x ? x : y;
+}
+static inline double lx_nn_exp(double x) { return exp(x); }
+
+/* GCC/Clang vector extensions for the hot loops (AVX registers on v3/v4, SSE registers on the
+ * baseline); plain loops elsewhere. */
+#if defined(__GNUC__)
+#define LX_NN_VEC 1
+#ifdef __AVX__
+#define LX_NN_VBYTES 32
+#else
+#define LX_NN_VBYTES 16
+#endif
+typedef float lx_nn_vf32 __attribute__((vector_size(LX_NN_VBYTES)));
+typedef double lx_nn_vf64 __attribute__((vector_size(LX_NN_VBYTES)));
+#endif
 
 /* Element offset (from the node's first element) of the row-major index `index` over the
  * first nd dims of n. */

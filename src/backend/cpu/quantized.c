@@ -66,61 +66,54 @@ static inline float qt_bf16_round(float v) { return lx_bf16_to_f32(lx_f32_to_bf1
 
 /* ---- unpacking ------------------------------------------------------------------------------ */
 
-static inline uint32_t qt_ld32(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4); /* little-endian host */
-    return v;
-}
-static inline uint32_t qt_ld24(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16;
-}
-/* (macros, not functions: 32-byte vectors passed by value change the ABI without AVX) */
-#define qt_put8(q, v)                                                        \
-    do {                                                                     \
-        qt_f32x8 qt_f_ = __builtin_convertvector((qt_i32x8)(v), qt_f32x8);   \
-        memcpy((q), &qt_f_, sizeof qt_f_);                                   \
+/* The 8 values of chunk i of a group (8 values take exactly `bits` bytes, at byte i*bits) as
+ * a float vector; `bits` is a constant where this expands, so the load and shifts specialise.
+ * (A macro: 32-byte vectors passed by value change the ABI where AVX is off.) */
+#define QT_CHUNK(dst, p, bits, i)                                                           \
+    do {                                                                                    \
+        uint64_t qt_u_ = 0;                                                                 \
+        memcpy(&qt_u_, (p) + (int64_t)(i) * (bits), (bits)); /* little-endian host */       \
+        qt_u32x8 qt_v_;                                                                     \
+        if ((bits) <= 4) {                                                                  \
+            const qt_u32x8 qt_sh_ = {0, (bits), 2 * (bits), 3 * (bits), 4 * (bits),         \
+                                     5 * (bits), 6 * (bits), 7 * (bits)};                   \
+            qt_v_ = ((qt_u32x8){0} + (uint32_t)qt_u_) >> qt_sh_;                            \
+        } else {                                                                            \
+            uint32_t qt_a_ = (uint32_t)qt_u_, qt_b_ = (uint32_t)(qt_u_ >> (4 * (bits)));    \
+            const qt_u32x8 qt_sh_ = {0, (bits), 2 * (bits), 3 * (bits),                     \
+                                     0, (bits), 2 * (bits), 3 * (bits)};                    \
+            qt_v_ = (qt_u32x8){qt_a_, qt_a_, qt_a_, qt_a_, qt_b_, qt_b_, qt_b_, qt_b_} >>   \
+                    qt_sh_;                                                                 \
+        }                                                                                   \
+        qt_v_ &= (uint32_t)((1u << (bits)) - 1u);                                           \
+        (dst) = __builtin_convertvector((qt_i32x8)qt_v_, qt_f32x8);                         \
     } while (0)
 
-/* n values (a multiple of 8) starting at byte p of a packed row, as floats. */
-static inline void qt_unpack(const uint8_t *p, int bits, int n, float *q) {
-    switch (bits) {
-    case 2: {
-        const qt_u32x8 lo = {0, 2, 4, 6, 8, 10, 12, 14}, hi = lo + 16;
-        for (int i = 0; i < n; i += 16, p += 4) {
-            qt_u32x8 v = (qt_u32x8){0} + qt_ld32(p);
-            qt_put8(q + i, (v >> lo) & 3);
-            qt_put8(q + i + 8, (v >> hi) & 3);
-        }
-        break;
+/* Calls body(bits) with bits a constant, so each width gets its own specialised loop. */
+#define QT_SWITCH_BITS(bits, body)      \
+    switch (bits) {                     \
+    case 2: body(2); break;             \
+    case 3: body(3); break;             \
+    case 4: body(4); break;             \
+    case 5: body(5); break;             \
+    case 6: body(6); break;             \
+    default: body(8); break;            \
     }
-    case 3: {
-        const qt_u32x8 sh = {0, 3, 6, 9, 12, 15, 18, 21};
-        for (int i = 0; i < n; i += 8, p += 3) qt_put8(q + i, (((qt_u32x8){0} + qt_ld24(p)) >> sh) & 7);
-        break;
+
+static inline __attribute__((always_inline)) void qt_unpack_bits(const uint8_t *p, int bits,
+                                                                  int n, float *q) {
+    for (int i = 0; i < n / 8; i++) {
+        qt_f32x8 v;
+        QT_CHUNK(v, p, bits, i);
+        memcpy(q + 8 * i, &v, sizeof v);
     }
-    case 4: {
-        const qt_u32x8 sh = {0, 4, 8, 12, 16, 20, 24, 28};
-        for (int i = 0; i < n; i += 8, p += 4) qt_put8(q + i, (((qt_u32x8){0} + qt_ld32(p)) >> sh) & 15);
-        break;
-    }
-    case 5:
-        for (int i = 0; i < n; i += 8, p += 5) {
-            uint64_t v = (uint64_t)qt_ld32(p) | (uint64_t)p[4] << 32;
-            for (int j = 0; j < 8; j++) q[i + j] = (float)((v >> (5 * j)) & 31);
-        }
-        break;
-    case 6: {
-        const qt_u32x8 sh = {0, 6, 12, 18, 0, 6, 12, 18};
-        for (int i = 0; i < n; i += 8, p += 6) {
-            uint32_t a = qt_ld24(p), b = qt_ld24(p + 3);
-            qt_put8(q + i, ((qt_u32x8){a, a, a, a, b, b, b, b} >> sh) & 63);
-        }
-        break;
-    }
-    default: /* 8 */
-        for (int i = 0; i < n; i++) q[i] = (float)p[i];
-        break;
-    }
+}
+
+/* n values (a multiple of 8) starting at byte p of a packed row (on a chunk boundary). */
+static void qt_unpack(const uint8_t *p, int bits, int n, float *q) {
+#define QT_UNPACK_CASE(b) qt_unpack_bits(p, b, n, q)
+    QT_SWITCH_BITS(bits, QT_UNPACK_CASE)
+#undef QT_UNPACK_CASE
 }
 
 static inline float qt_hsum(const qt_f32x8 *v) {
@@ -224,12 +217,12 @@ typedef struct {
         }                                                                                     \
     }                                                                                         \
                                                                                               \
-    /* transpose, M <= QMM_SMALL_M: units are (matrix, output column n) */                    \
-    static void qt_mm_t_small_##S(void *vc, int64_t u0, int64_t u1) {                         \
-        const qt_mm_ctx *c = vc;                                                              \
-        const int M = c->M, N = c->N, K = c->K, gs = c->gs, bits = c->bits, G = c->G;         \
-        const int gbytes = gs * bits / 8;                                                     \
-        float q[128] __attribute__((aligned(32)));                                            \
+    /* transpose, M <= QMM_SMALL_M: units are (matrix, output column n); each packed row is  \
+     * read once, a chunk of 8 values at a time, straight into registers */                  \
+    static inline __attribute__((always_inline)) void qt_mm_t_body_##S(                      \
+        const qt_mm_ctx *c, int64_t u0, int64_t u1, const int bits) {                         \
+        const int M = c->M, N = c->N, K = c->K, gs = c->gs, G = c->G;                         \
+        const int gbytes = gs * bits / 8, chunks = gs / 8;                                    \
         for (int64_t u = u0; u < u1; u++) {                                                   \
             int64_t bi = u / N;                                                               \
             int n = (int)(u % N);                                                             \
@@ -239,6 +232,29 @@ typedef struct {
             const T *br = (const T *)c->b + wm * c->s_mat + (int64_t)n * G;                   \
             const float *x = c->x + xm * M * (int64_t)K;                                      \
             const float *xs = c->xsum + xm * M * (int64_t)G;                                  \
+            T *o = (T *)c->out + bi * M * (int64_t)N + n;                                     \
+            if (M == 1) {                                                                     \
+                qt_f32x8 acc = {0};                                                           \
+                float bacc = 0.0f;                                                            \
+                for (int g = 0; g < G; g++) {                                                 \
+                    const uint8_t *wg = wr + (int64_t)g * gbytes;                             \
+                    const float *xg = x + (int64_t)g * gs;                                    \
+                    qt_f32x8 d0 = {0}, d1 = {0};                                              \
+                    for (int i = 0; i < chunks; i += 2) {                                     \
+                        qt_f32x8 q0, q1, x0, x1;                                              \
+                        QT_CHUNK(q0, wg, bits, i);                                            \
+                        QT_CHUNK(q1, wg, bits, i + 1);                                        \
+                        qt_load8(&x0, xg + 8 * i);                                            \
+                        qt_load8(&x1, xg + 8 * i + 8);                                        \
+                        d0 += q0 * x0;                                                        \
+                        d1 += q1 * x1;                                                        \
+                    }                                                                         \
+                    acc += LD(sr[g]) * (d0 + d1);                                             \
+                    bacc += LD(br[g]) * xs[g];                                                \
+                }                                                                             \
+                o[0] = ST(qt_hsum(&acc) + bacc);                                              \
+                continue;                                                                     \
+            }                                                                                 \
             qt_f32x8 acc[QMM_SMALL_M];                                                        \
             float bacc[QMM_SMALL_M];                                                          \
             for (int m = 0; m < M; m++) {                                                     \
@@ -246,34 +262,39 @@ typedef struct {
                 bacc[m] = 0.0f;                                                               \
             }                                                                                 \
             for (int g = 0; g < G; g++) {                                                     \
-                qt_unpack(wr + (int64_t)g * gbytes, bits, gs, q);                             \
+                const uint8_t *wg = wr + (int64_t)g * gbytes;                                 \
+                qt_f32x8 d[QMM_SMALL_M];                                                      \
+                for (int m = 0; m < M; m++) d[m] = (qt_f32x8){0};                             \
+                for (int i = 0; i < chunks; i++) {                                            \
+                    qt_f32x8 q;                                                               \
+                    QT_CHUNK(q, wg, bits, i);                                                 \
+                    for (int m = 0; m < M; m++) {                                             \
+                        qt_f32x8 xv;                                                          \
+                        qt_load8(&xv, x + (int64_t)m * K + (int64_t)g * gs + 8 * i);          \
+                        d[m] += q * xv;                                                       \
+                    }                                                                         \
+                }                                                                             \
                 float s = LD(sr[g]), b = LD(br[g]);                                           \
                 for (int m = 0; m < M; m++) {                                                 \
-                    const float *xp = x + (int64_t)m * K + (int64_t)g * gs;                   \
-                    qt_f32x8 d = {0};                                                         \
-                    for (int j = 0; j < gs; j += 8) {                                         \
-                        qt_f32x8 qv, xv;                                                      \
-                        qt_load8(&qv, q + j);                                                 \
-                        qt_load8(&xv, xp + j);                                                \
-                        d += qv * xv;                                                         \
-                    }                                                                         \
-                    acc[m] += s * d;                                                          \
+                    acc[m] += s * d[m];                                                       \
                     bacc[m] += b * xs[(int64_t)m * G + g];                                    \
                 }                                                                             \
             }                                                                                 \
-            T *o = (T *)c->out + bi * M * (int64_t)N + n;                                     \
             for (int m = 0; m < M; m++) o[(int64_t)m * N] = ST(qt_hsum(&acc[m]) + bacc[m]);   \
         }                                                                                     \
     }                                                                                         \
+    static void qt_mm_t_small_##S(void *vc, int64_t u0, int64_t u1) {                         \
+        const qt_mm_ctx *c = vc;                                                              \
+        QT_SWITCH_BITS(c->bits, QT_MM_T_CASE_##S)                                             \
+    }                                                                                         \
                                                                                               \
     /* no transpose, M <= QMM_SMALL_M: units are (matrix, group of output columns); a chunk   \
-     * streams the rows of its column block once */                                          \
-    static void qt_mm_n_small_##S(void *vc, int64_t u0, int64_t u1) {                         \
-        const qt_mm_ctx *c = vc;                                                              \
-        const int M = c->M, N = c->N, K = c->K, gs = c->gs, bits = c->bits, G = c->G;         \
-        const int gbytes = gs * bits / 8, max_groups = QMM_COL_BLOCK / gs;                    \
-        float q[128] __attribute__((aligned(32)));                                            \
-        float acc[QMM_SMALL_M * QMM_COL_BLOCK];                                               \
+     * streams the rows of its column block once, accumulating a block of outputs */          \
+    static inline __attribute__((always_inline)) void qt_mm_n_body_##S(                      \
+        const qt_mm_ctx *c, int64_t u0, int64_t u1, const int bits) {                         \
+        const int M = c->M, N = c->N, K = c->K, gs = c->gs, G = c->G;                         \
+        const int gbytes = gs * bits / 8, chunks = gs / 8, max_groups = QMM_COL_BLOCK / gs;   \
+        float acc[QMM_SMALL_M * QMM_COL_BLOCK] __attribute__((aligned(32)));                  \
         for (int64_t u = u0; u < u1;) {                                                       \
             int64_t bi = u / G;                                                               \
             int g0 = (int)(u % G), g1 = g0 + max_groups;                                      \
@@ -288,12 +309,23 @@ typedef struct {
                 const T *sr = (const T *)c->s + wm * c->s_mat + (int64_t)k * G;               \
                 const T *br = (const T *)c->b + wm * c->s_mat + (int64_t)k * G;               \
                 for (int g = g0; g < g1; g++) {                                               \
-                    qt_unpack(wr + (int64_t)g * gbytes, bits, gs, q);                         \
-                    float s = LD(sr[g]), b = LD(br[g]);                                       \
+                    const uint8_t *wg = wr + (int64_t)g * gbytes;                             \
+                    float s = LD(sr[g]), b = LD(br[g]), a[QMM_SMALL_M], cb[QMM_SMALL_M];      \
                     for (int m = 0; m < M; m++) {                                             \
-                        float xv = x[(int64_t)m * K + k], a = xv * s, cb = xv * b;            \
-                        float *ap = acc + m * cols + (g - g0) * gs;                           \
-                        for (int j = 0; j < gs; j++) ap[j] += a * q[j] + cb;                  \
+                        float xv = x[(int64_t)m * K + k];                                     \
+                        a[m] = xv * s;                                                        \
+                        cb[m] = xv * b;                                                       \
+                    }                                                                         \
+                    for (int i = 0; i < chunks; i++) {                                        \
+                        qt_f32x8 q;                                                           \
+                        QT_CHUNK(q, wg, bits, i);                                             \
+                        for (int m = 0; m < M; m++) {                                         \
+                            float *ap = acc + m * cols + (g - g0) * gs + 8 * i;               \
+                            qt_f32x8 v;                                                       \
+                            qt_load8(&v, ap);                                                 \
+                            v += a[m] * q + cb[m];                                            \
+                            memcpy(ap, &v, sizeof v);                                         \
+                        }                                                                     \
                     }                                                                         \
                 }                                                                             \
             }                                                                                 \
@@ -302,6 +334,10 @@ typedef struct {
                 for (int j = 0; j < cols; j++) o[(int64_t)m * N + j] = ST(acc[m * cols + j]); \
             u += g1 - g0;                                                                     \
         }                                                                                     \
+    }                                                                                         \
+    static void qt_mm_n_small_##S(void *vc, int64_t u0, int64_t u1) {                         \
+        const qt_mm_ctx *c = vc;                                                              \
+        QT_SWITCH_BITS(c->bits, QT_MM_N_CASE_##S)                                             \
     }                                                                                         \
                                                                                               \
     /* transpose panel: rows n0 + [r0, r1) of w matrix c->mat as float32 [nb, K] */           \
@@ -355,6 +391,12 @@ typedef struct {
                                       qt_mm_n_small_##S, qt_panel_t_##S, qt_panel_n_##S,      \
                                       qt_to_f32_##S, qt_from_f32_##S};
 
+#define QT_MM_T_CASE_f32(b) qt_mm_t_body_f32(c, u0, u1, b)
+#define QT_MM_T_CASE_f16(b) qt_mm_t_body_f16(c, u0, u1, b)
+#define QT_MM_T_CASE_bf16(b) qt_mm_t_body_bf16(c, u0, u1, b)
+#define QT_MM_N_CASE_f32(b) qt_mm_n_body_f32(c, u0, u1, b)
+#define QT_MM_N_CASE_f16(b) qt_mm_n_body_f16(c, u0, u1, b)
+#define QT_MM_N_CASE_bf16(b) qt_mm_n_body_bf16(c, u0, u1, b)
 QT_DTYPES(QT_KERNELS)
 #undef QT_KERNELS
 

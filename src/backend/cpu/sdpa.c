@@ -33,21 +33,25 @@
 #define LX_NN_TEMPLATE_PASS
 #define CT float
 #define SFX(name) name##_f32
-#define CT_EXP expf
+#define CT_EXP lx_nn_expf
+#define CT_VEC lx_nn_vf32
 #define CT_DTYPE LX_FLOAT32
 #include "backend/cpu/sdpa.c"
 #undef CT
 #undef SFX
 #undef CT_EXP
+#undef CT_VEC
 #undef CT_DTYPE
 #define CT double
 #define SFX(name) name##_f64
-#define CT_EXP exp
+#define CT_EXP lx_nn_exp
+#define CT_VEC lx_nn_vf64
 #define CT_DTYPE LX_FLOAT64
 #include "backend/cpu/sdpa.c"
 #undef CT
 #undef SFX
 #undef CT_EXP
+#undef CT_VEC
 #undef CT_DTYPE
 #undef LX_NN_TEMPLATE_PASS
 
@@ -71,6 +75,82 @@ static inline CT SFX(sdpa_dot)(const CT *a, const CT *b, int64_t n) {
 
 static inline void SFX(sdpa_axpy)(CT *y, CT a, const CT *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+#ifdef LX_NN_VEC
+#define VL ((int64_t)(LX_NN_VBYTES / sizeof(CT)))
+static inline CT_VEC SFX(vload)(const CT *p) {
+    CT_VEC v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline CT SFX(vsum)(CT_VEC v) {
+    CT s = 0;
+    for (int64_t l = 0; l < VL; l++) s += v[l];
+    return s;
+}
+#endif
+
+/* s[j] = q . k_j for j < n: four keys at a time share each load of q. */
+static void SFX(sdpa_scores)(CT *s, const CT *q, const CT *const *kp, int64_t n, int64_t D) {
+    int64_t j = 0;
+#ifdef LX_NN_VEC
+    for (; j + 4 <= n; j += 4) {
+        const CT *k0 = kp[j], *k1 = kp[j + 1], *k2 = kp[j + 2], *k3 = kp[j + 3];
+        CT_VEC a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        int64_t d = 0;
+        for (; d + VL <= D; d += VL) {
+            CT_VEC qv = SFX(vload)(q + d);
+            a0 += qv * SFX(vload)(k0 + d);
+            a1 += qv * SFX(vload)(k1 + d);
+            a2 += qv * SFX(vload)(k2 + d);
+            a3 += qv * SFX(vload)(k3 + d);
+        }
+        CT s0 = SFX(vsum)(a0), s1 = SFX(vsum)(a1), s2 = SFX(vsum)(a2), s3 = SFX(vsum)(a3);
+        for (; d < D; d++) {
+            s0 += q[d] * k0[d];
+            s1 += q[d] * k1[d];
+            s2 += q[d] * k2[d];
+            s3 += q[d] * k3[d];
+        }
+        s[j] = s0, s[j + 1] = s1, s[j + 2] = s2, s[j + 3] = s3;
+    }
+#endif
+    for (; j < n; j++) s[j] = SFX(sdpa_dot)(q, kp[j], D);
+}
+
+/* acc[0..Dv) += sum_j p[j] * v_j: the accumulator stays in registers across the keys. */
+static void SFX(sdpa_pv)(CT *acc, const CT *p, const CT *const *vp, int64_t n, int64_t Dv) {
+    int64_t d = 0;
+#ifdef LX_NN_VEC
+    for (; d + 4 * VL <= Dv; d += 4 * VL) {
+        CT_VEC a0 = SFX(vload)(acc + d), a1 = SFX(vload)(acc + d + VL),
+               a2 = SFX(vload)(acc + d + 2 * VL), a3 = SFX(vload)(acc + d + 3 * VL);
+        for (int64_t j = 0; j < n; j++) {
+            const CT *v = vp[j] + d;
+            CT pj = p[j];
+            a0 += pj * SFX(vload)(v);
+            a1 += pj * SFX(vload)(v + VL);
+            a2 += pj * SFX(vload)(v + 2 * VL);
+            a3 += pj * SFX(vload)(v + 3 * VL);
+        }
+        memcpy(acc + d, &a0, sizeof a0);
+        memcpy(acc + d + VL, &a1, sizeof a1);
+        memcpy(acc + d + 2 * VL, &a2, sizeof a2);
+        memcpy(acc + d + 3 * VL, &a3, sizeof a3);
+    }
+    for (; d + VL <= Dv; d += VL) {
+        CT_VEC a0 = SFX(vload)(acc + d);
+        for (int64_t j = 0; j < n; j++) a0 += p[j] * SFX(vload)(vp[j] + d);
+        memcpy(acc + d, &a0, sizeof a0);
+    }
+#undef VL
+#endif
+    for (; d < Dv; d++) {
+        CT a = acc[d];
+        for (int64_t j = 0; j < n; j++) a += p[j] * vp[j][d];
+        acc[d] = a;
+    }
 }
 
 typedef struct {
@@ -242,8 +322,7 @@ static void SFX(sdpa_block)(SFX(sdpa_ctx) *c, SFX(sdpa_scratch) *w, int64_t task
             lim = lim > jn ? jn : lim;
             w->lim[r] = 0;
             if (lim <= 0) continue;
-            const CT *qr = w->qf + r * D;
-            for (int64_t j = 0; j < lim; j++) s[j] = SFX(sdpa_dot)(qr, w->kp[j], D);
+            SFX(sdpa_scores)(s, w->qf + r * D, w->kp, lim, D);
             if (mask) {
                 SFX(lx_nn_load)(w->mrow, w->mptr[r] + (size_t)(j0 * mask->strides[3]) * msz, mt,
                                 mask->strides[3], lim);
@@ -265,11 +344,9 @@ static void SFX(sdpa_block)(SFX(sdpa_ctx) *c, SFX(sdpa_scratch) *w, int64_t task
             CT mold = w->m[r];
             CT mnew = mold > mx ? mold : mx;
             CT corr = CT_EXP(mold - mnew); /* 0 while nothing was seen */
+            for (int64_t j = 0; j < lim; j++) s[j] = CT_EXP(s[j] - mnew);
             CT sum = 0;
-            for (int64_t j = 0; j < lim; j++) {
-                s[j] = CT_EXP(s[j] - mnew);
-                sum += s[j];
-            }
+            for (int64_t j = 0; j < lim; j++) sum += s[j];
             w->l[r] = w->l[r] * corr + sum;
             if (corr != (CT)1) {
                 CT *a = w->acc + r * Dv;
@@ -292,11 +369,8 @@ static void SFX(sdpa_block)(SFX(sdpa_ctx) *c, SFX(sdpa_scratch) *w, int64_t task
                 w->vp[j] = w->vf + j * Dv;
             }
         }
-        for (int64_t r = 0; r < count; r++) {
-            CT *a = w->acc + r * Dv;
-            const CT *s = w->s + r * KB;
-            for (int64_t j = 0; j < w->lim[r]; j++) SFX(sdpa_axpy)(a, s[j], w->vp[j], Dv);
-        }
+        for (int64_t r = 0; r < count; r++)
+            SFX(sdpa_pv)(w->acc + r * Dv, w->s + r * KB, w->vp, w->lim[r], Dv);
     }
 
     if (c->nsplit > 1) {

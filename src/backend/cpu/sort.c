@@ -7,11 +7,14 @@
  * stable sort, so any algorithm gives the same, deterministic result: argsort is stable
  * without a stable algorithm, and partition/topk do not depend on the pivots chosen.
  * Keys of dtypes up to 32 bits are packed with the index into one uint64_t; 64-bit dtypes use
- * a (key, index) struct. Sort is introsort (O(n log n) worst case), partition introselect
- * (O(n) average, O(n log n) worst), topk a select followed by a sort of the k largest.
+ * a (key, index) struct. Sort is an LSD radix sort on the key bytes for rows of RADIX_MIN
+ * elements or more (stable, so ties stay in index order; bytes that are equal across the row
+ * are skipped) and introsort below (O(n log n) worst case); partition is introselect (O(n)
+ * average, O(n log n) worst); topk a select followed by an introsort of the k largest (the
+ * select leaves them out of index order, so a comparison sort on (key, index) is used).
  *
  * Rows are independent and run in parallel (lx_parallel_for); each chunk of rows has one
- * scratch buffer of n pairs.
+ * scratch buffer of n pairs (2n where the radix sort runs).
  */
 #include <math.h>
 #include <stdatomic.h>
@@ -81,8 +84,9 @@ static inline bool pk64_less(pk64 a, pk64 b) {
 #define PK64_IDX(e) ((uint32_t)(e).idx)
 
 #define SMALL_SORT 16
+#define RADIX_MIN 512 /* rows at least this long are radix sorted */
 
-#define DEFINE_SORTS(P, E, LESS)                                                               \
+#define DEFINE_SORTS(P, E, LESS, NB, BYTE)                                                               \
     static void P##_insertion(E *a, int64_t n) {                                               \
         for (int64_t i = 1; i < n; i++) {                                                      \
             E v = a[i];                                                                        \
@@ -154,7 +158,36 @@ static inline bool pk64_less(pk64 a, pk64 b) {
         }                                                                                      \
         P##_insertion(a + lo, hi - lo);                                                        \
     }                                                                                          \
-    static void P##_sort(E *a, int64_t n) { P##_introsort(a, 0, n, 2 * depth_limit(n)); }     \
+    /* LSD radix sort on the key bytes: stable, so equal keys stay in index order, which is   \
+     * the order the pairs were made in. Passes whose byte is the same everywhere are skipped. \
+     * tmp has room for n elements. */                                                        \
+    static void P##_radix(E *a, E *tmp, int64_t n) {                                           \
+        int64_t hist[NB][256];                                                                 \
+        memset(hist, 0, sizeof hist);                                                          \
+        for (int64_t i = 0; i < n; i++)                                                        \
+            for (int b = 0; b < NB; b++) hist[b][BYTE(a[i], b)]++;                             \
+        E *src = a, *dst = tmp;                                                                \
+        for (int b = 0; b < NB; b++) {                                                         \
+            int64_t *h = hist[b];                                                              \
+            if (h[BYTE(a[0], b)] == n) continue;                                               \
+            int64_t sum = 0;                                                                   \
+            for (int v = 0; v < 256; v++) {                                                    \
+                int64_t c = h[v];                                                              \
+                h[v] = sum;                                                                    \
+                sum += c;                                                                      \
+            }                                                                                  \
+            for (int64_t i = 0; i < n; i++) dst[h[BYTE(src[i], b)]++] = src[i];               \
+            E *t = src;                                                                        \
+            src = dst;                                                                         \
+            dst = t;                                                                           \
+        }                                                                                      \
+        if (src != a) memcpy(a, src, sizeof(E) * (size_t)n);                                   \
+    }                                                                                          \
+    /* Sorts a[0, n); tmp (room for n elements, or NULL) enables the radix sort. */            \
+    static void P##_sort(E *a, int64_t n, E *tmp) {                                            \
+        if (tmp && n >= RADIX_MIN) P##_radix(a, tmp, n);                                       \
+        else P##_introsort(a, 0, n, 2 * depth_limit(n));                                       \
+    }                                                                                          \
     /* Puts the element of rank k at a[k], smaller ones before it, larger ones after. */      \
     static void P##_select(E *a, int64_t n, int64_t k) {                                       \
         int64_t lo = 0, hi = n;                                                                \
@@ -181,8 +214,10 @@ static inline int depth_limit(int64_t n) {
     return d;
 }
 
-DEFINE_SORTS(pk32, pk32, PK32_LESS)
-DEFINE_SORTS(pk64, pk64, PK64_LESS)
+#define PK32_BYTE(e, b) ((unsigned)((e) >> (32 + 8 * (b))) & 0xffu)
+#define PK64_BYTE(e, b) ((unsigned)((e).key >> (8 * (b))) & 0xffu)
+DEFINE_SORTS(pk32, pk32, PK32_LESS, 4, PK32_BYTE)
+DEFINE_SORTS(pk64, pk64, PK64_LESS, 8, PK64_BYTE)
 
 /* ---- rows ------------------------------------------------------------------------------- */
 
@@ -255,7 +290,10 @@ static void write_row(const sort_ctx *c, const void *pairs, int64_t first, int64
 static void sort_range(void *vc, int64_t r0, int64_t r1) {
     sort_ctx *c = vc;
     const int64_t n = c->g.n, inner = c->g.inner;
-    void *pairs = malloc((size_t)n * (c->wide ? sizeof(pk64) : sizeof(pk32)));
+    size_t psz = c->wide ? sizeof(pk64) : sizeof(pk32);
+    /* n pairs, and n more of scratch for the radix sort where one runs */
+    bool scratch = n >= RADIX_MIN && (c->mode == LX_SORT_VALUES || c->mode == LX_SORT_INDICES);
+    void *pairs = malloc((size_t)n * psz * (scratch ? 2 : 1));
     if (!pairs) {
         atomic_store(&c->failed, 1);
         return;
@@ -273,8 +311,8 @@ static void sort_range(void *vc, int64_t r0, int64_t r1) {
         switch (c->mode) {
         case LX_SORT_VALUES:
         case LX_SORT_INDICES:
-            if (c->wide) pk64_sort(pairs, n);
-            else pk32_sort(pairs, n);
+            if (c->wide) pk64_sort(pairs, n, scratch ? (pk64 *)pairs + n : NULL);
+            else pk32_sort(pairs, n, scratch ? (pk32 *)pairs + n : NULL);
             break;
         case LX_SORT_PARTITION:
         case LX_SORT_ARGPARTITION:
@@ -285,10 +323,10 @@ static void sort_range(void *vc, int64_t r0, int64_t r1) {
             first = n - c->out_n;
             if (c->wide) {
                 if (first > 0) pk64_select(pairs, n, first);
-                pk64_sort((pk64 *)pairs + first, c->out_n);
+                pk64_sort((pk64 *)pairs + first, c->out_n, NULL);
             } else {
                 if (first > 0) pk32_select(pairs, n, first);
-                pk32_sort((pk32 *)pairs + first, c->out_n);
+                pk32_sort((pk32 *)pairs + first, c->out_n, NULL);
             }
             break;
         }

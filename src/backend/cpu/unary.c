@@ -251,7 +251,7 @@ DEF_UNARY_PRED_INT(U, uint64_t)
             }                                                                           \
             for (int64_t i = 0; i < n; i += LX_CHUNK) {                                 \
                 int64_t m = n - i < LX_CHUNK ? n - i : LX_CHUNK;                        \
-                for (int64_t j = 0; j < m; j++) buf[j] = LX_LOAD_##S(x[(i + j) * s]);   \
+                lx_chunk_load_##S(x + i * s, s, buf, m);                                \
                 LX_ICAT_(unary_pred_, LX_CLS_##S)(op, buf, y + i, m);                   \
             }                                                                           \
             return;                                                                     \
@@ -265,10 +265,9 @@ DEF_UNARY_PRED_INT(U, uint64_t)
         for (int64_t i = 0; i < n; i += LX_CHUNK) {                                     \
             int64_t m = n - i < LX_CHUNK ? n - i : LX_CHUNK;                            \
             /* the chunk is read whole before it is written (out may be in's buffer) */ \
-            for (int64_t j = 0; j < m; j++) buf[j] = LX_LOAD_##S(x[(i + j) * s]);       \
+            lx_chunk_load_##S(x + i * s, s, buf, m);                                    \
             LX_ICAT_(unary_, LX_CLS_##S)(op, buf, buf, m);                              \
-            for (int64_t j = 0; j < m; j++)                                             \
-                y[i + j] = LX_ICAT_(lx_cvt_##S##_, LX_CLS_##S)(buf[j]);                 \
+            lx_chunk_store_##S(buf, y + i, m);                                          \
         }                                                                               \
     }
 LX_FOR_EACH_DTYPE(DEF_UNARY_ROW)

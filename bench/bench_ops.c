@@ -1,0 +1,436 @@
+/*
+ * bench_ops.c -- the op set against the machine's limits, all measured in one run:
+ *   (a) memory bandwidth: a STREAM triad a[i] = b[i] + s*c[i] in plain C (float32, arrays far
+ *       larger than the last-level cache), on 1 thread and on as many pthreads as lx uses;
+ *       also a read-only pass (sum), the access pattern of a GEMV;
+ *   (b) float32 GEMV through lx, x[1,K] @ W[K,N] and x @ transpose(Wt[N,K]) (K = N = 4096),
+ *       as a fraction of that bandwidth (bytes = the weights, 64 MiB);
+ *   (c) 4-bit quantized GEMV, lx_quantized_matmul (group 64, K = N = 4096), bytes = packed
+ *       weights + scales + biases;
+ *   (d) float32 matmul 1024^3 and 2048^3 as a fraction of the FLOP peak, estimated as
+ *       cores * GHz * 32 flops/cycle (two 256-bit FMA pipes: 2 * 8 lanes * 2 flops); GHz is
+ *       read from /proc/cpuinfo and measured with a dependent add chain (1 add per cycle),
+ *       and an FMA throughput loop (the achievable peak) is measured too;
+ *   (e) softmax and rms_norm on [4096, 4096] float32 in GB/s (bytes = read + write).
+ * Each lx figure is the best of several evaluations of a fresh graph over kept inputs (so it
+ * includes building the graph, which is negligible at these sizes).
+ * Usage: bench_ops [quick]      (quick: fewer repetitions)
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lx.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int g_reps = 10;
+
+static void die_on_error(const char *what) {
+    if (lx_error() != LX_OK) {
+        fprintf(stderr, "bench_ops: %s: %s\n", what, lx_error_message());
+        exit(1);
+    }
+}
+
+/* ---- (a) memory bandwidth ------------------------------------------------------------- */
+
+typedef struct {
+    float *a, *b, *c;
+    size_t lo, hi;
+    int kind; /* 0 triad, 1 read-only sum */
+    double sum;
+    pthread_barrier_t *start;
+} stream_job;
+
+static void *stream_worker(void *p) {
+    stream_job *j = p;
+    pthread_barrier_wait(j->start);
+    if (j->kind == 0) {
+        float *a = j->a;
+        const float *b = j->b, *c = j->c;
+        for (size_t i = j->lo; i < j->hi; i++) a[i] = b[i] + 3.0f * c[i];
+    } else {
+        const float *b = j->b;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        size_t i = j->lo;
+        for (; i + 8 <= j->hi; i += 8) {
+            s0 += b[i];
+            s1 += b[i + 1];
+            s2 += b[i + 2];
+            s3 += b[i + 3];
+            s4 += b[i + 4];
+            s5 += b[i + 5];
+            s6 += b[i + 6];
+            s7 += b[i + 7];
+        }
+        for (; i < j->hi; i++) s0 += b[i];
+        j->sum = (double)(s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7);
+    }
+    return NULL;
+}
+
+/* GB/s of the triad (kind 0, 12 bytes per element) or read (kind 1, 4 bytes per element) on
+ * `threads` threads; best of reps. */
+static double stream_gbs(float *a, float *b, float *c, size_t n, int threads, int kind, int reps) {
+    double best = 1e30;
+    pthread_t tid[64];
+    stream_job jobs[64];
+    if (threads > 64) threads = 64;
+    for (int r = 0; r < reps; r++) {
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, (unsigned)threads + 1);
+        for (int t = 0; t < threads; t++) {
+            jobs[t] = (stream_job){a, b, c, n * (size_t)t / (size_t)threads,
+                                   n * (size_t)(t + 1) / (size_t)threads, kind, 0.0, &bar};
+            pthread_create(&tid[t], NULL, stream_worker, &jobs[t]);
+        }
+        pthread_barrier_wait(&bar);
+        double t0 = now();
+        for (int t = 0; t < threads; t++) pthread_join(tid[t], NULL);
+        double dt = now() - t0;
+        pthread_barrier_destroy(&bar);
+        if (dt < best) best = dt;
+    }
+    double bytes = (kind == 0 ? 12.0 : 4.0) * (double)n;
+    return bytes / best / 1e9;
+}
+
+/* ---- (d) the FLOP peak ---------------------------------------------------------------- */
+
+static double cpuinfo_mhz(void) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return 0;
+    char line[512];
+    double mhz = 0;
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        double v;
+        if (sscanf(line, "cpu MHz : %lf", &v) == 1 || sscanf(line, "cpu MHz\t: %lf", &v) == 1) {
+            mhz += v;
+            n++;
+        }
+    }
+    fclose(f);
+    return n ? mhz / n : 0;
+}
+
+/* GHz from a dependent chain of integer adds: each add waits for the previous one, one
+ * cycle each on every x86 core of the last decade. */
+static double measure_ghz(void) {
+#if defined(__x86_64__)
+    const long iters = 50 * 1000 * 1000;
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        uint64_t x = 1;
+        long i = iters;
+        double t0 = now();
+        __asm__ volatile(
+            "1:\n\t"
+            "add %[one], %[x]\n\t" "add %[one], %[x]\n\t" "add %[one], %[x]\n\t"
+            "add %[one], %[x]\n\t" "add %[one], %[x]\n\t" "add %[one], %[x]\n\t"
+            "add %[one], %[x]\n\t" "add %[one], %[x]\n\t" "add %[one], %[x]\n\t"
+            "add %[one], %[x]\n\t"
+            "dec %[i]\n\t"
+            "jnz 1b\n\t"
+            : [x] "+r"(x), [i] "+r"(i)
+            : [one] "r"((uint64_t)1)
+            : "cc");
+        double dt = now() - t0;
+        if (dt < best) best = dt;
+    }
+    return 10.0 * (double)iters / best / 1e9;
+#else
+    return 0;
+#endif
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+typedef struct {
+    long iters;
+    double secs;
+    float out;
+    pthread_barrier_t *start;
+} fma_job;
+
+/* 10 independent 8-lane FMA chains (enough to fill two pipes of latency 4-5): flops =
+ * iters * 10 * 8 * 2. */
+__attribute__((target("avx2,fma"))) static void *fma_worker(void *p) {
+    fma_job *j = p;
+    __m256 acc[10];
+    for (int k = 0; k < 10; k++) acc[k] = _mm256_set1_ps(0.001f * (float)k);
+    const __m256 m = _mm256_set1_ps(0.9999f), a = _mm256_set1_ps(0.0001f);
+    pthread_barrier_wait(j->start);
+    double t0 = now();
+    for (long i = 0; i < j->iters; i++) {
+        for (int k = 0; k < 10; k++) acc[k] = _mm256_fmadd_ps(acc[k], m, a);
+        __asm__ volatile("" : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]),
+                         "+x"(acc[4]), "+x"(acc[5]), "+x"(acc[6]), "+x"(acc[7]),
+                         "+x"(acc[8]), "+x"(acc[9]));
+    }
+    j->secs = now() - t0;
+    __m256 s = acc[0];
+    for (int k = 1; k < 10; k++) s = _mm256_add_ps(s, acc[k]);
+    float buf[8];
+    _mm256_storeu_ps(buf, s);
+    j->out = buf[0];
+    return NULL;
+}
+
+/* Measured FMA throughput in GFLOP/s on `threads` threads (0 if AVX2/FMA is absent). */
+static double fma_gflops(int threads) {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
+    const long iters = 20 * 1000 * 1000;
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        pthread_t tid[64];
+        fma_job jobs[64];
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, (unsigned)threads);
+        for (int t = 0; t < threads; t++) {
+            jobs[t] = (fma_job){iters, 0, 0, &bar};
+            pthread_create(&tid[t], NULL, fma_worker, &jobs[t]);
+        }
+        double worst = 0;
+        for (int t = 0; t < threads; t++) {
+            pthread_join(tid[t], NULL);
+            if (jobs[t].secs > worst) worst = jobs[t].secs;
+        }
+        pthread_barrier_destroy(&bar);
+        if (worst < best) best = worst;
+    }
+    return (double)threads * (double)iters * 10 * 8 * 2 / best / 1e9;
+}
+#else
+static double fma_gflops(int threads) {
+    (void)threads;
+    return 0;
+}
+#endif
+
+/* ---- lx helpers ----------------------------------------------------------------------- */
+
+typedef lx_array (*build_fn)(void *ctx);
+
+/* Best wall time of building and evaluating fn's graph (inputs kept by the caller). */
+static double time_lx(build_fn fn, void *ctx, int reps) {
+    lx_array warm = fn(ctx);
+    lx_eval(warm);
+    die_on_error("warm-up");
+    lx_free(warm);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        lx_array out = fn(ctx);
+        lx_eval(out);
+        double dt = now() - t0;
+        die_on_error("eval");
+        lx_free(out);
+        if (dt < best) best = dt;
+    }
+    lx_sweep();
+    return best;
+}
+
+static lx_array random_f32(int rows, int cols, float scale, uint64_t seed) {
+    lx_array a = lx_random_normal((int[]){rows, cols}, 2, LX_FLOAT32, lx_random_key(seed));
+    a = lx_mul_scalar(a, scale);
+    lx_keep(a);
+    lx_eval(a);
+    die_on_error("random input");
+    return a;
+}
+
+typedef struct {
+    lx_array x, w, scales, biases;
+} ops_ctx;
+
+static lx_array f_gemv(void *p) {
+    ops_ctx *c = p;
+    return lx_matmul(c->x, c->w);
+}
+static lx_array f_gemv_t(void *p) {
+    ops_ctx *c = p;
+    return lx_matmul(c->x, lx_transpose(c->w, NULL, 0));
+}
+static lx_array f_qgemv(void *p) {
+    ops_ctx *c = p;
+    return lx_quantized_matmul(c->x, c->w, c->scales, c->biases, true, 64, 4);
+}
+static lx_array f_matmul(void *p) {
+    ops_ctx *c = p;
+    return lx_matmul(c->x, c->w);
+}
+static lx_array f_softmax(void *p) {
+    ops_ctx *c = p;
+    return lx_softmax(c->x, -1);
+}
+static lx_array f_rms(void *p) {
+    ops_ctx *c = p;
+    return lx_rms_norm(c->x, c->w, 1e-5f);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "quick") == 0) g_reps = 3;
+    int threads = lx_num_threads();
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    printf("bench_ops: lx %s, %s\n", LX_VERSION_STRING, lx_backend_info());
+    printf("threads: lx uses %d, online cores %ld\n\n", threads, cores);
+
+    /* (a) bandwidth */
+    size_t n = (size_t)64 << 20; /* 64 Mi floats = 256 MiB per array */
+    float *a = aligned_alloc(64, n * sizeof(float));
+    float *b = aligned_alloc(64, n * sizeof(float));
+    float *c = aligned_alloc(64, n * sizeof(float));
+    if (!a || !b || !c) {
+        fprintf(stderr, "bench_ops: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        a[i] = 0.0f;
+        b[i] = (float)(i & 1023);
+        c[i] = 1.0f;
+    }
+    int sreps = g_reps < 5 ? 3 : 5;
+    double triad1 = stream_gbs(a, b, c, n, 1, 0, sreps);
+    double triadN = stream_gbs(a, b, c, n, threads, 0, sreps);
+    double read1 = stream_gbs(a, b, c, n, 1, 1, sreps);
+    double readN = stream_gbs(a, b, c, n, threads, 1, sreps);
+    free(a);
+    free(b);
+    free(c);
+    double bw = triadN > triad1 ? triadN : triad1; /* the reference: STREAM triad */
+    double rbw = readN > read1 ? readN : read1;
+
+    /* the FLOP peak */
+    double mhz = cpuinfo_mhz();
+    double ghz_meas = measure_ghz();
+    double ghz = ghz_meas > 0 ? ghz_meas : mhz / 1000.0;
+    double peak = (double)threads * ghz * 32.0;
+    double fma1 = fma_gflops(1), fmaN = fma_gflops(threads);
+
+    printf("%-58s %10s %12s\n", "measurement", "value", "of limit");
+    printf("%-58s %10s %12s\n", "-----------", "-----", "--------");
+    printf("%-58s %7.2f GB/s\n", "(a) STREAM triad a=b+3c, float32, 1 thread", triad1);
+    printf("%-58s %7.2f GB/s   <- bandwidth reference\n", "(a) STREAM triad, all lx threads", triadN);
+    printf("%-58s %7.2f GB/s\n", "(a) read-only sum, 1 thread", read1);
+    printf("%-58s %7.2f GB/s\n", "(a) read-only sum, all lx threads", readN);
+
+    /* (b) float32 GEMV */
+    const int K = 4096, N = 4096;
+    ops_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.x = random_f32(1, K, 1.0f, 1);
+    ctx.w = random_f32(K, N, 0.02f, 2);
+    double wbytes = (double)K * N * 4;
+    double t = time_lx(f_gemv, &ctx, g_reps);
+    printf("%-58s %7.2f GB/s %8.1f%% (%.1f%% of read)\n",
+           "(b) GEMV x[1,4096] @ W[4096,4096] f32 (bytes = W)", wbytes / t / 1e9,
+           100.0 * wbytes / t / 1e9 / bw, 100.0 * wbytes / t / 1e9 / rbw);
+    t = time_lx(f_gemv_t, &ctx, g_reps);
+    printf("%-58s %7.2f GB/s %8.1f%% (%.1f%% of read)\n",
+           "(b) GEMV x[1,4096] @ transpose(Wt[4096,4096]) f32", wbytes / t / 1e9,
+           100.0 * wbytes / t / 1e9 / bw, 100.0 * wbytes / t / 1e9 / rbw);
+
+    /* (c) 4-bit quantized GEMV */
+    lx_array wq, sc, bi;
+    if (lx_quantize(ctx.w, 64, 4, &wq, &sc, &bi) != LX_OK) die_on_error("lx_quantize");
+    lx_keep(wq, sc, bi);
+    lx_eval(wq, sc, bi);
+    lx_free(ctx.w);
+    ops_ctx q = ctx;
+    q.w = wq;
+    q.scales = sc;
+    q.biases = bi;
+    double qbytes = (double)(lx_nbytes(wq) + lx_nbytes(sc) + lx_nbytes(bi));
+    t = time_lx(f_qgemv, &q, g_reps);
+    printf("%-58s %7.2f GB/s %8.1f%% (%.1f%% of read)\n",
+           "(c) q4 GEMV g64 x[1,4096] @ W^T (bytes = wq+scales+biases)", qbytes / t / 1e9,
+           100.0 * qbytes / t / 1e9 / bw, 100.0 * qbytes / t / 1e9 / rbw);
+    printf("%-58s %7.3f ms  (%.1f MiB of weights)\n", "(c) q4 GEMV time per call", t * 1e3,
+           qbytes / (1 << 20));
+    /* the same with bfloat16 scales/biases (what MLX checkpoints ship) */
+    lx_array wf = random_f32(K, N, 0.02f, 3);
+    lx_array wb = lx_astype(wf, LX_BFLOAT16);
+    lx_array wq2, sc2, bi2;
+    if (lx_quantize(wb, 64, 4, &wq2, &sc2, &bi2) != LX_OK) die_on_error("lx_quantize bf16");
+    lx_keep(wq2, sc2, bi2);
+    lx_array xb = lx_astype(ctx.x, LX_BFLOAT16);
+    lx_keep(xb);
+    lx_eval(wq2, sc2, bi2, xb);
+    lx_free(wf);
+    ops_ctx q2 = {xb, wq2, sc2, bi2};
+    double qbytes2 = (double)(lx_nbytes(wq2) + lx_nbytes(sc2) + lx_nbytes(bi2));
+    t = time_lx(f_qgemv, &q2, g_reps);
+    printf("%-58s %7.2f GB/s %8.1f%% (%.1f%% of read)\n",
+           "(c) q4 GEMV g64, bfloat16 x/scales/biases", qbytes2 / t / 1e9,
+           100.0 * qbytes2 / t / 1e9 / bw, 100.0 * qbytes2 / t / 1e9 / rbw);
+    lx_free(wq);
+    lx_free(sc);
+    lx_free(bi);
+    lx_free(wq2);
+    lx_free(sc2);
+    lx_free(bi2);
+    lx_free(xb);
+    lx_free(ctx.x);
+    lx_sweep();
+
+    /* (d) matmul vs the FLOP peak */
+    printf("%-58s %7.0f MHz\n", "(d) clock from /proc/cpuinfo (cpu MHz, mean)", mhz);
+    printf("%-58s %7.3f GHz\n", "(d) clock measured (dependent integer add chain)", ghz_meas);
+    printf("%-58s %7.1f GFLOP/s (= %d cores x %.3f GHz x 32)\n",
+           "(d) peak estimate, float32 AVX2 FMA", peak, threads, ghz);
+    if (fma1 > 0) {
+        printf("%-58s %7.1f GFLOP/s (%.1f flops/cycle)\n", "(d) measured FMA loop, 1 thread", fma1,
+               fma1 / ghz);
+        printf("%-58s %7.1f GFLOP/s %8.1f%%\n", "(d) measured FMA loop, all lx threads", fmaN,
+               100.0 * fmaN / peak);
+    }
+    for (int sz = 1024; sz <= 2048; sz *= 2) {
+        ops_ctx m;
+        memset(&m, 0, sizeof m);
+        m.x = random_f32(sz, sz, 1.0f, 10 + (uint64_t)sz);
+        m.w = random_f32(sz, sz, 1.0f, 20 + (uint64_t)sz);
+        t = time_lx(f_matmul, &m, sz == 1024 ? g_reps : (g_reps + 1) / 2);
+        double gf = 2.0 * sz * sz * (double)sz / t / 1e9;
+        char label[96];
+        snprintf(label, sizeof label, "(d) matmul %d^3 float32 (%.1f ms)", sz, t * 1e3);
+        printf("%-58s %7.1f GFLOP/s %8.1f%%", label, gf, 100.0 * gf / peak);
+        if (fmaN > 0) printf(" (%.1f%% of measured FMA)", 100.0 * gf / fmaN);
+        printf("\n");
+        lx_free(m.x);
+        lx_free(m.w);
+        lx_sweep();
+    }
+
+    /* (e) softmax and rms_norm on [4096, 4096] float32 */
+    ops_ctx e;
+    memset(&e, 0, sizeof e);
+    e.x = random_f32(4096, 4096, 3.0f, 30);
+    e.w = lx_ones((int[]){4096}, 1, LX_FLOAT32);
+    lx_keep(e.w);
+    lx_eval(e.w);
+    double ebytes = 2.0 * 4096 * 4096 * 4;
+    t = time_lx(f_softmax, &e, g_reps);
+    printf("%-58s %7.2f GB/s %8.1f%% (%.2f ms)\n", "(e) softmax [4096,4096] f32 (read + write)",
+           ebytes / t / 1e9, 100.0 * ebytes / t / 1e9 / bw, t * 1e3);
+    t = time_lx(f_rms, &e, g_reps);
+    printf("%-58s %7.2f GB/s %8.1f%% (%.2f ms)\n", "(e) rms_norm [4096,4096] f32 (read + write)",
+           ebytes / t / 1e9, 100.0 * ebytes / t / 1e9 / bw, t * 1e3);
+    lx_free(e.x);
+    lx_free(e.w);
+    lx_sweep();
+    printf("\n(fractions: of the STREAM triad on all lx threads, or of the peak estimate)\n");
+    return 0;
+}
