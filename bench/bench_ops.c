@@ -9,11 +9,13 @@
  *       weights + scales + biases;
  *   (d) float32 matmul 1024^3 and 2048^3 as a fraction of the FLOP peak, estimated as
  *       cores * GHz * 32 flops/cycle (two 256-bit FMA pipes: 2 * 8 lanes * 2 flops); GHz is
- *       read from /proc/cpuinfo and measured with a dependent add chain (1 add per cycle),
- *       and an FMA throughput loop (the achievable peak) is measured too;
+ *       read from /proc/cpuinfo and measured with a dependent add chain (1 add per cycle; the
+ *       larger of the two is used), and an FMA throughput loop (the achievable peak) is
+ *       measured too;
  *   (e) softmax and rms_norm on [4096, 4096] float32 in GB/s (bytes = read + write).
  * Each lx figure is the best of several evaluations of a fresh graph over kept inputs (so it
- * includes building the graph, which is negligible at these sizes).
+ * includes building the graph, which is negligible at these sizes); before each timed call a
+ * 128 MiB read evicts the caches, so GEMV weights (10 MiB for q4) come from memory.
  * Usage: bench_ops [quick]      (quick: fewer repetitions)
  */
 #include <math.h>
@@ -34,6 +36,23 @@ static double now(void) {
 }
 
 static int g_reps = 10;
+
+static double cpu_time(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The 1-minute load average (other work on the machine skews every figure here). */
+static double loadavg(void) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    double v = -1;
+    if (f) {
+        if (fscanf(f, "%lf", &v) != 1) v = -1;
+        fclose(f);
+    }
+    return v;
+}
 
 static void die_on_error(const char *what) {
     if (lx_error() != LX_OK) {
@@ -128,9 +147,10 @@ static double cpuinfo_mhz(void) {
  * cycle each on every x86 core of the last decade. */
 static double measure_ghz(void) {
 #if defined(__x86_64__)
-    const long iters = 50 * 1000 * 1000;
+    /* many short runs (about 1 ms each): the best one is the least disturbed by other work */
+    const long iters = 250 * 1000;
     double best = 1e30;
-    for (int r = 0; r < 5; r++) {
+    for (int r = 0; r < 400; r++) {
         uint64_t x = 1;
         long i = iters;
         double t0 = now();
@@ -191,9 +211,9 @@ __attribute__((target("avx2,fma"))) static void *fma_worker(void *p) {
 static double fma_gflops(int threads) {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
-    const long iters = 20 * 1000 * 1000;
+    const long iters = 200 * 1000; /* about 1 ms per run; the best of many runs */
     double best = 1e30;
-    for (int r = 0; r < 3; r++) {
+    for (int r = 0; r < 200; r++) {
         pthread_t tid[64];
         fma_job jobs[64];
         pthread_barrier_t bar;
@@ -223,6 +243,24 @@ static double fma_gflops(int threads) {
 
 typedef lx_array (*build_fn)(void *ctx);
 
+/* Reading a buffer four times the size of a large last-level cache evicts the previous
+ * call's data, so each timed call reads its operands from memory, not from the cache. */
+static float *g_flush;
+static size_t g_flush_n;
+static volatile float g_flush_sink;
+
+static void flush_cache(void) {
+    if (!g_flush) {
+        g_flush_n = (size_t)32 << 20; /* 128 MiB of floats */
+        g_flush = malloc(g_flush_n * sizeof(float));
+        if (!g_flush) return;
+        for (size_t i = 0; i < g_flush_n; i++) g_flush[i] = (float)(i & 7);
+    }
+    float s = 0;
+    for (size_t i = 0; i < g_flush_n; i += 16) s += g_flush[i];
+    g_flush_sink = s;
+}
+
 /* Best wall time of building and evaluating fn's graph (inputs kept by the caller). */
 static double time_lx(build_fn fn, void *ctx, int reps) {
     lx_array warm = fn(ctx);
@@ -231,6 +269,7 @@ static double time_lx(build_fn fn, void *ctx, int reps) {
     lx_free(warm);
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
+        flush_cache();
         double t0 = now();
         lx_array out = fn(ctx);
         lx_eval(out);
@@ -286,7 +325,9 @@ int main(int argc, char **argv) {
     int threads = lx_num_threads();
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     printf("bench_ops: lx %s, %s\n", LX_VERSION_STRING, lx_backend_info());
-    printf("threads: lx uses %d, online cores %ld\n\n", threads, cores);
+    printf("threads: lx uses %d, online cores %ld; load average %.2f at start\n\n", threads,
+           cores, loadavg());
+    double wall0 = now(), cpu0 = cpu_time();
 
     /* (a) bandwidth */
     size_t n = (size_t)64 << 20; /* 64 Mi floats = 256 MiB per array */
@@ -316,7 +357,10 @@ int main(int argc, char **argv) {
     /* the FLOP peak */
     double mhz = cpuinfo_mhz();
     double ghz_meas = measure_ghz();
-    double ghz = ghz_meas > 0 ? ghz_meas : mhz / 1000.0;
+    /* the nominal clock unless the measurement shows a higher (boost) clock; a measurement
+     * below it means the core was shared, not that it runs slower */
+    double ghz = mhz / 1000.0 > ghz_meas ? mhz / 1000.0 : ghz_meas;
+    const char *ghz_src = mhz / 1000.0 > ghz_meas ? "cpuinfo" : "measured";
     double peak = (double)threads * ghz * 32.0;
     double fma1 = fma_gflops(1), fmaN = fma_gflops(threads);
 
@@ -389,8 +433,8 @@ int main(int argc, char **argv) {
     /* (d) matmul vs the FLOP peak */
     printf("%-58s %7.0f MHz\n", "(d) clock from /proc/cpuinfo (cpu MHz, mean)", mhz);
     printf("%-58s %7.3f GHz\n", "(d) clock measured (dependent integer add chain)", ghz_meas);
-    printf("%-58s %7.1f GFLOP/s (= %d cores x %.3f GHz x 32)\n",
-           "(d) peak estimate, float32 AVX2 FMA", peak, threads, ghz);
+    printf("%-58s %7.1f GFLOP/s (= %d cores x %.3f GHz (%s) x 32)\n",
+           "(d) peak estimate, float32 AVX2 FMA", peak, threads, ghz, ghz_src);
     if (fma1 > 0) {
         printf("%-58s %7.1f GFLOP/s (%.1f flops/cycle)\n", "(d) measured FMA loop, 1 thread", fma1,
                fma1 / ghz);
@@ -431,6 +475,11 @@ int main(int argc, char **argv) {
     lx_free(e.x);
     lx_free(e.w);
     lx_sweep();
+    free(g_flush);
     printf("\n(fractions: of the STREAM triad on all lx threads, or of the peak estimate)\n");
+    double wall = now() - wall0, cpu = cpu_time() - cpu0;
+    printf("load average %.2f at the end; this process got %.0f%% of %d cores over %.1f s "
+           "(far below 100%% means the machine was shared and the figures are low)\n",
+           loadavg(), 100.0 * cpu / (wall * (double)cores), (int)cores, wall);
     return 0;
 }

@@ -436,6 +436,7 @@ static void test_safetensors_malformed(void) {
     st_case("tensor not an object", "{\"a\":3}", 0, LX_E_FORMAT);
     st_case("metadata not an object", "{\"__metadata__\":3}", 0, LX_E_FORMAT);
     st_case("metadata value not a string", "{\"__metadata__\":{\"k\":3}}", 0, LX_E_FORMAT);
+    st_case("metadata key twice", "{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}", 0, LX_E_FORMAT);
     st_case("metadata twice", "{\"__metadata__\":{},\"__metadata__\":{}}", 0, LX_E_FORMAT);
     /* a NUL byte inside the header (st_file measures with strlen: patch it in) */
     p = st_file("{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}  ", 1, &n);

@@ -564,6 +564,48 @@ static void test_qmm_batched(void) {
     compare("qmm strided x", out, want3, mag3, 48, 128, LX_FLOAT32);
     free(xt);
     free_qw(&w);
+
+    /* views of the quantized triple (a slice of experts: offsets into the buffers) */
+    for (int tr = 0; tr < 2; tr++) {
+        int Kq = 64, Nq = 32;
+        qw_t e = tr ? make_qw(LX_FLOAT16, 4, 32, 3, Nq, Kq) : make_qw(LX_FLOAT16, 4, 32, 3, Kq, Nq);
+        int r0 = tr ? Nq : Kq, c0 = tr ? Kq : Nq;
+        lx_array v[3], src[3] = {e.wq, e.sc, e.bs};
+        for (int i = 0; i < 3; i++) {
+            int start[3] = {1, 0, 0}, stop[3] = {3, r0, lx_dim(src[i], 2)};
+            v[i] = lx_slice(src[i], start, stop, NULL, 3);
+        }
+        int xs3[3] = {2, 1, Kq};
+        float *x3 = rand_floats(2 * Kq, -1, 1);
+        lx_array o3 = lx_quantized_matmul(make_arr(LX_FLOAT16, x3, xs3, 3), v[0], v[1], v[2], tr, 32, 4);
+        double want4[64], mag4[64];
+        for (int i = 0; i < 2; i++)
+            ref_mm(x3 + i * Kq, e.deq + (int64_t)(i + 1) * r0 * c0, tr, 1, Nq, Kq, want4 + i * Nq,
+                   mag4 + i * Nq);
+        compare("qmm sliced experts", o3, want4, mag4, 2 * Nq, Kq, LX_FLOAT16);
+        free(x3);
+        free_qw(&e);
+    }
+}
+
+/* quantize of a strided view equals quantize of its contiguous copy */
+static void test_quantize_strided(void) {
+    t_seed(14);
+    int shape[2] = {64, 3};
+    float *w = rand_floats(192, -1, 1), wt[192];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 64; j++) wt[i * 64 + j] = w[j * 3 + i];
+    lx_array a, b, c, a2, b2, c2;
+    CHECK_OK(lx_quantize(lx_transpose(lx_array_f32(w, shape, 2), NULL, 0), 32, 4, &a, &b, &c));
+    CHECK_OK(lx_quantize(lx_array_f32(wt, (int[]){3, 64}, 2), 32, 4, &a2, &b2, &c2));
+    uint32_t q1[24], q2[24];
+    float s1[6], s2[6];
+    CHECK_OK(lx_read(a, q1, sizeof q1));
+    CHECK_OK(lx_read(a2, q2, sizeof q2));
+    CHECK(memcmp(q1, q2, sizeof q1) == 0);
+    CHECK(read_f(b, s1, 6) && read_f(b2, s2, 6) && memcmp(s1, s2, sizeof s1) == 0);
+    CHECK(read_f(c, s1, 6) && read_f(c2, s2, 6) && memcmp(s1, s2, sizeof s1) == 0);
+    free(w);
 }
 
 /* A decode-sized GEMV and a prefill-sized GEMM: larger shapes through both paths. */
@@ -726,6 +768,23 @@ static void test_gather_mm(void) {
         for (int k = 0; k < 4; k++) want += a[k] * b[12 + k * 3 + n];
         CHECK(o[n] == (float)want);
     }
+    /* no indices: a plain matmul (MLX) */
+    int as2[3] = {2, 3, 4};
+    float a2[24];
+    for (int i = 0; i < 24; i++) a2[i] = (float)(i % 5) - 2;
+    out = lx_gather_mm(lx_array_f32(a2, as2, 3), lx_array_f32(b, bs, 3), LX_NULL_ARRAY,
+                       LX_NULL_ARRAY);
+    float o2[18];
+    CHECK(lx_ndim(out) == 3 && read_f(out, o2, 18));
+    bool mm_ok = true;
+    for (int i = 0; i < 2; i++)
+        for (int m = 0; m < 3; m++)
+            for (int n = 0; n < 3; n++) {
+                double want = 0;
+                for (int k = 0; k < 4; k++) want += a2[i * 12 + m * 4 + k] * b[i * 12 + k * 3 + n];
+                mm_ok &= o2[i * 9 + m * 3 + n] == (float)want;
+            }
+    CHECK(mm_ok);
     int32_t bad = 5;
     out = lx_gather_mm(lx_array_f32(a, &k4, 1), lx_array_f32(b, bs, 3), LX_NULL_ARRAY,
                        lx_array_i32(&bad, &one, 1));
@@ -814,6 +873,7 @@ int main(void) {
     RUN_TEST(test_quantize_bit_exact);
     RUN_TEST(test_dequantize);
     RUN_TEST(test_edge_exact);
+    RUN_TEST(test_quantize_strided);
     RUN_TEST(test_multi_output);
     RUN_TEST(test_qmm_2d);
     RUN_TEST(test_qmm_batched);

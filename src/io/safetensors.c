@@ -91,6 +91,33 @@ static int cmp_by_order(const void *a, const void *b) {
     return ((const st_entry *)a)->order - ((const st_entry *)b)->order;
 }
 
+static int cmp_cstr(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The keys of "__metadata__" are unique (sorted, so a huge header stays O(n log n)). */
+static bool metadata_keys_unique(const cJSON *meta, const char *file) {
+    size_t n = 0;
+    for (const cJSON *m = meta->child; m; m = m->next) n++;
+    const char **keys = malloc(sizeof *keys * (n ? n : 1));
+    if (!keys) {
+        lx_set_error(LX_E_OOM, "lx_load: %s: out of host memory", file);
+        return false;
+    }
+    n = 0;
+    for (const cJSON *m = meta->child; m; m = m->next) keys[n++] = m->string;
+    qsort(keys, n, sizeof *keys, cmp_cstr);
+    bool ok = true;
+    for (size_t i = 1; i < n && ok; i++)
+        if (strcmp(keys[i - 1], keys[i]) == 0) {
+            lx_set_error(LX_E_FORMAT, "lx_load: %s: duplicate \"__metadata__\" key '%.*s'", file,
+                         IO_Q(keys[i]));
+            ok = false;
+        }
+    free(keys);
+    return ok;
+}
+
 #define ST_FAIL(...)                                          \
     do {                                                      \
         lx_set_error(LX_E_FORMAT, "lx_load: " __VA_ARGS__);  \
@@ -268,11 +295,7 @@ lx_weights *io_safetensors_parse(io_image *im, const char *file) {
     for (size_t i = 1; i < n; i++)
         if (strcmp(ents[i - 1].name, ents[i].name) == 0)
             ST_FAIL("%s: duplicate tensor name '%.*s'", file, IO_Q(ents[i].name));
-    if (meta)
-        for (const cJSON *m = meta->child; m; m = m->next)
-            for (const cJSON *o = m->next; o; o = o->next)
-                if (strcmp(m->string, o->string) == 0)
-                    ST_FAIL("%s: duplicate \"__metadata__\" key '%.*s'", file, IO_Q(m->string));
+    if (meta && !metadata_keys_unique(meta, file)) goto fail;
     /* the tensors tile the data region: no gap, no overlap, nothing after */
     qsort(ents, n, sizeof *ents, cmp_by_offset);
     uint64_t pos = 0;

@@ -10,10 +10,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -61,10 +64,29 @@ bool io_shape_bytes(const int64_t *dims, int ndim, size_t elem, size_t *nbytes, 
     return true;
 }
 
+/* A per-process seed keeps a file from choosing names that all collide in the index (which
+ * would make loading quadratic). */
+static uint64_t hash_seed(void) {
+    static _Atomic uint64_t seed;
+    uint64_t v = atomic_load_explicit(&seed, memory_order_relaxed);
+    if (v) return v;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v)
+        v = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&v ^ 0x9e3779b97f4a7c15ull;
+    v |= 1;
+    uint64_t expect = 0;
+    atomic_compare_exchange_strong(&seed, &expect, v);
+    return atomic_load(&seed);
+}
+
 static uint32_t hash_str(const char *s) {
-    uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
+    uint64_t h = hash_seed();
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    h ^= h >> 33; /* murmur3's finaliser spreads the seed into every bit */
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return (uint32_t)h;
 }
 
 static char *dup_n(const char *s, size_t n) {

@@ -364,6 +364,16 @@ def test_sdpa():
                 continue
             dtype_is(what, out, dtype)
             close(what, read64(out), ref, tol=_sdpa_tol(dtype, ref, p, v, D, Lk, 1.0))
+    # values with their own head size (Dv != D)
+    q, k = vals("float32", (2, 4, 3, 16)), vals("float32", (2, 2, 6, 16))
+    v = vals("float32", (2, 2, 6, 24))
+    ref, p = sdpa_ref(q, k, v, 0.25, True)
+    try:
+        close("sdpa Dv=24 != D=16", read64(lx.sdpa(array(q, "float32"), array(k, "float32"),
+                                                   array(v, "float32"), 0.25, True, None)), ref,
+              tol=_sdpa_tol("float32", ref, p, v, 16, 6, 1.0))
+    except LxError as e:
+        check(False, "sdpa Dv != D: %s" % e)
     # attention sinks: one extra logit per query head in the softmax denominator
     q, k, v = vals("float32", (1, 4, 3, 16)), vals("float32", (1, 2, 5, 16)), \
         vals("float32", (1, 2, 5, 16))

@@ -19,7 +19,6 @@ Each check names its tolerance where it differs from these.
 
 Env: LX_LIB (liblx.so). Run: /usr/bin/python3 test_ops_numpy.py [test-name-substring...]
 """
-import math
 import os
 import sys
 
@@ -264,6 +263,13 @@ def test_binary_nan_inf():
             # remainder(x, 0) is NaN for floats; remainder(inf, y) is NaN
             r = read64(lx.remainder(array([1.0, inf, 3.0], dtype), array([0.0, 2.0, inf], dtype)))
             check(np.isnan(r[0]) and np.isnan(r[1]), "remainder(1,0), remainder(inf,2) NaN: %s" % r)
+            # overflow to inf in the output dtype
+            big = {"float16": 300.0, "bfloat16": 2.0 ** 100, "float32": 2.0 ** 100,
+                   "float64": 2.0 ** 600}[dtype]
+            equal("mul overflows to inf %s" % dtype,
+                  read64(lx.mul(array(np.array([big, -big]), dtype), array(np.array([big, big]),
+                                                                           dtype))),
+                  np.array([inf, -inf]))
             equal("pow special %s" % dtype,
                   read64(lx.pow(array([0.0, 0.0, nan, 1.0, -inf, inf], dtype),
                                 array([0.0, -1.0, 0.0, nan, 2.0, -1.0], dtype))),
@@ -857,6 +863,16 @@ def test_reductions_edge():
     with np.errstate(all="ignore"):
         equal("mean over empty axis is NaN", read64(lx.mean(E, 0, False)), np.full(4, nan))
     expect_error("argmax of empty (MLX refuses)", lambda: lx.argmax(E, 0, False))
+    # max / min / logsumexp have no identity: MLX refuses a size-0 reduced axis, and
+    # accepts an empty array reduced over a non-empty axis
+    expect_error("max over an empty axis (MLX refuses)", lambda: lx.max(E, 0, False))
+    expect_error("min over an empty axis (MLX refuses)", lambda: lx.min(E, 0, False))
+    expect_error("max over all axes of an empty array",
+                 lambda: lx.max_axes(E, None, 0, False))
+    equal("max over the non-empty axis of an empty array", read64(lx.max(E, 1, False)),
+          np.zeros(0))
+    expect_error("logsumexp of an empty array (MLX refuses)",
+                 lambda: lx.logsumexp(E, 0, False))
     # size-1 axis and scalar input
     equal("sum over size-1 axis", read64(lx.sum(array(np.ones((3, 1, 2)), "float32"), 1, True)),
           np.ones((3, 1, 2)))
@@ -1070,6 +1086,8 @@ def _mlx_slice_norm(n, start, stop, step):
         st = min(s, n - 1)
         ed = e if e > -1 else -1
         ed = st if ed > st else ed
+        if st < 0:
+            return slice(0, 0)  # nothing: start before the first element
         return slice(st, None if ed < 0 else ed, step)
     st = max(0, min(s, n))
     ed = max(0, min(e, n))
@@ -1294,6 +1312,23 @@ def test_tri_creation():
     equal("full to int truncates", read(lx.full([2], 1, 2.9, "int32")), np.array([2, 2], np.int32))
     equal("zeros_like", read64(lx.zeros_like(array(x, "float32"))), np.zeros_like(x))
     equal("empty zeros", read64(lx.zeros([0, 3], 2, "float32")), np.zeros((0, 3)))
+    equal("ones_like keeps dtype", read(lx.ones_like(array(np.zeros(3, np.int8)))),
+          np.ones(3, np.int8))
+    sc = lx.scalar(2.75, "bfloat16")
+    dtype_is("scalar bf16", sc, "bfloat16")
+    check(lxpy.shape(sc) == (), "scalar is 0-d")
+    equal("scalar value", read64(sc), np.float64(2.75))
+    dtype_is("scalar_f32", lx.scalar_f32(1.5), "float32")
+    dtype_is("scalar_i32", lx.scalar_i32(-7), "int32")
+    check(lxpy.lib.lx_item_i32(lx.scalar_i32(-7)) == -7, "item_i32")
+    check(lxpy.lib.lx_item_f32(lx.scalar(2.5, "float16")) == 2.5, "item_f32 of float16")
+    check(lxpy.lib.lx_item_f64(lx.scalar(3.0, "uint8")) == 3.0, "item_f64 of uint8")
+    check(lxpy.lib.lx_item_i32(lx.scalar(-2.9, "float32")) == -2, "item_i32 of float truncates")
+    f = (lxpy.ctypes.c_float * 4)(1, 2, 3, 4)
+    a = lx.array_f32(f, [2, 2], 2)
+    equal("array_f32", read64(a), np.array([[1.0, 2], [3, 4]]))
+    i = (lxpy.ctypes.c_int32 * 3)(5, -6, 7)
+    equal("array_i32", read(lx.array_i32(i, [3], 1)), np.array([5, -6, 7], np.int32))
 
 
 @test
@@ -1310,6 +1345,71 @@ def test_bad_arguments():
     b = array(np.ones(3), "float32")
     lxpy.lib.lx_sweep()
     expect_error("use after release", lambda: lx.exp(b), lxpy.E_FREED)
+
+
+@test
+def test_random_shapes():
+    """Random shapes (0 to 4 dims, sizes 0 to 5), random broadcasting partners, random
+    layouts, axes and dtypes, through binary ops, reductions, scans, transposes and slices."""
+    fuzz = np.random.default_rng(4242)
+    dtypes = ["float32", "float16", "bfloat16", "int32", "float64"]
+    for trial in range(150):
+        nd = int(fuzz.integers(0, 5))
+        shp = tuple(int(fuzz.integers(0 if fuzz.random() < 0.1 else 1, 6)) for _ in range(nd))
+        dtype = dtypes[trial % len(dtypes)]
+        layout = LAYOUTS[int(fuzz.integers(0, 3))]
+        x = vals(dtype, shp, -4, 4)
+        X = mk(x, dtype, layout)
+        # a broadcasting partner: drop leading dims, set some dims to 1
+        k = int(fuzz.integers(0, nd + 1))
+        bs = tuple(1 if fuzz.random() < 0.4 else d for d in shp[k:])
+        y = vals(dtype, bs, -4, 4)
+        Y = mk(y, dtype, LAYOUTS[int(fuzz.integers(0, 3))])
+        what = "trial %d %s %s%s vs %s" % (trial, dtype, shp, layout, bs)
+        ref = x + y
+        out = lx.add(X, Y)
+        if dtype in FLOATS:
+            close("add " + what, read64(out), ref, tol=ftol(dtype, ref))
+        else:
+            equal("add " + what, read(out), ref)
+        equal("maximum " + what, read64(lx.maximum(X, Y)), np.maximum(x, y).astype(np.float64))
+        equal("greater " + what, read(lx.greater(X, Y)), x > y)
+        if nd == 0:
+            continue
+        ax = int(fuzz.integers(-nd, nd))
+        kd = bool(fuzz.integers(0, 2))
+        n = shp[ax]
+        if dtype in FLOATS:
+            s = np.sum(x, axis=ax, keepdims=kd)
+            sa = np.sum(np.abs(x), axis=ax, keepdims=kd)
+            close("sum " + what + " axis=%d kd=%s" % (ax, kd), read64(lx.sum(X, ax, kd)), s,
+                  tol=_red_tol(dtype, s, sa, n))
+        else:
+            equal("sum " + what + " axis=%d" % ax, read(lx.sum(X, ax, kd)),
+                  np.sum(x, axis=ax, keepdims=kd, dtype=np.int32))
+        if n > 0:
+            equal("max " + what + " axis=%d" % ax, read64(lx.max(X, ax, kd)),
+                  np.max(x, axis=ax, keepdims=kd).astype(np.float64))
+            if x.size:
+                r = np.argmin(x, axis=ax)
+                equal("argmin " + what + " axis=%d" % ax, read(lx.argmin(X, ax, kd)),
+                      np.expand_dims(r, ax) if kd else r)
+            else:  # MLX: "[argmin] Cannot argmin reduce zero size array."
+                expect_error("argmin of an empty array " + what, lambda: lx.argmin(X, ax, kd))
+            equal("sort " + what + " axis=%d" % ax, read64(lx.sort(X, ax)),
+                  np.sort(x, axis=ax).astype(np.float64))
+        if dtype == "int32":
+            equal("cumsum " + what + " axis=%d" % ax, read(lx.cumsum(X, ax)),
+                  np.cumsum(x, axis=ax, dtype=np.int32))
+        perm = [int(p) for p in fuzz.permutation(nd)]
+        equal("transpose " + what + " %s" % perm, read64(lx.transpose(X, perm, nd)),
+              x.transpose(perm).astype(np.float64))
+        st = [int(fuzz.integers(-d - 1, d + 2)) if d else 0 for d in shp]
+        sp = [int(fuzz.integers(-d - 1, d + 2)) if d else 0 for d in shp]
+        sd = [int(fuzz.choice([-3, -2, -1, 1, 2, 3])) for _ in shp]
+        sl = tuple(_mlx_slice_norm(shp[i], st[i], sp[i], sd[i]) for i in range(nd))
+        equal("slice " + what + " %s %s %s" % (st, sp, sd), read64(lx.slice(X, st, sp, sd, nd)),
+              x[sl].astype(np.float64))
 
 
 # ---- 9. larger sizes (the threaded and blocked code paths), donation, more edges ----------

@@ -20,182 +20,48 @@
  *  - maximum/minimum propagate NaN (from either side), as MLX;
  *  - comparisons with NaN are false except not_equal; logical ops take nonzero as true.
  */
-#include "backend/cpu/iter.h"
-
-static inline bool is_pred(int op) {
-    return op >= LX_BINARY_EQUAL && op <= LX_BINARY_LOGICAL_OR;
-}
-
-/* ---- y[i] = op(a[i], b[i]); y may be a or b (same positions) ---- */
-
-#define LOOP(expr)                                                                      \
-    for (int64_t i = 0; i < n; i++) {                                                   \
-        CT u = a[i], v = b[i];                                                          \
-        y[i] = (expr);                                                                  \
-    }                                                                                   \
-    break
-
-static inline float fmax_nan_f(float u, float v) { return u != u ? u : (u > v ? u : v); }
-static inline float fmin_nan_f(float u, float v) { return u != u ? u : (u < v ? u : v); }
-static inline double fmax_nan_d(double u, double v) { return u != u ? u : (u > v ? u : v); }
-static inline double fmin_nan_d(double u, double v) { return u != u ? u : (u < v ? u : v); }
-static inline float rem_f(float u, float v) {
-    float r = fmodf(u, v);
-    if (r != 0 && ((r < 0) != (v < 0))) r += v;
-    return r;
-}
-static inline double rem_d(double u, double v) {
-    double r = fmod(u, v);
-    if (r != 0 && ((r < 0) != (v < 0))) r += v;
-    return r;
-}
-
-#define DEF_BINARY_FLOAT(C, CT_, SUF, SF)                                               \
-    static void binary_##C(int op, const CT_ *a, const CT_ *b, CT_ *y, int64_t n) {     \
-        typedef CT_ CT;                                                                 \
-        switch (op) {                                                                   \
-        case LX_BINARY_ADD: LOOP(u + v);                                                \
-        case LX_BINARY_SUB: LOOP(u - v);                                                \
-        case LX_BINARY_MUL: LOOP(u * v);                                                \
-        case LX_BINARY_DIV: LOOP(u / v);                                                \
-        case LX_BINARY_POW: LOOP(pow##SUF(u, v));                                       \
-        case LX_BINARY_MAXIMUM: LOOP(fmax_nan_##SF(u, v));                              \
-        case LX_BINARY_MINIMUM: LOOP(fmin_nan_##SF(u, v));                              \
-        case LX_BINARY_FLOOR_DIVIDE: LOOP(floor##SUF(u / v));                           \
-        case LX_BINARY_REMAINDER: LOOP(rem_##SF(u, v));                                 \
-        case LX_BINARY_ARCTAN2: LOOP(atan2##SUF(u, v));                                 \
-        default: break; /* predicates never come here */                                \
-        }                                                                               \
-    }
-DEF_BINARY_FLOAT(F, float, f, f)
-DEF_BINARY_FLOAT(D, double, , d)
-#undef DEF_BINARY_FLOAT
-
-static inline int64_t neg_i(int64_t u) { return (int64_t)(0u - (uint64_t)u); }
-static inline int64_t div_i(int64_t u, int64_t v) {
-    return v == 0 ? 0 : (v == -1 ? neg_i(u) : u / v);
-}
-static inline int64_t floordiv_i(int64_t u, int64_t v) {
-    if (v == 0) return 0;
-    if (v == -1) return neg_i(u);
-    int64_t q = u / v;
-    return (u % v != 0 && ((u < 0) != (v < 0))) ? q - 1 : q;
-}
-static inline int64_t rem_i(int64_t u, int64_t v) {
-    if (v == 0 || v == -1) return 0;
-    int64_t r = u % v;
-    return (r != 0 && ((r < 0) != (v < 0))) ? r + v : r;
-}
-static inline uint64_t pow_u(uint64_t base, uint64_t e) {
-    uint64_t r = 1;
-    while (e) {
-        if (e & 1u) r *= base;
-        e >>= 1;
-        base *= base;
-    }
-    return r;
-}
-static inline int64_t pow_i(int64_t base, int64_t e) {
-    if (e < 0) return base == 1 ? 1 : (base == -1 ? (e % 2 != 0 ? -1 : 1) : 0);
-    return (int64_t)pow_u((uint64_t)base, (uint64_t)e);
-}
-
-static void binary_I(int op, const int64_t *a, const int64_t *b, int64_t *y, int64_t n) {
-    typedef int64_t CT;
-    switch (op) {
-    case LX_BINARY_ADD: LOOP((int64_t)((uint64_t)u + (uint64_t)v));
-    case LX_BINARY_SUB: LOOP((int64_t)((uint64_t)u - (uint64_t)v));
-    case LX_BINARY_MUL: LOOP((int64_t)((uint64_t)u * (uint64_t)v));
-    case LX_BINARY_DIV: LOOP(div_i(u, v));
-    case LX_BINARY_POW: LOOP(pow_i(u, v));
-    case LX_BINARY_MAXIMUM: LOOP(u > v ? u : v);
-    case LX_BINARY_MINIMUM: LOOP(u < v ? u : v);
-    case LX_BINARY_FLOOR_DIVIDE: LOOP(floordiv_i(u, v));
-    case LX_BINARY_REMAINDER: LOOP(rem_i(u, v));
-    case LX_BINARY_ARCTAN2: LOOP((int64_t)atan2((double)u, (double)v)); /* |.| <= pi */
-    default: break; /* predicates never come here */
-    }
-}
-
-static void binary_U(int op, const uint64_t *a, const uint64_t *b, uint64_t *y, int64_t n) {
-    typedef uint64_t CT;
-    switch (op) {
-    case LX_BINARY_ADD: LOOP(u + v);
-    case LX_BINARY_SUB: LOOP(u - v);
-    case LX_BINARY_MUL: LOOP(u * v);
-    case LX_BINARY_DIV: case LX_BINARY_FLOOR_DIVIDE: LOOP(v == 0 ? 0 : u / v);
-    case LX_BINARY_POW: LOOP(pow_u(u, v));
-    case LX_BINARY_MAXIMUM: LOOP(u > v ? u : v);
-    case LX_BINARY_MINIMUM: LOOP(u < v ? u : v);
-    case LX_BINARY_REMAINDER: LOOP(v == 0 ? 0 : u % v);
-    case LX_BINARY_ARCTAN2: LOOP((uint64_t)atan2((double)u, (double)v)); /* in [0, pi/2] */
-    default: break; /* predicates never come here */
-    }
-}
-
-/* comparisons and logical ops: bool out */
-#define DEF_BINARY_PRED(C, CT_)                                                         \
-    static void binary_pred_##C(int op, const CT_ *a, const CT_ *b, uint8_t *y,         \
-                                int64_t n) {                                            \
-        typedef CT_ CT;                                                                 \
-        switch (op) {                                                                   \
-        case LX_BINARY_EQUAL: LOOP(u == v);                                             \
-        case LX_BINARY_NOT_EQUAL: LOOP(u != v);                                         \
-        case LX_BINARY_LESS: LOOP(u < v);                                               \
-        case LX_BINARY_LESS_EQUAL: LOOP(u <= v);                                        \
-        case LX_BINARY_GREATER: LOOP(u > v);                                            \
-        case LX_BINARY_GREATER_EQUAL: LOOP(u >= v);                                     \
-        case LX_BINARY_LOGICAL_AND: LOOP(u != 0 && v != 0);                             \
-        default: LOOP(u != 0 || v != 0); /* LOGICAL_OR */                               \
-        }                                                                               \
-    }
-DEF_BINARY_PRED(F, float)
-DEF_BINARY_PRED(D, double)
-DEF_BINARY_PRED(I, int64_t)
-DEF_BINARY_PRED(U, uint64_t)
-#undef DEF_BINARY_PRED
-#undef LOOP
+#include "backend/cpu/elementwise_ops.h" /* the per-op definitions, shared with fused.c */
 
 /* ---- rows: one per dtype ----
  * Each chunk of an input is either used in place (its dtype is its class type and it is
  * contiguous), or widened into a buffer; a broadcast scalar (stride 0) is widened once. The
  * output is written in place when its dtype is its class type, else narrowed from a buffer
  * after the whole chunk was computed (so out may be an input's buffer). */
-#define DEF_BINARY_ROW(E, T, S)                                                         \
-    static void binary_row_##S(void *c, char *out, const char *const *in,               \
-                               const int64_t *st, int64_t n) {                          \
-        typedef LX_ICAT_(LX_CT_, LX_CLS_##S) CT;                                        \
-        typedef LX_ST_##S ST;                                                           \
-        const int op = *(const int *)c;                                                 \
-        const bool pred = is_pred(op);                                                  \
-        const ST *a = (const ST *)in[0], *b = (const ST *)in[1];                        \
-        const int64_t sa = st[0], sb = st[1];                                           \
-        const bool da = LX_DIRECT_##S && sa == 1, db = LX_DIRECT_##S && sb == 1;        \
-        CT ba[LX_CHUNK], bb[LX_CHUNK], bo[LX_CHUNK];                                    \
-        if (sa == 0) {                                                                  \
-            CT v = LX_LOAD_##S(a[0]);                                                   \
-            for (int j = 0; j < LX_CHUNK; j++) ba[j] = v;                               \
-        }                                                                               \
-        if (sb == 0) {                                                                  \
-            CT v = LX_LOAD_##S(b[0]);                                                   \
-            for (int j = 0; j < LX_CHUNK; j++) bb[j] = v;                               \
-        }                                                                               \
-        for (int64_t i = 0; i < n; i += LX_CHUNK) {                                     \
-            int64_t m = n - i < LX_CHUNK ? n - i : LX_CHUNK;                            \
-            const CT *pa = ba, *pb = bb;                                                \
-            if (da) pa = (const CT *)(const void *)a + i;                               \
-            else if (sa != 0) lx_chunk_load_##S(a + i * sa, sa, ba, m);                 \
-            if (db) pb = (const CT *)(const void *)b + i;                               \
-            else if (sb != 0) lx_chunk_load_##S(b + i * sb, sb, bb, m);                 \
-            if (pred) {                                                                 \
-                LX_ICAT_(binary_pred_, LX_CLS_##S)(op, pa, pb, (uint8_t *)out + i, m);  \
-            } else if (LX_DIRECT_##S) {                                                 \
-                LX_ICAT_(binary_, LX_CLS_##S)(op, pa, pb, (CT *)(void *)out + i, m);    \
-            } else {                                                                    \
-                LX_ICAT_(binary_, LX_CLS_##S)(op, pa, pb, bo, m);                       \
-                lx_chunk_store_##S(bo, (ST *)out + i, m);                               \
-            }                                                                           \
-        }                                                                               \
+#define DEF_BINARY_ROW(E, T, S)                                                            \
+    static void binary_row_##S(void *c, char *out, const char *const *in,                  \
+                               const int64_t *st, int64_t n) {                             \
+        typedef LX_ICAT_(LX_CT_, LX_CLS_##S) CT;                                           \
+        typedef LX_ST_##S ST;                                                              \
+        const int op = *(const int *)c;                                                    \
+        const bool pred = lx_ew_binary_is_pred(op);                                        \
+        const ST *a = (const ST *)in[0], *b = (const ST *)in[1];                           \
+        const int64_t sa = st[0], sb = st[1];                                              \
+        const bool da = LX_DIRECT_##S && sa == 1, db = LX_DIRECT_##S && sb == 1;           \
+        CT ba[LX_CHUNK], bb[LX_CHUNK], bo[LX_CHUNK];                                       \
+        if (sa == 0) {                                                                     \
+            CT v = LX_LOAD_##S(a[0]);                                                      \
+            for (int j = 0; j < LX_CHUNK; j++) ba[j] = v;                                  \
+        }                                                                                  \
+        if (sb == 0) {                                                                     \
+            CT v = LX_LOAD_##S(b[0]);                                                      \
+            for (int j = 0; j < LX_CHUNK; j++) bb[j] = v;                                  \
+        }                                                                                  \
+        for (int64_t i = 0; i < n; i += LX_CHUNK) {                                        \
+            int64_t m = n - i < LX_CHUNK ? n - i : LX_CHUNK;                               \
+            const CT *pa = ba, *pb = bb;                                                   \
+            if (da) pa = (const CT *)(const void *)a + i;                                  \
+            else if (sa != 0) lx_chunk_load_##S(a + i * sa, sa, ba, m);                    \
+            if (db) pb = (const CT *)(const void *)b + i;                                  \
+            else if (sb != 0) lx_chunk_load_##S(b + i * sb, sb, bb, m);                    \
+            if (pred) {                                                                    \
+                LX_ICAT_(lx_ew_binary_pred_, LX_CLS_##S)(op, pa, pb, (uint8_t *)out + i, m); \
+            } else if (LX_DIRECT_##S) {                                                    \
+                LX_ICAT_(lx_ew_binary_, LX_CLS_##S)(op, pa, pb, (CT *)(void *)out + i, m); \
+            } else {                                                                       \
+                LX_ICAT_(lx_ew_binary_, LX_CLS_##S)(op, pa, pb, bo, m);                    \
+                lx_chunk_store_##S(bo, (ST *)out + i, m);                                  \
+            }                                                                              \
+        }                                                                                  \
     }
 LX_FOR_EACH_DTYPE(DEF_BINARY_ROW)
 #undef DEF_BINARY_ROW
@@ -218,7 +84,8 @@ lx_status LX_CPU_KERNEL(BINARY)(lx_node *out) {
     int op = p->op;
     lx_node *ins[2] = {out->inputs[0], out->inputs[1]};
     lx_dtype t = (lx_dtype)ins[0]->dtype;
-    if (ins[1]->dtype != t || !lx_dtype_valid(t) || out->dtype != (is_pred(op) ? LX_BOOL : t))
+    lx_dtype want = lx_ew_binary_is_pred(op) ? LX_BOOL : t;
+    if (ins[1]->dtype != t || !lx_dtype_valid(t) || out->dtype != want)
         return lx_set_error(LX_E_INTERNAL, "%s: binary op %d on %s and %s to %s", out->op, op,
                             lx_dtype_name(t), lx_dtype_name((lx_dtype)ins[1]->dtype),
                             lx_dtype_name((lx_dtype)out->dtype));

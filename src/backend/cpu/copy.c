@@ -5,9 +5,11 @@
  * Conversions follow iter.h: integer -> integer wraps, float -> integer truncates after
  * clamping to the destination's range with NaN -> 0, anything -> bool is (v != 0), and
  * float16/bfloat16 results are rounded to nearest even once, keeping NaN and Inf.
- * A same-dtype copy moves bytes (NaN payloads and all). A converting copy widens a chunk of
- * the input into its value class (iter.h) and narrows it into the output: one loader per
- * dtype and one storer per (dtype, class) pair, all expanded from LX_FOR_EACH_DTYPE.
+ * A same-dtype copy moves elements of 1, 2, 4 or 8 bytes (NaN payloads and all). A converting
+ * copy widens a chunk of the input into its value class (iter.h's lx_chunk_load_<s>) and
+ * narrows it into the output: lx_chunk_store_<s> from the dtype's own class (float16 <->
+ * float32 through F16C where available), otherwise one storer per (dtype, class) pair, all
+ * expanded from LX_FOR_EACH_DTYPE. Transposed inputs are walked in tiles (iter.h).
  */
 #include "backend/cpu/iter.h"
 
@@ -17,16 +19,16 @@ typedef void (*store_fn)(const void *buf, void *out, int64_t n);
 
 /* ---- storers: class C values -> row-contiguous dtype S ---- */
 /* (S is pasted before being passed on: `bool` is itself a macro.) */
-#define DEF_STORE1(NAME, ST, CVT, CT)                                               \
-    static void NAME(const void *buf, void *out, int64_t n) {                       \
-        const CT *b = buf;                                                          \
-        ST *y = (ST *)out;                                                          \
-        for (int64_t i = 0; i < n; i++) y[i] = CVT(b[i]);                           \
+#define DEF_STORE1(NAME, ST, CVT, CT)                                                      \
+    static void NAME(const void *buf, void *out, int64_t n) {                              \
+        const CT *b = buf;                                                                 \
+        ST *y = (ST *)out;                                                                 \
+        for (int64_t i = 0; i < n; i++) y[i] = CVT(b[i]);                                  \
     }
-#define DEF_STORE(E, T, S)                                                          \
-    DEF_STORE1(store_##S##_U, LX_ST_##S, lx_cvt_##S##_U, uint64_t)                  \
-    DEF_STORE1(store_##S##_I, LX_ST_##S, lx_cvt_##S##_I, int64_t)                   \
-    DEF_STORE1(store_##S##_F, LX_ST_##S, lx_cvt_##S##_F, float)                     \
+#define DEF_STORE(E, T, S)                                                                 \
+    DEF_STORE1(store_##S##_U, LX_ST_##S, lx_cvt_##S##_U, uint64_t)                         \
+    DEF_STORE1(store_##S##_I, LX_ST_##S, lx_cvt_##S##_I, int64_t)                          \
+    DEF_STORE1(store_##S##_F, LX_ST_##S, lx_cvt_##S##_F, float)                            \
     DEF_STORE1(store_##S##_D, LX_ST_##S, lx_cvt_##S##_D, double)
 LX_FOR_EACH_DTYPE(DEF_STORE)
 #undef DEF_STORE
@@ -52,20 +54,20 @@ static const store_fn own_storers[LX_DTYPE_COUNT] = {
 };
 
 /* ---- same dtype: move elements of 1, 2, 4 or 8 bytes ---- */
-#define DEF_MOVE(BITS)                                                                  \
-    static void move_row_##BITS(void *ctx, char *out, const char *const *in,            \
-                                const int64_t *st, int64_t n) {                         \
-        const uint##BITS##_t *x = (const uint##BITS##_t *)in[0];                        \
-        uint##BITS##_t *y = (uint##BITS##_t *)out;                                      \
-        int64_t s = st[0];                                                              \
-        if (s == 1) {                                                                   \
-            memmove(y, x, (size_t)n * sizeof *y); /* out may be in's buffer */          \
-        } else if (s == 0) {                                                            \
-            uint##BITS##_t v = x[0];                                                    \
-            for (int64_t i = 0; i < n; i++) y[i] = v;                                   \
-        } else {                                                                        \
-            for (int64_t i = 0; i < n; i++) y[i] = x[i * s];                            \
-        }                                                                               \
+#define DEF_MOVE(BITS)                                                                     \
+    static void move_row_##BITS(void *ctx, char *out, const char *const *in,               \
+                                const int64_t *st, int64_t n) {                            \
+        const uint##BITS##_t *x = (const uint##BITS##_t *)in[0];                           \
+        uint##BITS##_t *y = (uint##BITS##_t *)out;                                         \
+        int64_t s = st[0];                                                                 \
+        if (s == 1) {                                                                      \
+            memmove(y, x, (size_t)n * sizeof *y); /* out may be in's buffer */             \
+        } else if (s == 0) {                                                               \
+            uint##BITS##_t v = x[0];                                                       \
+            for (int64_t i = 0; i < n; i++) y[i] = v;                                      \
+        } else {                                                                           \
+            for (int64_t i = 0; i < n; i++) y[i] = x[i * s];                               \
+        }                                                                                  \
     }
 DEF_MOVE(8)
 DEF_MOVE(16)
@@ -138,13 +140,13 @@ typedef struct {
 static void fill_range(void *c, int64_t b, int64_t e) {
     const fill_ctx *ctx = c;
     switch (ctx->es) {
-#define FILL(BITS)                                                                      \
-    case BITS / 8: {                                                                    \
-        uint##BITS##_t v;                                                               \
-        memcpy(&v, ctx->value, sizeof v);                                               \
-        uint##BITS##_t *y = (uint##BITS##_t *)ctx->out;                                 \
-        for (int64_t i = b; i < e; i++) y[i] = v;                                       \
-        break;                                                                          \
+#define FILL(BITS)                                                                         \
+    case BITS / 8: {                                                                       \
+        uint##BITS##_t v;                                                                  \
+        memcpy(&v, ctx->value, sizeof v);                                                  \
+        uint##BITS##_t *y = (uint##BITS##_t *)ctx->out;                                    \
+        for (int64_t i = b; i < e; i++) y[i] = v;                                          \
+        break;                                                                             \
     }
         FILL(16)
         FILL(32)

@@ -71,6 +71,62 @@ static inline double lx_ew_erfinv_core(double x, int steps) {
 
 /* ---- scalar helpers ---- */
 
+/* Branch-free helpers, so that loops over them vectorize: a select through bit masks (an
+ * ordinary ?: on floats is not if-converted by GCC under -ftrapping-math) and exp for
+ * arguments in [-87, 0] (Cody-Waite reduction by ln 2, a degree-6 minimax polynomial on
+ * [-ln2/2, ln2/2] (error 2.1e-9), the power of two added to the exponent bits). */
+static inline float lx_ew_select_f(int c, float a, float b) {
+    uint32_t m = 0u - (uint32_t)(c != 0);
+    return lx_f32_from_bits((lx_bits_from_f32(a) & m) | (lx_bits_from_f32(b) & ~m));
+}
+static inline float lx_ew_exp_neg_f(float q) {
+    float j = q * 1.44269504088896341f + 12582912.0f; /* round(q / ln2) + 1.5 * 2^23 */
+    j = j - 12582912.0f;
+    float f = q - j * 0.693145751953125f;              /* ln2, high part (exact products) */
+    f = f - j * 1.4286068203094172e-6f;                /* ln2, low part */
+    float p = 0.0013942159833661436f;
+    p = p * f + 0.0083759682263114253f;
+    p = p * f + 0.041666340142225576f;
+    p = p * f + 0.16666405302634304f;
+    p = p * f + 0.50000000500187971f;
+    p = p * f + 1.00000004003887f;
+    p = p * f + 1.0f;
+    return lx_f32_from_bits(lx_bits_from_f32(p) + ((uint32_t)(int32_t)j << 23));
+}
+
+/* erf in float, branch-free (vectorizes; libm's erff is a scalar call of ~20 ns):
+ *   |x| < 0.921875:  x + x * P(x^2), P of degree 6 (minimax, error 4e-10)
+ *   otherwise:       sign(x) * (1 - exp(H(t) - t^2)), t = min(|x|, 4), H(t) = log(erfc(t)) + t^2
+ *                    fitted by a degree-8 polynomial in t - 2.5 (error 1.9e-8)
+ * Checked against float64 erf over every float: at most 1.19 ulp (1.28 without FMA); NaN
+ * stays NaN, erf(+-Inf) = +-1, erf(-0) = -0. erf in double is libm's. */
+static inline float lx_ew_erf_f(float x) {
+    float t = fabsf(x), s = x * x;
+    float p = 8.3875910457089158e-5f;
+    p = p * s - 0.00081472020926134944f;
+    p = p * s + 0.0052014668689663058f;
+    p = p * s - 0.02685959231070588f;
+    p = p * s + 0.11283699425717714f;
+    p = p * s - 0.37612634028172249f;
+    p = p * s + 0.12837916667316985f;
+    float small = x + x * p;
+    float tc = lx_ew_select_f(t < 4.0f, t, 4.0f);
+    float u = tc - 2.5f;
+    float h = 1.6435709184984341e-6f;
+    h = h * u - 1.3306857711801999e-5f;
+    h = h * u + 7.7254921961971723e-5f;
+    h = h * u - 0.00042014957440487006f;
+    h = h * u + 0.0021653664599966082f;
+    h = h * u - 0.010858517642470339f;
+    h = h * u + 0.056106262448009844f;
+    h = h * u - 0.35268067894609165f;
+    h = h * u - 1.556815269933235f;
+    float large = copysignf(1.0f - lx_ew_exp_neg_f(h - tc * tc), x);
+    float r = lx_ew_select_f(t < 0.921875f, small, large);
+    return lx_ew_select_f(x != x, x + x, r);
+}
+static inline double lx_ew_erf_d(double x) { return erf(x); }
+
 static inline float lx_ew_sigmoid_f(float x) {
     if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
     float e = expf(x);
@@ -121,6 +177,7 @@ static inline bool lx_ew_unary_is_expensive(int op) {
 #define LOOP(expr)                                                                      \
     for (int64_t i = 0; i < n; i++) {                                                   \
         CT v = x[i];                                                                    \
+        (void)v;                                                                        \
         y[i] = (expr);                                                                  \
     }                                                                                   \
     break
@@ -147,7 +204,7 @@ static inline bool lx_ew_unary_is_expensive(int op) {
         case LX_UNARY_COS: LOOP(cos##SUF(v));                                           \
         case LX_UNARY_TAN: LOOP(tan##SUF(v));                                           \
         case LX_UNARY_TANH: LOOP(tanh##SUF(v));                                         \
-        case LX_UNARY_ERF: LOOP(erf##SUF(v));                                           \
+        case LX_UNARY_ERF: LOOP(lx_ew_erf_##SF(v));                                     \
         case LX_UNARY_ERFINV: LOOP((CT)lx_ew_erfinv_core((double)v, sizeof(CT) == 4 ? 1 : 3)); \
         case LX_UNARY_SIGMOID: LOOP(lx_ew_sigmoid_##SF(v));                                   \
         case LX_UNARY_SILU: LOOP(lx_ew_silu_##SF(v));                                         \
@@ -222,8 +279,8 @@ static inline void lx_ew_unary_U(int op, const uint64_t *x, uint64_t *y, int64_t
         typedef CT_ CT;                                                                 \
         switch (op) {                                                                   \
         case LX_UNARY_LOGICAL_NOT: LOOP(v == 0);                                        \
-        case LX_UNARY_ISFINITE: LOOP(1 + 0 * v);                                        \
-        default: LOOP(0 * v); /* isnan, isinf */                                        \
+        case LX_UNARY_ISFINITE: LOOP(1);                                                \
+        default: LOOP(0); /* isnan, isinf */                                            \
         }                                                                               \
     }
 DEF_UNARY_PRED_INT(I, int64_t)

@@ -143,10 +143,10 @@ static inline float lx_i64_to_f32_odd(int64_t v) {
 
 /* ---- conversions from each class to each dtype ---- */
 
-#define LX_DEF_CVT_INT_(S, T, LO, HI)                                                     \
-    static inline T lx_cvt_##S##_U(uint64_t v) { return (T)v; }                           \
-    static inline T lx_cvt_##S##_I(int64_t v) { return (T)v; }                            \
-    static inline T lx_cvt_##S##_D(double v) { return (T)lx_clamp_f64(v, LO, HI); }       \
+#define LX_DEF_CVT_INT_(S, T, LO, HI)                                                      \
+    static inline T lx_cvt_##S##_U(uint64_t v) { return (T)v; }                            \
+    static inline T lx_cvt_##S##_I(int64_t v) { return (T)v; }                             \
+    static inline T lx_cvt_##S##_D(double v) { return (T)lx_clamp_f64(v, LO, HI); }        \
     static inline T lx_cvt_##S##_F(float v) { return (T)lx_clamp_f64((double)v, LO, HI); }
 
 LX_DEF_CVT_INT_(u8, uint8_t, 0.0, 255.0)
@@ -249,7 +249,7 @@ static inline void lx_f16c_store(const float *x, uint16_t *y, int64_t n) {
 #define LX_F16C_f32 0
 #define LX_F16C_f64 0
 
-#define LX_DEF_CHUNK_IO_(E, T, S)                                                         \
+#define LX_DEF_CHUNK_IO_(E, T, S)                                                          \
     static inline void lx_chunk_load_##S(const void *p, int64_t s, void *buf_, int64_t n) { \
         const LX_ST_##S *x = (const LX_ST_##S *)p;                                         \
         LX_ICAT_(LX_CT_, LX_CLS_##S) *buf = buf_;                                          \
@@ -300,7 +300,8 @@ typedef struct {
 typedef void (*lx_iter_row_fn)(void *ctx, char *out, const char *const *in,
                                const int64_t *in_strides, int64_t n);
 
-/* Describes the loop over out's elements reading ins (READY nodes). An input may have fewer
+/* Describes the loop over out's elements reading ins (READY nodes, nin <= LX_ITER_MAX_IN;
+ * out's buffer allocated, row-contiguous at offset 0). An input may have fewer
  * dimensions than out (right-aligned) and size-1 dimensions where out has more: those
  * broadcast with stride 0. */
 static inline void lx_iter_init(lx_iter *it, const lx_node *out, lx_node *const *ins, int nin) {

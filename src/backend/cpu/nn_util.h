@@ -164,13 +164,39 @@ static inline double lx_nn_exp(double x) { return exp(x); }
  * baseline); plain loops elsewhere. */
 #if defined(__GNUC__)
 #define LX_NN_VEC 1
-#ifdef __AVX__
+#if defined(__AVX512F__)
+#define LX_NN_VBYTES 64
+#elif defined(__AVX__)
 #define LX_NN_VBYTES 32
 #else
 #define LX_NN_VBYTES 16
 #endif
 typedef float lx_nn_vf32 __attribute__((vector_size(LX_NN_VBYTES)));
 typedef double lx_nn_vf64 __attribute__((vector_size(LX_NN_VBYTES)));
+typedef int32_t lx_nn_vi32 __attribute__((vector_size(LX_NN_VBYTES)));
+typedef int64_t lx_nn_vi64 __attribute__((vector_size(LX_NN_VBYTES)));
+
+/* lx_nn_expf on a vector. The exponent 2^n comes from the bits of t = x*log2(e) + 1.5*2^23,
+ * whose low mantissa bits hold n. Below -87 the result is 0; NaN propagates. */
+static inline lx_nn_vf32 lx_nn_expf_v(lx_nn_vf32 x) {
+    lx_nn_vi32 lo = x < -87.0f;
+    lx_nn_vi32 hi = x > 88.0f;
+    lx_nn_vf32 xc = (lx_nn_vf32)(((lx_nn_vi32)x & ~(lo | hi)) |
+                                 ((lx_nn_vi32)((lx_nn_vf32){0} + 88.0f) & hi));
+    lx_nn_vf32 t = xc * 1.44269504088896341f + 12582912.0f;
+    lx_nn_vf32 n = t - 12582912.0f;
+    lx_nn_vf32 r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    lx_nn_vf32 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    lx_nn_vi32 e = ((lx_nn_vi32)t - 0x4B400000 + 127) << 23;
+    lx_nn_vf32 y = p * (lx_nn_vf32)e;
+    return (lx_nn_vf32)((lx_nn_vi32)y & ~lo);
+}
 #endif
 
 /* Element offset (from the node's first element) of the row-major index `index` over the

@@ -32,7 +32,6 @@
 
 #define QMM_SMALL_M 8
 #define QMM_PANEL_FLOATS (1 << 20) /* dequantized panel size (4 MiB of float32) */
-#define QMM_COL_BLOCK 512          /* non-transposed small-M: columns accumulated at once */
 
 typedef uint32_t qt_u32x8 __attribute__((vector_size(32)));
 typedef int32_t qt_i32x8 __attribute__((vector_size(32)));
@@ -140,6 +139,10 @@ typedef struct {
     const void *s, *b;
     int64_t s_mat;            /* scale elements per w matrix */
     void *out;                /* [batch, M, N] */
+    /* no transpose, small M: per (matrix, part of K) partial sums */
+    int parts;
+    int64_t part_floats;      /* M*N + M*G */
+    float *partial;
     /* panels (large M) */
     float *panel;
     int64_t mat;              /* w matrix of the panel */
@@ -151,6 +154,7 @@ typedef struct {
     void (*dequantize)(void *, int64_t, int64_t);
     void (*mm_t_small)(void *, int64_t, int64_t);
     void (*mm_n_small)(void *, int64_t, int64_t);
+    void (*mm_n_reduce)(void *, int64_t, int64_t);
     void (*panel_t)(void *, int64_t, int64_t);
     void (*panel_n)(void *, int64_t, int64_t);
     void (*to_f32)(const void *, float *, int64_t);
@@ -217,12 +221,43 @@ typedef struct {
         }                                                                                     \
     }                                                                                         \
                                                                                               \
-    /* transpose, M <= QMM_SMALL_M: units are (matrix, output column n); each packed row is  \
-     * read once, a chunk of 8 values at a time, straight into registers */                  \
+    /* transpose, small M: MB (1, 2 or 4, a constant) rows of x against packed row wr; each  \
+     * chunk of 8 values is unpacked once into registers and used for every row */           \
+    static inline __attribute__((always_inline)) void qt_t_rows_##S(                         \
+        const qt_mm_ctx *c, const uint8_t *wr, const T *sr, const T *br, const float *x,      \
+        const float *xs, T *o, const int bits, const int MB) {                                \
+        const int K = c->K, G = c->G, gs = c->gs, N = c->N;                                   \
+        const int gbytes = gs * bits / 8, chunks = gs / 8;                                    \
+        qt_f32x8 acc[4] = {{0}};                                                              \
+        float bacc[4] = {0};                                                                  \
+        for (int g = 0; g < G; g++) {                                                         \
+            const uint8_t *wg = wr + (int64_t)g * gbytes;                                     \
+            const float *xg = x + (int64_t)g * gs;                                            \
+            qt_f32x8 d[4] = {{0}}, e[4] = {{0}}; /* two chains per row */                     \
+            for (int i = 0; i < chunks; i += 2) {                                             \
+                qt_f32x8 q0, q1;                                                              \
+                QT_CHUNK(q0, wg, bits, i);                                                    \
+                QT_CHUNK(q1, wg, bits, i + 1);                                                \
+                for (int m = 0; m < MB; m++) {                                                \
+                    qt_f32x8 x0, x1;                                                          \
+                    qt_load8(&x0, xg + (int64_t)m * K + 8 * i);                               \
+                    qt_load8(&x1, xg + (int64_t)m * K + 8 * i + 8);                           \
+                    d[m] += q0 * x0;                                                          \
+                    e[m] += q1 * x1;                                                          \
+                }                                                                             \
+            }                                                                                 \
+            float s = LD(sr[g]), b = LD(br[g]);                                               \
+            for (int m = 0; m < MB; m++) {                                                    \
+                acc[m] += s * (d[m] + e[m]);                                                  \
+                bacc[m] += b * xs[(int64_t)m * G + g];                                        \
+            }                                                                                 \
+        }                                                                                     \
+        for (int m = 0; m < MB; m++) o[(int64_t)m * N] = ST(qt_hsum(&acc[m]) + bacc[m]);      \
+    }                                                                                         \
+    /* transpose, M <= QMM_SMALL_M: units are (matrix, output column n) */                    \
     static inline __attribute__((always_inline)) void qt_mm_t_body_##S(                      \
         const qt_mm_ctx *c, int64_t u0, int64_t u1, const int bits) {                         \
-        const int M = c->M, N = c->N, K = c->K, gs = c->gs, G = c->G;                         \
-        const int gbytes = gs * bits / 8, chunks = gs / 8;                                    \
+        const int M = c->M, N = c->N, K = c->K, G = c->G;                                     \
         for (int64_t u = u0; u < u1; u++) {                                                   \
             int64_t bi = u / N;                                                               \
             int n = (int)(u % N);                                                             \
@@ -233,54 +268,18 @@ typedef struct {
             const float *x = c->x + xm * M * (int64_t)K;                                      \
             const float *xs = c->xsum + xm * M * (int64_t)G;                                  \
             T *o = (T *)c->out + bi * M * (int64_t)N + n;                                     \
-            if (M == 1) {                                                                     \
-                qt_f32x8 acc = {0};                                                           \
-                float bacc = 0.0f;                                                            \
-                for (int g = 0; g < G; g++) {                                                 \
-                    const uint8_t *wg = wr + (int64_t)g * gbytes;                             \
-                    const float *xg = x + (int64_t)g * gs;                                    \
-                    qt_f32x8 d0 = {0}, d1 = {0};                                              \
-                    for (int i = 0; i < chunks; i += 2) {                                     \
-                        qt_f32x8 q0, q1, x0, x1;                                              \
-                        QT_CHUNK(q0, wg, bits, i);                                            \
-                        QT_CHUNK(q1, wg, bits, i + 1);                                        \
-                        qt_load8(&x0, xg + 8 * i);                                            \
-                        qt_load8(&x1, xg + 8 * i + 8);                                        \
-                        d0 += q0 * x0;                                                        \
-                        d1 += q1 * x1;                                                        \
-                    }                                                                         \
-                    acc += LD(sr[g]) * (d0 + d1);                                             \
-                    bacc += LD(br[g]) * xs[g];                                                \
-                }                                                                             \
-                o[0] = ST(qt_hsum(&acc) + bacc);                                              \
-                continue;                                                                     \
+            int m = 0;                                                                        \
+            for (; m + 4 <= M; m += 4)                                                        \
+                qt_t_rows_##S(c, wr, sr, br, x + (int64_t)m * K, xs + (int64_t)m * G,         \
+                              o + (int64_t)m * N, bits, 4);                                   \
+            if (m + 2 <= M) {                                                                 \
+                qt_t_rows_##S(c, wr, sr, br, x + (int64_t)m * K, xs + (int64_t)m * G,         \
+                              o + (int64_t)m * N, bits, 2);                                   \
+                m += 2;                                                                       \
             }                                                                                 \
-            qt_f32x8 acc[QMM_SMALL_M];                                                        \
-            float bacc[QMM_SMALL_M];                                                          \
-            for (int m = 0; m < M; m++) {                                                     \
-                acc[m] = (qt_f32x8){0};                                                       \
-                bacc[m] = 0.0f;                                                               \
-            }                                                                                 \
-            for (int g = 0; g < G; g++) {                                                     \
-                const uint8_t *wg = wr + (int64_t)g * gbytes;                                 \
-                qt_f32x8 d[QMM_SMALL_M];                                                      \
-                for (int m = 0; m < M; m++) d[m] = (qt_f32x8){0};                             \
-                for (int i = 0; i < chunks; i++) {                                            \
-                    qt_f32x8 q;                                                               \
-                    QT_CHUNK(q, wg, bits, i);                                                 \
-                    for (int m = 0; m < M; m++) {                                             \
-                        qt_f32x8 xv;                                                          \
-                        qt_load8(&xv, x + (int64_t)m * K + (int64_t)g * gs + 8 * i);          \
-                        d[m] += q * xv;                                                       \
-                    }                                                                         \
-                }                                                                             \
-                float s = LD(sr[g]), b = LD(br[g]);                                           \
-                for (int m = 0; m < M; m++) {                                                 \
-                    acc[m] += s * d[m];                                                       \
-                    bacc[m] += b * xs[(int64_t)m * G + g];                                    \
-                }                                                                             \
-            }                                                                                 \
-            for (int m = 0; m < M; m++) o[(int64_t)m * N] = ST(qt_hsum(&acc[m]) + bacc[m]);   \
+            if (m < M)                                                                        \
+                qt_t_rows_##S(c, wr, sr, br, x + (int64_t)m * K, xs + (int64_t)m * G,         \
+                              o + (int64_t)m * N, bits, 1);                                   \
         }                                                                                     \
     }                                                                                         \
     static void qt_mm_t_small_##S(void *vc, int64_t u0, int64_t u1) {                         \
@@ -288,56 +287,78 @@ typedef struct {
         QT_SWITCH_BITS(c->bits, QT_MM_T_CASE_##S)                                             \
     }                                                                                         \
                                                                                               \
-    /* no transpose, M <= QMM_SMALL_M: units are (matrix, group of output columns); a chunk   \
-     * streams the rows of its column block once, accumulating a block of outputs */          \
+    /* no transpose, M <= QMM_SMALL_M: units are (matrix, part of the K rows); a unit streams \
+     * its rows front to back into float32 partial sums (M x N, plus M x G bias sums:        \
+     * sum_k x_k*(s*q + b) = sum_k (x_k*s)*q + sum_k x_k*b), added up by qt_mm_n_reduce */    \
     static inline __attribute__((always_inline)) void qt_mm_n_body_##S(                      \
-        const qt_mm_ctx *c, int64_t u0, int64_t u1, const int bits) {                         \
-        const int M = c->M, N = c->N, K = c->K, gs = c->gs, G = c->G;                         \
-        const int gbytes = gs * bits / 8, chunks = gs / 8, max_groups = QMM_COL_BLOCK / gs;   \
-        float acc[QMM_SMALL_M * QMM_COL_BLOCK] __attribute__((aligned(32)));                  \
-        for (int64_t u = u0; u < u1;) {                                                       \
-            int64_t bi = u / G;                                                               \
-            int g0 = (int)(u % G), g1 = g0 + max_groups;                                      \
-            if (g1 > G) g1 = G;                                                               \
-            if (u + (g1 - g0) > u1) g1 = g0 + (int)(u1 - u);                                  \
-            int cols = (g1 - g0) * gs;                                                        \
+        const qt_mm_ctx *c, int64_t u0, int64_t u1, const int bits, const int MB) {           \
+        const int N = c->N, K = c->K, gs = c->gs, G = c->G, P = c->parts;                     \
+        const int gbytes = gs * bits / 8, chunks = gs / 8;                                    \
+        for (int64_t u = u0; u < u1; u++) {                                                   \
+            int64_t bi = u / P;                                                               \
+            int p = (int)(u % P);                                                             \
+            int k0 = (int)((int64_t)K * p / P), k1 = (int)((int64_t)K * (p + 1) / P);         \
             int64_t wm = c->wb[bi];                                                           \
-            const float *x = c->x + c->xb[bi] * M * (int64_t)K;                               \
-            memset(acc, 0, sizeof(float) * (size_t)M * (size_t)cols);                         \
-            for (int k = 0; k < K; k++) {                                                     \
+            const float *x = c->x + c->xb[bi] * c->M * (int64_t)K;                            \
+            float *acc = c->partial + u * c->part_floats, *bsum = acc + (int64_t)c->M * N;    \
+            memset(acc, 0, sizeof(float) * (size_t)c->part_floats);                           \
+            for (int k = k0; k < k1; k++) {                                                   \
                 const uint8_t *wr = c->w + wm * c->w_mat + k * c->w_row;                      \
                 const T *sr = (const T *)c->s + wm * c->s_mat + (int64_t)k * G;               \
                 const T *br = (const T *)c->b + wm * c->s_mat + (int64_t)k * G;               \
-                for (int g = g0; g < g1; g++) {                                               \
+                float xk[QMM_SMALL_M];                                                        \
+                for (int m = 0; m < MB; m++) xk[m] = x[(int64_t)m * K + k];                   \
+                for (int g = 0; g < G; g++) {                                                 \
                     const uint8_t *wg = wr + (int64_t)g * gbytes;                             \
-                    float s = LD(sr[g]), b = LD(br[g]), a[QMM_SMALL_M], cb[QMM_SMALL_M];      \
-                    for (int m = 0; m < M; m++) {                                             \
-                        float xv = x[(int64_t)m * K + k];                                     \
-                        a[m] = xv * s;                                                        \
-                        cb[m] = xv * b;                                                       \
+                    float s = LD(sr[g]), b = LD(br[g]), a[QMM_SMALL_M];                       \
+                    for (int m = 0; m < MB; m++) {                                            \
+                        a[m] = xk[m] * s;                                                     \
+                        bsum[(int64_t)m * G + g] += xk[m] * b;                                \
                     }                                                                         \
+                    float *ag = acc + (int64_t)g * gs;                                        \
                     for (int i = 0; i < chunks; i++) {                                        \
                         qt_f32x8 q;                                                           \
                         QT_CHUNK(q, wg, bits, i);                                             \
-                        for (int m = 0; m < M; m++) {                                         \
-                            float *ap = acc + m * cols + (g - g0) * gs + 8 * i;               \
+                        for (int m = 0; m < MB; m++) {                                        \
+                            float *ap = ag + (int64_t)m * N + 8 * i;                          \
                             qt_f32x8 v;                                                       \
                             qt_load8(&v, ap);                                                 \
-                            v += a[m] * q + cb[m];                                            \
+                            v += a[m] * q;                                                    \
                             memcpy(ap, &v, sizeof v);                                         \
                         }                                                                     \
                     }                                                                         \
                 }                                                                             \
             }                                                                                 \
-            T *o = (T *)c->out + bi * M * (int64_t)N + (int64_t)g0 * gs;                      \
-            for (int m = 0; m < M; m++)                                                       \
-                for (int j = 0; j < cols; j++) o[(int64_t)m * N + j] = ST(acc[m * cols + j]); \
-            u += g1 - g0;                                                                     \
         }                                                                                     \
     }                                                                                         \
     static void qt_mm_n_small_##S(void *vc, int64_t u0, int64_t u1) {                         \
         const qt_mm_ctx *c = vc;                                                              \
-        QT_SWITCH_BITS(c->bits, QT_MM_N_CASE_##S)                                             \
+        if (c->M == 1) {                                                                      \
+            QT_SWITCH_BITS(c->bits, QT_MM_N1_CASE_##S)                                        \
+        } else {                                                                              \
+            QT_SWITCH_BITS(c->bits, QT_MM_N_CASE_##S)                                         \
+        }                                                                                     \
+    }                                                                                         \
+    /* units are (matrix, row m, block of 256 columns): out = sum over parts */               \
+    static void qt_mm_n_reduce_##S(void *vc, int64_t u0, int64_t u1) {                        \
+        const qt_mm_ctx *c = vc;                                                              \
+        const int M = c->M, N = c->N, G = c->G, gs = c->gs, P = c->parts;                     \
+        const int nblk = (N + 255) / 256;                                                     \
+        for (int64_t u = u0; u < u1; u++) {                                                   \
+            int64_t bm = u / nblk; /* matrix * M + row */                                     \
+            int n0 = (int)(u % nblk) * 256, n1 = n0 + 256 < N ? n0 + 256 : N;                 \
+            int64_t bi = bm / M;                                                              \
+            int m = (int)(bm % M);                                                            \
+            T *o = (T *)c->out + bm * (int64_t)N;                                             \
+            for (int n = n0; n < n1; n++) {                                                   \
+                float v = 0.0f;                                                               \
+                for (int p = 0; p < P; p++) {                                                 \
+                    const float *part = c->partial + (bi * P + p) * c->part_floats;           \
+                    v += part[(int64_t)m * N + n] + part[(int64_t)M * N + (int64_t)m * G + n / gs]; \
+                }                                                                             \
+                o[n] = ST(v);                                                                 \
+            }                                                                                 \
+        }                                                                                     \
     }                                                                                         \
                                                                                               \
     /* transpose panel: rows n0 + [r0, r1) of w matrix c->mat as float32 [nb, K] */           \
@@ -387,16 +408,19 @@ typedef struct {
         for (int64_t i = 0; i < n; i++) p[i] = ST(src[i]);                                    \
     }                                                                                         \
                                                                                               \
-    static const qt_ops qt_ops_##S = {qt_quantize_##S, qt_dequantize_##S, qt_mm_t_small_##S,  \
-                                      qt_mm_n_small_##S, qt_panel_t_##S, qt_panel_n_##S,      \
-                                      qt_to_f32_##S, qt_from_f32_##S};
+    static const qt_ops qt_ops_##S = {qt_quantize_##S,   qt_dequantize_##S, qt_mm_t_small_##S, \
+                                      qt_mm_n_small_##S, qt_mm_n_reduce_##S, qt_panel_t_##S,  \
+                                      qt_panel_n_##S,    qt_to_f32_##S,     qt_from_f32_##S};
 
 #define QT_MM_T_CASE_f32(b) qt_mm_t_body_f32(c, u0, u1, b)
 #define QT_MM_T_CASE_f16(b) qt_mm_t_body_f16(c, u0, u1, b)
 #define QT_MM_T_CASE_bf16(b) qt_mm_t_body_bf16(c, u0, u1, b)
-#define QT_MM_N_CASE_f32(b) qt_mm_n_body_f32(c, u0, u1, b)
-#define QT_MM_N_CASE_f16(b) qt_mm_n_body_f16(c, u0, u1, b)
-#define QT_MM_N_CASE_bf16(b) qt_mm_n_body_bf16(c, u0, u1, b)
+#define QT_MM_N_CASE_f32(b) qt_mm_n_body_f32(c, u0, u1, b, c->M)
+#define QT_MM_N_CASE_f16(b) qt_mm_n_body_f16(c, u0, u1, b, c->M)
+#define QT_MM_N_CASE_bf16(b) qt_mm_n_body_bf16(c, u0, u1, b, c->M)
+#define QT_MM_N1_CASE_f32(b) qt_mm_n_body_f32(c, u0, u1, b, 1)
+#define QT_MM_N1_CASE_f16(b) qt_mm_n_body_f16(c, u0, u1, b, 1)
+#define QT_MM_N1_CASE_bf16(b) qt_mm_n_body_bf16(c, u0, u1, b, 1)
 QT_DTYPES(QT_KERNELS)
 #undef QT_KERNELS
 
@@ -628,8 +652,21 @@ lx_status LX_CPU_KERNEL(QUANTIZED_MATMUL)(lx_node *out) {
                 lx_parallel_for(nbatch * N, grain, ops->mm_t_small, &c);
             }
         } else {
-            int64_t grain = QMM_COL_BLOCK / c.gs;
-            lx_parallel_for(nbatch * c.G, grain, ops->mm_n_small, &c);
+            /* split K so that every thread streams its own rows when there are few matrices */
+            int threads = lx_num_threads();
+            int64_t parts = nbatch >= threads ? 1 : (2 * threads + nbatch - 1) / nbatch;
+            if (parts > K / 16) parts = K / 16 > 0 ? K / 16 : 1;
+            c.parts = (int)parts;
+            c.part_floats = (int64_t)M * N + (int64_t)M * c.G;
+            c.partial = malloc(sizeof(float) * (size_t)(nbatch * parts * c.part_floats));
+            if (!c.partial) {
+                st = oom(out);
+            } else {
+                lx_parallel_for(nbatch * parts, 1, ops->mm_n_small, &c);
+                int64_t nblk = (N + 255) / 256;
+                lx_parallel_for(nbatch * M * nblk, 16, ops->mm_n_reduce, &c);
+                free(c.partial);
+            }
         }
     } else {
         st = qmm_large(out, &c, ops, transpose, nbatch);

@@ -167,7 +167,9 @@ typedef struct {
 } part;
 
 static void part_init(part *p, int op) {
-    p->s = 0.0;
+    p->d = p->s = 0.0;
+    p->i = 0;
+    p->u = 0;
     switch (op) {
     case LX_REDUCE_SUM: p->d = 0.0; p->u = 0; p->i = 0; break;
     case LX_REDUCE_PROD: p->d = 1.0; p->u = 1; p->i = 1; break;
@@ -217,31 +219,6 @@ static void part_combine(part *p, const part *q, int op, int kind) {
     (void)kind;
 }
 
-static float min_f32(const float *x, int64_t n) {
-    float acc[LX_ROW_LANES];
-    int nan[LX_ROW_LANES] = {0};
-    for (int k = 0; k < LX_ROW_LANES; k++) acc[k] = INFINITY;
-    int64_t j = 0;
-    for (; j + LX_ROW_LANES <= n; j += LX_ROW_LANES)
-        for (int k = 0; k < LX_ROW_LANES; k++) {
-            float v = x[j + k];
-            acc[k] = v < acc[k] ? v : acc[k];
-            nan[k] |= v != v;
-        }
-    for (int k = 0; j + k < n; k++) {
-        float v = x[j + k];
-        acc[k] = v < acc[k] ? v : acc[k];
-        nan[k] |= v != v;
-    }
-    float m = acc[0];
-    int any_nan = nan[0];
-    for (int k = 1; k < LX_ROW_LANES; k++) {
-        m = acc[k] < m ? acc[k] : m;
-        any_nan |= nan[k];
-    }
-    return any_nan ? NAN : m;
-}
-
 /* sum of exp(x - m) over n floats (m finite), blocked like lx_row_sum_f32 */
 static double sumexp_f32(const float *x, int64_t n, float m) {
     double total = 0.0;
@@ -271,7 +248,7 @@ static void run_partial(part *p, int op, int kind, const void *data, int64_t n) 
         case LX_REDUCE_SUM: q.d = lx_row_sum_f32(x, n); break;
         case LX_REDUCE_PROD: for (int64_t j = 0; j < n; j++) q.d *= x[j]; break;
         case LX_REDUCE_MAX: q.d = lx_row_max_f32(x, n); break;
-        case LX_REDUCE_MIN: q.d = min_f32(x, n); break;
+        case LX_REDUCE_MIN: q.d = lx_row_min_f32(x, n); break;
         case LX_REDUCE_ALL: for (int64_t j = 0; j < n && q.u; j++) q.u = x[j] != 0.0f; break;
         case LX_REDUCE_ANY: for (int64_t j = 0; j < n && !q.u; j++) q.u = x[j] != 0.0f; break;
         default: {
@@ -708,7 +685,7 @@ lx_status LX_CPU_KERNEL(REDUCE)(lx_node *out) {
 /* First index of the maximum (or minimum) of n >= 1 floats; a NaN counts as the extreme
  * (numpy's rule): the first NaN wins. */
 static int64_t argbest_f32(const float *x, int64_t n, bool is_min, float *best) {
-    float m = is_min ? min_f32(x, n) : lx_row_max_f32(x, n);
+    float m = is_min ? lx_row_min_f32(x, n) : lx_row_max_f32(x, n);
     int64_t j = 0;
     if (isnan(m)) {
         while (!isnan(x[j])) j++;

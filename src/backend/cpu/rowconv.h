@@ -10,6 +10,7 @@
 #define LX_BACKEND_CPU_ROWCONV_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -158,8 +159,16 @@ static inline void lx_row_store_f32(void *dst, lx_dtype t, int64_t stride, const
  * to 0; exp(+inf) = inf, exp(-inf) = 0, NaN stays NaN. */
 static inline float lx_expf_fast(float x) {
     const float hi = 88.72283f, lo = -87.33654f;
-    float xc = x > hi ? hi : x;
-    xc = xc < lo ? lo : xc;
+    /* every select is a bit mask: float selects next to arithmetic become branches (GCC will
+     * not speculate floating-point operations under trapping math), which would keep loops
+     * over this function from vectorizing */
+    uint32_t xb, hib, lob, over = 0u - (uint32_t)(x > hi), under = 0u - (uint32_t)(x < lo);
+    memcpy(&xb, &x, 4);
+    memcpy(&hib, &hi, 4);
+    memcpy(&lob, &lo, 4);
+    xb = (xb & ~(over | under)) | (hib & over) | (lob & under);
+    float xc;
+    memcpy(&xc, &xb, 4);
     const float magic = 12582912.0f; /* 1.5 * 2^23: rounds to an integer in the low bits */
     float t = xc * 1.44269504088896341f + magic;
     float n = t - magic;
@@ -181,8 +190,11 @@ static inline float lx_expf_fast(float x) {
     float scale;
     memcpy(&scale, &eb, 4);
     float res = (p + p) * scale;
-    res = x > hi ? INFINITY : res;
-    return x < lo ? 0.0f : res;
+    uint32_t rb;
+    memcpy(&rb, &res, 4);
+    rb = ((rb & ~over) | (0x7f800000u & over)) & ~under;
+    memcpy(&res, &rb, 4);
+    return res;
 }
 
 /* Sum of n contiguous floats: LX_ROW_LANES lanes over blocks of LX_ROW_BLOCK, lanes added
@@ -222,30 +234,62 @@ static inline double lx_row_sumsq_f32(const float *x, int64_t n) {
     return total;
 }
 
-/* Maximum of n >= 1 contiguous floats; NaN if any is NaN. */
-static inline float lx_row_max_f32(const float *x, int64_t n) {
-    float acc[LX_ROW_LANES];
-    int nan[LX_ROW_LANES] = {0};
-    for (int k = 0; k < LX_ROW_LANES; k++) acc[k] = -INFINITY;
+/* GCC/Clang vector extensions for the extrema: the compilers do not vectorize NaN-aware
+ * select loops on their own. Eight floats per vector (two SSE registers in the generic
+ * variant); only local variables, never parameters, so no vector ABI is involved. */
+typedef float lx_row_v8f __attribute__((vector_size(32)));
+typedef int32_t lx_row_v8i __attribute__((vector_size(32)));
+
+/* Maximum (is_min: minimum) of n >= 1 contiguous floats; NaN if any is NaN. */
+static inline float lx_row_extremum_f32(const float *x, int64_t n, bool is_min) {
+    const float init = is_min ? INFINITY : -INFINITY;
+    lx_row_v8f a0 = {init, init, init, init, init, init, init, init}, a1 = a0;
+    lx_row_v8i nan0 = {0, 0, 0, 0, 0, 0, 0, 0}, nan1 = nan0;
     int64_t j = 0;
-    for (; j + LX_ROW_LANES <= n; j += LX_ROW_LANES)
-        for (int k = 0; k < LX_ROW_LANES; k++) {
-            float v = x[j + k];
-            acc[k] = v > acc[k] ? v : acc[k];
-            nan[k] |= v != v;
+    if (is_min) {
+        for (; j + 16 <= n; j += 16) {
+            lx_row_v8f v0, v1;
+            memcpy(&v0, x + j, sizeof v0);
+            memcpy(&v1, x + j + 8, sizeof v1);
+            lx_row_v8i g0 = v0 < a0, g1 = v1 < a1;
+            a0 = (lx_row_v8f)(((lx_row_v8i)v0 & g0) | ((lx_row_v8i)a0 & ~g0));
+            a1 = (lx_row_v8f)(((lx_row_v8i)v1 & g1) | ((lx_row_v8i)a1 & ~g1));
+            nan0 |= v0 != v0;
+            nan1 |= v1 != v1;
         }
-    for (int k = 0; j + k < n; k++) {
-        float v = x[j + k];
-        acc[k] = v > acc[k] ? v : acc[k];
-        nan[k] |= v != v;
+    } else {
+        for (; j + 16 <= n; j += 16) {
+            lx_row_v8f v0, v1;
+            memcpy(&v0, x + j, sizeof v0);
+            memcpy(&v1, x + j + 8, sizeof v1);
+            lx_row_v8i g0 = v0 > a0, g1 = v1 > a1;
+            a0 = (lx_row_v8f)(((lx_row_v8i)v0 & g0) | ((lx_row_v8i)a0 & ~g0));
+            a1 = (lx_row_v8f)(((lx_row_v8i)v1 & g1) | ((lx_row_v8i)a1 & ~g1));
+            nan0 |= v0 != v0;
+            nan1 |= v1 != v1;
+        }
     }
-    float m = acc[0];
-    int any_nan = nan[0];
-    for (int k = 1; k < LX_ROW_LANES; k++) {
-        m = acc[k] > m ? acc[k] : m;
-        any_nan |= nan[k];
+    float acc[16];
+    int32_t nn[16];
+    memcpy(acc, &a0, sizeof a0);
+    memcpy(acc + 8, &a1, sizeof a1);
+    memcpy(nn, &nan0, sizeof nan0);
+    memcpy(nn + 8, &nan1, sizeof nan1);
+    float m = init;
+    int any_nan = 0;
+    for (int k = 0; k < 16; k++) {
+        m = is_min ? (acc[k] < m ? acc[k] : m) : (acc[k] > m ? acc[k] : m);
+        any_nan |= nn[k];
+    }
+    for (; j < n; j++) {
+        float v = x[j];
+        m = is_min ? (v < m ? v : m) : (v > m ? v : m);
+        any_nan |= v != v;
     }
     return any_nan ? NAN : m;
 }
+
+static inline float lx_row_max_f32(const float *x, int64_t n) { return lx_row_extremum_f32(x, n, false); }
+static inline float lx_row_min_f32(const float *x, int64_t n) { return lx_row_extremum_f32(x, n, true); }
 
 #endif

@@ -35,23 +35,29 @@
 #define SFX(name) name##_f32
 #define CT_EXP lx_nn_expf
 #define CT_VEC lx_nn_vf32
+#define CT_IVEC lx_nn_vi32
+#define CT_VEXP lx_nn_expf_v
 #define CT_DTYPE LX_FLOAT32
 #include "backend/cpu/sdpa.c"
 #undef CT
 #undef SFX
 #undef CT_EXP
 #undef CT_VEC
+#undef CT_IVEC
+#undef CT_VEXP
 #undef CT_DTYPE
 #define CT double
 #define SFX(name) name##_f64
 #define CT_EXP lx_nn_exp
 #define CT_VEC lx_nn_vf64
+#define CT_IVEC lx_nn_vi64
 #define CT_DTYPE LX_FLOAT64
 #include "backend/cpu/sdpa.c"
 #undef CT
 #undef SFX
 #undef CT_EXP
 #undef CT_VEC
+#undef CT_IVEC
 #undef CT_DTYPE
 #undef LX_NN_TEMPLATE_PASS
 
@@ -90,6 +96,55 @@ static inline CT SFX(vsum)(CT_VEC v) {
     return s;
 }
 #endif
+
+/* The largest of s[0..n) (-inf if none); *nan tells whether a NaN was seen. */
+static CT SFX(sdpa_rowmax)(const CT *s, int64_t n, bool *nan) {
+    CT mx = -INFINITY;
+    bool bad = false;
+    int64_t j = 0;
+#ifdef LX_NN_VEC
+    if (n >= VL) {
+        CT_VEC mv = SFX(vload)(s);
+        CT_IVEC nv = mv != mv;
+        for (j = VL; j + VL <= n; j += VL) {
+            CT_VEC v = SFX(vload)(s + j);
+            CT_IVEC gt = v > mv;
+            mv = (CT_VEC)(((CT_IVEC)v & gt) | ((CT_IVEC)mv & ~gt));
+            nv |= v != v;
+        }
+        for (int64_t l = 0; l < VL; l++) {
+            if (mv[l] > mx) mx = mv[l];
+            if (nv[l]) bad = true;
+        }
+    }
+#endif
+    for (; j < n; j++) {
+        if (s[j] > mx) mx = s[j];
+        else if (s[j] != s[j]) bad = true;
+    }
+    *nan = bad;
+    return mx;
+}
+
+/* s[j] = exp(s[j] - m) for j < n; returns their sum. */
+static CT SFX(sdpa_exp_sum)(CT *s, int64_t n, CT m) {
+    CT sum = 0;
+    int64_t j = 0;
+#if defined(LX_NN_VEC) && defined(CT_VEXP)
+    CT_VEC acc = {0};
+    for (; j + VL <= n; j += VL) {
+        CT_VEC v = CT_VEXP(SFX(vload)(s + j) - m);
+        memcpy(s + j, &v, sizeof v);
+        acc += v;
+    }
+    sum = SFX(vsum)(acc);
+#endif
+    for (; j < n; j++) {
+        s[j] = CT_EXP(s[j] - m);
+        sum += s[j];
+    }
+    return sum;
+}
 
 /* s[j] = q . k_j for j < n: four keys at a time share each load of q. */
 static void SFX(sdpa_scores)(CT *s, const CT *q, const CT *const *kp, int64_t n, int64_t D) {
@@ -331,12 +386,8 @@ static void SFX(sdpa_block)(SFX(sdpa_ctx) *c, SFX(sdpa_scratch) *w, int64_t task
                 else
                     for (int64_t j = 0; j < lim; j++) s[j] += w->mrow[j];
             }
-            CT mx = -INFINITY;
-            bool nan = false;
-            for (int64_t j = 0; j < lim; j++) {
-                if (s[j] > mx) mx = s[j];
-                else if (s[j] != s[j]) nan = true;
-            }
+            bool nan;
+            CT mx = SFX(sdpa_rowmax)(s, lim, &nan);
             if (mx == -INFINITY) {
                 if (nan) w->l[r] = NAN;
                 continue;
@@ -344,9 +395,7 @@ static void SFX(sdpa_block)(SFX(sdpa_ctx) *c, SFX(sdpa_scratch) *w, int64_t task
             CT mold = w->m[r];
             CT mnew = mold > mx ? mold : mx;
             CT corr = CT_EXP(mold - mnew); /* 0 while nothing was seen */
-            for (int64_t j = 0; j < lim; j++) s[j] = CT_EXP(s[j] - mnew);
-            CT sum = 0;
-            for (int64_t j = 0; j < lim; j++) sum += s[j];
+            CT sum = SFX(sdpa_exp_sum)(s, lim, mnew);
             w->l[r] = w->l[r] * corr + sum;
             if (corr != (CT)1) {
                 CT *a = w->acc + r * Dv;

@@ -9,25 +9,25 @@
  */
 #include "backend/cpu/iter.h"
 
-#define DEF_WHERE_ROW(BITS)                                                             \
-    static void where_row_##BITS(void *ctx, char *out, const char *const *in,           \
-                                 const int64_t *st, int64_t n) {                        \
-        typedef uint##BITS##_t E;                                                       \
-        const uint8_t *c = (const uint8_t *)in[0];                                      \
-        const E *a = (const E *)in[1], *b = (const E *)in[2];                           \
-        E *y = (E *)out;                                                                \
-        const int64_t sc = st[0], sa = st[1], sb = st[2];                               \
-        if (sc == 1 && sa == 1 && sb == 1) {                                            \
-            for (int64_t i = 0; i < n; i++) y[i] = c[i] ? a[i] : b[i];                  \
-        } else if (sc == 1 && sa == 1 && sb == 0) {                                     \
-            const E vb = b[0];                                                          \
-            for (int64_t i = 0; i < n; i++) y[i] = c[i] ? a[i] : vb;                    \
-        } else if (sc == 1 && sa == 0 && sb == 1) {                                     \
-            const E va = a[0];                                                          \
-            for (int64_t i = 0; i < n; i++) y[i] = c[i] ? va : b[i];                    \
-        } else {                                                                        \
-            for (int64_t i = 0; i < n; i++) y[i] = c[i * sc] ? a[i * sa] : b[i * sb];   \
-        }                                                                               \
+#define DEF_WHERE_ROW(BITS)                                                                \
+    static void where_row_##BITS(void *ctx, char *out, const char *const *in,              \
+                                 const int64_t *st, int64_t n) {                           \
+        typedef uint##BITS##_t E;                                                          \
+        const uint8_t *c = (const uint8_t *)in[0];                                         \
+        const E *a = (const E *)in[1], *b = (const E *)in[2];                              \
+        E *y = (E *)out;                                                                   \
+        const int64_t sc = st[0], sa = st[1], sb = st[2];                                  \
+        if (sc == 1 && sa == 1 && sb == 1) {                                               \
+            for (int64_t i = 0; i < n; i++) y[i] = c[i] ? a[i] : b[i];                     \
+        } else if (sc == 1 && sa == 1 && sb == 0) {                                        \
+            const E vb = b[0];                                                             \
+            for (int64_t i = 0; i < n; i++) y[i] = c[i] ? a[i] : vb;                       \
+        } else if (sc == 1 && sa == 0 && sb == 1) {                                        \
+            const E va = a[0];                                                             \
+            for (int64_t i = 0; i < n; i++) y[i] = c[i] ? va : b[i];                       \
+        } else {                                                                           \
+            for (int64_t i = 0; i < n; i++) y[i] = c[i * sc] ? a[i * sa] : b[i * sb];      \
+        }                                                                                  \
     }
 DEF_WHERE_ROW(8)
 DEF_WHERE_ROW(16)
