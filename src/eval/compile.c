@@ -1040,10 +1040,11 @@ static lx_status build_group(graph *g, group_state *s, bool *fused) {
 static lx_status graph_fuse(graph *g) {
     int n = g->n;
     lx_status st = LX_OK;
+    if (n <= 0) return LX_OK;
     g->cons_off = calloc((size_t)n + 1, sizeof(int32_t));
-    g->is_out = calloc((size_t)n, sizeof(bool));
-    g->stamp = calloc((size_t)n, sizeof(int32_t));
-    g->stamp2 = calloc((size_t)n, sizeof(int32_t));
+    g->is_out = calloc((size_t)n + 1, sizeof(bool));
+    g->stamp = calloc((size_t)n + 1, sizeof(int32_t));
+    g->stamp2 = calloc((size_t)n + 1, sizeof(int32_t));
     if (!g->cons_off || !g->is_out || !g->stamp || !g->stamp2) return oom("for the trace");
     for (int v = 0; v < n; v++) {
         const wval *w = &g->v[v];

@@ -154,11 +154,12 @@ static inline void lx_row_store_f32(void *dst, lx_dtype t, int64_t stride, const
     }
 }
 
-/* exp(x) in float32 within about 2 ulp, written so that loops over it vectorize: Cephes'
- * range reduction and polynomial, 2^n built in the exponent bits. Results below FLT_MIN flush
- * to 0; exp(+inf) = inf, exp(-inf) = 0, NaN stays NaN. */
+/* exp(x) in float32 within 2 ulp, written so that loops over it vectorize: Cephes' range
+ * reduction and polynomial, 2^n built in the exponent bits as two factors so that results
+ * down to the subnormals are right. exp(x > 88.72) = inf, exp(x < -103.97) = 0, NaN stays
+ * NaN. */
 static inline float lx_expf_fast(float x) {
-    const float hi = 88.72283f, lo = -87.33654f;
+    const float hi = 88.72283f, lo = -103.97208f;
     /* every select is a bit mask: float selects next to arithmetic become branches (GCC will
      * not speculate floating-point operations under trapping math), which would keep loops
      * over this function from vectorizing */
@@ -174,7 +175,7 @@ static inline float lx_expf_fast(float x) {
     float n = t - magic;
     uint32_t tb;
     memcpy(&tb, &t, 4);
-    int32_t ni = (int32_t)(tb - 0x4b400000u); /* t's bits minus magic's bits = round(x/ln2) */
+    int32_t ni = (int32_t)(tb - 0x4b400000u); /* round(x / ln 2), in [-150, 128] */
     float r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
     float z = r * r;
@@ -185,11 +186,13 @@ static inline float lx_expf_fast(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * z + r + 1.0f;
-    /* 2^(n-1) * 2p keeps n = 128 (x near the top) finite */
-    uint32_t eb = (uint32_t)(ni + 126) << 23;
-    float scale;
-    memcpy(&scale, &eb, 4);
-    float res = (p + p) * scale;
+    /* 2^ni = 2^h1 * 2^h2 with both halves in the normal range */
+    int32_t h1 = ni / 2, h2 = ni - h1;
+    uint32_t e1 = (uint32_t)(h1 + 127) << 23, e2 = (uint32_t)(h2 + 127) << 23;
+    float s1, s2;
+    memcpy(&s1, &e1, 4);
+    memcpy(&s2, &e2, 4);
+    float res = p * s1 * s2;
     uint32_t rb;
     memcpy(&rb, &res, 4);
     rb = ((rb & ~over) | (0x7f800000u & over)) & ~under;
@@ -235,53 +238,46 @@ static inline double lx_row_sumsq_f32(const float *x, int64_t n) {
 }
 
 /* GCC/Clang vector extensions for the extrema: the compilers do not vectorize NaN-aware
- * select loops on their own. Eight floats per vector (two SSE registers in the generic
- * variant); only local variables, never parameters, so no vector ABI is involved. */
-typedef float lx_row_v8f __attribute__((vector_size(32)));
-typedef int32_t lx_row_v8i __attribute__((vector_size(32)));
+ * select loops on their own. 8 floats per vector with AVX, else 4 (wider vectors without
+ * AVX are split badly); only local variables, never parameters, so no vector ABI is
+ * involved. */
+#ifdef __AVX__
+#define LX_ROW_VW 8
+#else
+#define LX_ROW_VW 4
+#endif
+typedef float lx_row_vf __attribute__((vector_size(4 * LX_ROW_VW)));
+typedef int32_t lx_row_vi __attribute__((vector_size(4 * LX_ROW_VW)));
 
 /* Maximum (is_min: minimum) of n >= 1 contiguous floats; NaN if any is NaN. */
 static inline float lx_row_extremum_f32(const float *x, int64_t n, bool is_min) {
+    enum { W = LX_ROW_VW };
     const float init = is_min ? INFINITY : -INFINITY;
-    lx_row_v8f a0 = {init, init, init, init, init, init, init, init}, a1 = a0;
-    lx_row_v8i nan0 = {0, 0, 0, 0, 0, 0, 0, 0}, nan1 = nan0;
-    int64_t j = 0;
-    if (is_min) {
-        for (; j + 16 <= n; j += 16) {
-            lx_row_v8f v0, v1;
-            memcpy(&v0, x + j, sizeof v0);
-            memcpy(&v1, x + j + 8, sizeof v1);
-            lx_row_v8i g0 = v0 < a0, g1 = v1 < a1;
-            a0 = (lx_row_v8f)(((lx_row_v8i)v0 & g0) | ((lx_row_v8i)a0 & ~g0));
-            a1 = (lx_row_v8f)(((lx_row_v8i)v1 & g1) | ((lx_row_v8i)a1 & ~g1));
-            nan0 |= v0 != v0;
-            nan1 |= v1 != v1;
-        }
-    } else {
-        for (; j + 16 <= n; j += 16) {
-            lx_row_v8f v0, v1;
-            memcpy(&v0, x + j, sizeof v0);
-            memcpy(&v1, x + j + 8, sizeof v1);
-            lx_row_v8i g0 = v0 > a0, g1 = v1 > a1;
-            a0 = (lx_row_v8f)(((lx_row_v8i)v0 & g0) | ((lx_row_v8i)a0 & ~g0));
-            a1 = (lx_row_v8f)(((lx_row_v8i)v1 & g1) | ((lx_row_v8i)a1 & ~g1));
-            nan0 |= v0 != v0;
-            nan1 |= v1 != v1;
-        }
+    lx_row_vf a0, a1;
+    lx_row_vi nan0, nan1;
+    for (int k = 0; k < W; k++) {
+        a0[k] = a1[k] = init;
+        nan0[k] = nan1[k] = 0;
     }
-    float acc[16];
-    int32_t nn[16];
-    memcpy(acc, &a0, sizeof a0);
-    memcpy(acc + 8, &a1, sizeof a1);
-    memcpy(nn, &nan0, sizeof nan0);
-    memcpy(nn + 8, &nan1, sizeof nan1);
+    int64_t j = 0;
+    for (; j + 2 * W <= n; j += 2 * W) {
+        lx_row_vf v0, v1;
+        memcpy(&v0, x + j, sizeof v0);
+        memcpy(&v1, x + j + W, sizeof v1);
+        lx_row_vi g0 = is_min ? v0 < a0 : v0 > a0, g1 = is_min ? v1 < a1 : v1 > a1;
+        a0 = (lx_row_vf)(((lx_row_vi)v0 & g0) | ((lx_row_vi)a0 & ~g0));
+        a1 = (lx_row_vf)(((lx_row_vi)v1 & g1) | ((lx_row_vi)a1 & ~g1));
+        nan0 |= v0 != v0;
+        nan1 |= v1 != v1;
+    }
     float m = init;
     int any_nan = 0;
-    for (int k = 0; k < 16; k++) {
-        m = is_min ? (acc[k] < m ? acc[k] : m) : (acc[k] > m ? acc[k] : m);
-        any_nan |= nn[k];
+    for (int k = 0; k < W; k++) {
+        m = is_min ? (a0[k] < m ? a0[k] : m) : (a0[k] > m ? a0[k] : m);
+        m = is_min ? (a1[k] < m ? a1[k] : m) : (a1[k] > m ? a1[k] : m);
+        any_nan |= nan0[k] | nan1[k];
     }
-    for (; j < n; j++) {
+    for (int64_t r = n - j; r > 0; r--, j++) {
         float v = x[j];
         m = is_min ? (v < m ? v : m) : (v > m ? v : m);
         any_nan |= v != v;
