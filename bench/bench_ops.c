@@ -187,20 +187,33 @@ typedef struct {
  * iters * 10 * 8 * 2. */
 __attribute__((target("avx2,fma"))) static void *fma_worker(void *p) {
     fma_job *j = p;
-    __m256 acc[10];
-    for (int k = 0; k < 10; k++) acc[k] = _mm256_set1_ps(0.001f * (float)k);
-    const __m256 m = _mm256_set1_ps(0.9999f), a = _mm256_set1_ps(0.0001f);
+    /* ten separate variables (not an array) so that they stay in registers */
+    __m256 a0 = _mm256_set1_ps(0.0f), a1 = _mm256_set1_ps(0.1f), a2 = _mm256_set1_ps(0.2f),
+           a3 = _mm256_set1_ps(0.3f), a4 = _mm256_set1_ps(0.4f), a5 = _mm256_set1_ps(0.5f),
+           a6 = _mm256_set1_ps(0.6f), a7 = _mm256_set1_ps(0.7f), a8 = _mm256_set1_ps(0.8f),
+           a9 = _mm256_set1_ps(0.9f);
+    const __m256 m = _mm256_set1_ps(0.9999f), c = _mm256_set1_ps(0.0001f);
     pthread_barrier_wait(j->start);
     double t0 = now();
     for (long i = 0; i < j->iters; i++) {
-        for (int k = 0; k < 10; k++) acc[k] = _mm256_fmadd_ps(acc[k], m, a);
-        __asm__ volatile("" : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]),
-                         "+x"(acc[4]), "+x"(acc[5]), "+x"(acc[6]), "+x"(acc[7]),
-                         "+x"(acc[8]), "+x"(acc[9]));
+        a0 = _mm256_fmadd_ps(a0, m, c);
+        a1 = _mm256_fmadd_ps(a1, m, c);
+        a2 = _mm256_fmadd_ps(a2, m, c);
+        a3 = _mm256_fmadd_ps(a3, m, c);
+        a4 = _mm256_fmadd_ps(a4, m, c);
+        a5 = _mm256_fmadd_ps(a5, m, c);
+        a6 = _mm256_fmadd_ps(a6, m, c);
+        a7 = _mm256_fmadd_ps(a7, m, c);
+        a8 = _mm256_fmadd_ps(a8, m, c);
+        a9 = _mm256_fmadd_ps(a9, m, c);
+        /* keeps the compiler from folding the loop; no memory traffic */
+        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5),
+                         "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9));
     }
     j->secs = now() - t0;
-    __m256 s = acc[0];
-    for (int k = 1; k < 10; k++) s = _mm256_add_ps(s, acc[k]);
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(a8, a9));
     float buf[8];
     _mm256_storeu_ps(buf, s);
     j->out = buf[0];

@@ -8,6 +8,7 @@ Env: LX_LIB (liblx.so), LX_TEST_TMP (scratch folder).
 """
 import ctypes
 import os
+import shutil
 import sys
 import tempfile
 
@@ -98,6 +99,13 @@ def meta_array(w, key):
 
 def main():
     tmp = tempfile.mkdtemp(dir=os.environ.get("LX_TEST_TMP"))
+    try:
+        run(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp):
     path = os.path.join(tmp, "model.gguf")
     rng = np.random.default_rng(7)
     wr = gguf.GGUFWriter(path, "llama")

@@ -7,6 +7,7 @@ Env: LX_LIB (liblx.so), LX_TEST_TMP (scratch folder).
 """
 import ctypes
 import os
+import shutil
 import sys
 import tempfile
 
@@ -85,6 +86,13 @@ def random_array(rng, dt, shape):
 
 def main():
     tmp = tempfile.mkdtemp(dir=os.environ.get("LX_TEST_TMP"))
+    try:
+        run(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp):
     rng = np.random.default_rng(5)
     shapes = [(), (7,), (3, 4), (2, 3, 4), (0, 5), (1, 1, 1, 1, 1, 1, 1, 2)]
     # numpy -> lx

@@ -11,6 +11,7 @@ import ctypes
 import glob
 import json
 import os
+import shutil
 import struct
 import sys
 import tempfile
@@ -245,6 +246,13 @@ def test_mutations(tmp):
 
 def main():
     tmp = tempfile.mkdtemp(dir=os.environ.get("LX_TEST_TMP"))
+    try:
+        run(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp):
     test_fixtures()
     test_roundtrip(tmp)
     test_malformed(tmp)

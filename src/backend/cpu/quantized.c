@@ -30,8 +30,12 @@
 #include "backend/cpu/cpu.h"
 #include "backend/prims_quant.h"
 
+#ifndef QMM_SMALL_M
 #define QMM_SMALL_M 8
+#endif
+#ifndef QMM_PANEL_FLOATS
 #define QMM_PANEL_FLOATS (1 << 20) /* dequantized panel size (4 MiB of float32) */
+#endif
 
 typedef uint32_t qt_u32x8 __attribute__((vector_size(32)));
 typedef int32_t qt_i32x8 __attribute__((vector_size(32)));

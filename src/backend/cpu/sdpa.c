@@ -90,10 +90,44 @@ static inline CT_VEC SFX(vload)(const CT *p) {
     memcpy(&v, p, sizeof v);
     return v;
 }
+/* Horizontal sum by halving (extracts and vector adds rather than VL scalar adds). */
+typedef CT SFX(v16b) __attribute__((vector_size(16)));
+#if LX_NN_VBYTES >= 32
+typedef CT SFX(v32b) __attribute__((vector_size(32)));
+#endif
 static inline CT SFX(vsum)(CT_VEC v) {
+#if LX_NN_VBYTES == 64
+    SFX(v32b) h0, h1;
+    memcpy(&h0, &v, 32);
+    memcpy(&h1, (char *)&v + 32, 32);
+    h0 += h1;
+#elif LX_NN_VBYTES == 32
+    SFX(v32b) h0 = v;
+#endif
+#if LX_NN_VBYTES >= 32
+    SFX(v16b) q0, q1;
+    memcpy(&q0, &h0, 16);
+    memcpy(&q1, (char *)&h0 + 16, 16);
+    q0 += q1;
+#else
+    SFX(v16b) q0 = v;
+#endif
     CT s = 0;
-    for (int64_t l = 0; l < VL; l++) s += v[l];
+    for (int64_t l = 0; l < (int64_t)(16 / sizeof(CT)); l++) s += q0[l];
     return s;
+}
+
+/* Scores of one query row against a transposed key block kT[D][KB] (all KB columns): no
+ * horizontal sums, one broadcast of q[d] per KB/VL vector multiply-adds. */
+static void SFX(sdpa_scores_t)(CT *s, const CT *q, const CT *kT, int64_t D) {
+    CT_VEC a[KB / VL];
+    for (int64_t c = 0; c < KB / VL; c++) a[c] = (CT_VEC){0};
+    for (int64_t d = 0; d < D; d++) {
+        CT qd = q[d];
+        const CT *kr = kT + d * KB;
+        for (int64_t c = 0; c < KB / VL; c++) a[c] += qd * SFX(vload)(kr + c * VL);
+    }
+    memcpy(s, a, sizeof a);
 }
 #endif
 
@@ -229,6 +263,7 @@ typedef struct {
     CT *kf;     /* [KB][D] converted keys (unless direct) */
     CT *vf;     /* [KB][Dv] converted values (unless direct) */
     CT *mrow;   /* [KB] additive mask values */
+    CT *mrow2;  /* [D] one converted key row (transposed path) */
     CT *m, *l;  /* [RB] */
     const CT **kp, **vp; /* [KB] */
     int64_t *jend, *lim; /* [RB] */
@@ -238,7 +273,7 @@ typedef struct {
 } SFX(sdpa_scratch);
 
 static bool SFX(sdpa_scratch_alloc)(SFX(sdpa_scratch) *w, int64_t D, int64_t Dv) {
-    size_t n_ct = (size_t)(RB * D + RB * KB + RB * Dv + KB * D + KB * Dv + KB + 2 * RB);
+    size_t n_ct = (size_t)(RB * D + RB * KB + RB * Dv + KB * D + KB * Dv + KB + D + 2 * RB);
     size_t bytes = n_ct * sizeof(CT) + 2 * KB * sizeof(CT *) + 4 * RB * sizeof(int64_t) +
                    RB * sizeof(char *) + 64;
     char *p = malloc(bytes);
@@ -251,6 +286,7 @@ static bool SFX(sdpa_scratch_alloc)(SFX(sdpa_scratch) *w, int64_t D, int64_t Dv)
     w->kf = c, c += KB * D;
     w->vf = c, c += KB * Dv;
     w->mrow = c, c += KB;
+    w->mrow2 = c, c += D;
     w->m = c, c += RB;
     w->l = c, c += RB;
     w->kp = (const CT **)(void *)c;
@@ -361,15 +397,31 @@ static void SFX(sdpa_block)(SFX(sdpa_ctx) *c, SFX(sdpa_scratch) *w, int64_t task
     size_t msz = mask ? lx_dtype_size(mt) : 0;
     for (int64_t j0 = kbeg; j0 < kend; j0 += KB) {
         int64_t jn = kend - j0 < KB ? kend - j0 : KB;
+        /* many rows: transpose the key block once (kT[D][KB] in w->kf, zero-padded) so each
+         * row's scores need no horizontal sums; few rows (decoding): dot products */
+        bool tr = false;
+#ifdef LX_NN_VEC
+        tr = count >= 8;
+#endif
         for (int64_t j = 0; j < jn; j++) {
             const char *kr = kbase + (size_t)((j0 + j) * k->strides[2]) * esz;
-            if (c->k_direct) {
+            if (tr) {
+                const CT *row = (const CT *)(const void *)kr;
+                if (!c->k_direct) {
+                    SFX(lx_nn_load)(w->mrow2, kr, qt, k->strides[3], D);
+                    row = w->mrow2;
+                }
+                for (int64_t d = 0; d < D; d++) w->kf[d * KB + j] = row[d];
+            } else if (c->k_direct) {
                 w->kp[j] = (const CT *)(const void *)kr;
             } else {
                 SFX(lx_nn_load)(w->kf + j * D, kr, qt, k->strides[3], D);
                 w->kp[j] = w->kf + j * D;
             }
         }
+        if (tr && jn < KB)
+            for (int64_t d = 0; d < D; d++)
+                for (int64_t j = jn; j < KB; j++) w->kf[d * KB + j] = 0;
         bool any = false;
         for (int64_t r = 0; r < count; r++) {
             CT *s = w->s + r * KB;
@@ -377,7 +429,12 @@ static void SFX(sdpa_block)(SFX(sdpa_ctx) *c, SFX(sdpa_scratch) *w, int64_t task
             lim = lim > jn ? jn : lim;
             w->lim[r] = 0;
             if (lim <= 0) continue;
-            SFX(sdpa_scores)(s, w->qf + r * D, w->kp, lim, D);
+#ifdef LX_NN_VEC
+            if (tr)
+                SFX(sdpa_scores_t)(s, w->qf + r * D, w->kf, D);
+            else
+#endif
+                SFX(sdpa_scores)(s, w->qf + r * D, w->kp, lim, D);
             if (mask) {
                 SFX(lx_nn_load)(w->mrow, w->mptr[r] + (size_t)(j0 * mask->strides[3]) * msz, mt,
                                 mask->strides[3], lim);
