@@ -16,7 +16,12 @@
  *   |scale|/2 everywhere: moving the edge onto the grid can shrink the range the levels span.
  * - quantized_matmul / gather_qmm / gather_mm against float64 matmuls of the dequantized
  *   weights (as stored, in float64). Tolerance: 4*K*eps32*sum|x*w| + 1e-6 (float32 accumulation
- *   of K products), plus |ref|*eps of the output dtype for float16/bfloat16 outputs.
+ *   of K products), plus |ref|*eps of the output dtype for float16/bfloat16 outputs. Shapes
+ *   cover both kernels (fused small-M, dequantized panels + sgemm), transpose both ways, batch
+ *   broadcasting (x and w batched, x 2-D against a batched w, x 1-D), strided x, sliced w,
+ *   integer x, float16/bfloat16, and gather indices of several dtypes (lhs, rhs or both).
+ * - Errors: bad group size or bits (LX_E_ARG), shapes (LX_E_SHAPE), dtypes (LX_E_DTYPE),
+ *   released handles (LX_E_FREED), and out-of-range gather indices (LX_E_ARG at evaluation).
  */
 #include <math.h>
 
@@ -238,10 +243,16 @@ static void fill_groups(float *w, int64_t n, int gs) {
         float *p = w + g * gs;
         int kind = (int)(g % 8);
         double lo = -1.0, hi = 1.0;
-        if (kind == 1) lo = 0.2;             /* all positive */
-        if (kind == 2) hi = -0.3;            /* all negative */
-        if (kind == 3) { lo = -3; hi = 0.5; } /* negative end larger */
-        if (kind == 4) { lo = -0.5; hi = 3; } /* positive end larger */
+        if (kind == 1) lo = 0.2;  /* all positive */
+        if (kind == 2) hi = -0.3; /* all negative */
+        if (kind == 3) { /* negative end larger */
+            lo = -3;
+            hi = 0.5;
+        }
+        if (kind == 4) { /* positive end larger */
+            lo = -0.5;
+            hi = 3;
+        }
         for (int j = 0; j < gs; j++) p[j] = (float)t_uniform(lo, hi);
         if (kind == 5)
             for (int j = 0; j < gs; j++) p[j] = 0.25f; /* constant */
@@ -267,16 +278,20 @@ static void test_quantize_bit_exact(void) {
                 fill_groups(w, n, gs);
                 lx_array wa = make_arr(t, w, shape, 3); /* w now holds the rounded values */
                 uint32_t *q = malloc(sizeof(uint32_t) * (size_t)n);
-                uint32_t *words = malloc(sizeof(uint32_t) * (size_t)n), *got = malloc(4 * (size_t)n);
-                float *s = malloc(sizeof(float) * (size_t)(n / gs)), *b = malloc(sizeof(float) * (size_t)(n / gs));
-                float *gsv = malloc(sizeof(float) * (size_t)(n / gs)), *gbv = malloc(sizeof(float) * (size_t)(n / gs));
+                uint32_t *words = malloc(sizeof(uint32_t) * (size_t)n),
+                         *got = malloc(4 * (size_t)n);
+                float *s = malloc(sizeof(float) * (size_t)(n / gs)),
+                      *b = malloc(sizeof(float) * (size_t)(n / gs));
+                float *gsv = malloc(sizeof(float) * (size_t)(n / gs)),
+                      *gbv = malloc(sizeof(float) * (size_t)(n / gs));
                 ref_quantize(w, n, gs, bits, t, q, s, b, NULL);
                 ref_pack(q, n, bits, words);
 
                 lx_array wq, sc, bs;
                 CHECK_OK(lx_quantize(wa, gs, bits, &wq, &sc, &bs));
                 int qs[3], ss[3];
-                CHECK(lx_shape(wq, qs) == 3 && qs[0] == 2 && qs[1] == 3 && qs[2] == 2 * gs * bits / 32);
+                CHECK(lx_shape(wq, qs) == 3 && qs[0] == 2 && qs[1] == 3 &&
+                      qs[2] == 2 * gs * bits / 32);
                 CHECK(lx_shape(sc, ss) == 3 && ss[2] == 2 && lx_shape(bs, ss) == 3 && ss[2] == 2);
                 CHECK_OK(lx_read(wq, got, (size_t)(n * bits / 8)));
                 CHECK(read_f(sc, gsv, n / gs) && read_f(bs, gbv, n / gs));
@@ -285,12 +300,20 @@ static void test_quantize_bit_exact(void) {
                 bool same = true;
                 for (int64_t g = 0; g < n / gs; g++)
                     same &= memcmp(&gsv[g], &s[g], 4) == 0 && memcmp(&gbv[g], &b[g], 4) == 0;
-                CHECK_MSG(same, "scales/biases differ: %s bits %d gs %d", lx_dtype_name(t), bits, gs);
+                CHECK_MSG(same, "scales/biases differ: %s bits %d gs %d", lx_dtype_name(t), bits,
+                          gs);
                 /* the reference unpacker reads the same levels back */
                 bool levels = true;
                 for (int64_t j = 0; j < n; j++) levels &= ref_unpack(got, j, bits) == q[j];
                 CHECK(levels);
-                free(w); free(q); free(words); free(got); free(s); free(b); free(gsv); free(gbv);
+                free(w);
+                free(q);
+                free(words);
+                free(got);
+                free(s);
+                free(b);
+                free(gsv);
+                free(gbv);
                 lx_sweep();
             }
 }
@@ -310,7 +333,8 @@ static void test_dequantize(void) {
                 fill_groups(w, n, gs);
                 lx_array wa = make_arr(t, w, shape, 2);
                 uint32_t *q = malloc(sizeof(uint32_t) * (size_t)n);
-                float *s = malloc(sizeof(float) * (size_t)ng), *b = malloc(sizeof(float) * (size_t)ng);
+                float *s = malloc(sizeof(float) * (size_t)ng),
+                      *b = malloc(sizeof(float) * (size_t)ng);
                 float *s32 = malloc(sizeof(float) * (size_t)ng);
                 ref_quantize(w, n, gs, bits, t, q, s, b, s32);
                 lx_array wq, sc, bs;
@@ -334,16 +358,23 @@ static void test_dequantize(void) {
                         wmin = fmin(wmin, w[g * gs + k]);
                         wmax = fmax(wmax, w[g * gs + k]);
                     }
-                    double slack = n_bins * fabs(s[g] - (double)s32[g]) + 2 * u * (fabs(b[g]) + fabs(got[j])) +
-                                   1e-6 * fabs(w[j]) + 1e-30;
-                    double bound = (lvl >= -0.5 && lvl <= n_bins + 0.5) ? sd / 2 : (wmax - wmin) / n_bins;
+                    double slack = n_bins * fabs(s[g] - (double)s32[g]) +
+                                   2 * u * (fabs(b[g]) + fabs(got[j])) + 1e-6 * fabs(w[j]) + 1e-30;
+                    double bound =
+                        (lvl >= -0.5 && lvl <= n_bins + 0.5) ? sd / 2 : (wmax - wmin) / n_bins;
                     if (fabs((double)w[j] - got[j]) > bound * (1 + 1e-5) + slack && bad_bound++ < 3)
-                        fprintf(stderr, "  bound[%lld] %s bits %d gs %d: w %.9g deq %.9g bound %g\n",
-                                (long long)j, lx_dtype_name(t), bits, gs, w[j], got[j], bound + slack);
+                        fprintf(
+                            stderr, "  bound[%lld] %s bits %d gs %d: w %.9g deq %.9g bound %g\n",
+                            (long long)j, lx_dtype_name(t), bits, gs, w[j], got[j], bound + slack);
                 }
                 CHECK_MSG(bad_exact == 0, "%d dequantized values differ from MLX's", bad_exact);
                 CHECK_MSG(bad_bound == 0, "%d values outside the error bound", bad_bound);
-                free(w); free(q); free(s); free(b); free(s32); free(got);
+                free(w);
+                free(q);
+                free(s);
+                free(b);
+                free(s32);
+                free(got);
                 lx_sweep();
             }
 }
@@ -401,7 +432,7 @@ typedef struct {
     lx_dtype t;
     int batch, rows, cols; /* w (unquantized) [batch, rows, cols], quantized along cols */
     lx_array wq, sc, bs;
-    double *deq;           /* float64 dequantized w */
+    double *deq; /* float64 dequantized w */
 } qw_t;
 
 static qw_t make_qw(lx_dtype t, int bits, int gs, int batch, int rows, int cols) {
@@ -412,14 +443,18 @@ static qw_t make_qw(lx_dtype t, int bits, int gs, int batch, int rows, int cols)
     lx_array wa = batch ? make_arr(t, w, shape, 3) : make_arr(t, w, shape + 1, 2);
     CHECK_OK(lx_quantize(wa, gs, bits, &r.wq, &r.sc, &r.bs));
     uint32_t *words = malloc(sizeof(uint32_t) * (size_t)(n * bits / 32));
-    float *s = malloc(sizeof(float) * (size_t)(n / gs)), *b = malloc(sizeof(float) * (size_t)(n / gs));
+    float *s = malloc(sizeof(float) * (size_t)(n / gs)),
+          *b = malloc(sizeof(float) * (size_t)(n / gs));
     CHECK_OK(lx_read(r.wq, words, (size_t)(n * bits / 8)));
     CHECK(read_f(r.sc, s, n / gs) && read_f(r.bs, b, n / gs));
     r.deq = malloc(sizeof(double) * (size_t)n);
     for (int64_t j = 0; j < n; j++)
         r.deq[j] = (double)s[j / gs] * ref_unpack(words, j, bits) + (double)b[j / gs];
     lx_keep(r.wq, r.sc, r.bs);
-    free(w); free(words); free(s); free(b);
+    free(w);
+    free(words);
+    free(s);
+    free(b);
     return r;
 }
 
@@ -466,20 +501,21 @@ static bool compare(const char *what, lx_array got_a, const double *want, const 
     return ok && bad == 0;
 }
 
-/* x [xb.., M, K] with a 2-D w; M spans both the small-M (<= 8) and the sgemm paths. */
+/* x [xb.., M, K] with a 2-D w; M spans the fused small-M kernels (M <= 8 without transpose,
+ * M <= 48 with: 2 x 24 rows) and the dequantized-panel + sgemm path. */
 static void test_qmm_2d(void) {
     t_seed(21);
-    const int Ms[] = {1, 3, 8, 9, 40};
+    const int Ms[] = {1, 3, 8, 9, 24, 25, 40};
     for (int ti = 0; ti < 3; ti++)
         for (int bi = 0; bi < 6; bi++)
             for (int tr = 0; tr < 2; tr++) {
                 lx_dtype t = FLOATS[ti];
                 int bits = BITS[bi], gs = GROUPS[(bi + ti + tr) % 3];
-                int K = tr ? 2 * gs : 96, N = tr ? 24 : 2 * gs;
+                int K = tr ? 2 * gs : 96, N = tr ? 23 : 2 * gs; /* odd N: a lone last column */
                 if (!tr) K = 40;
                 /* transpose: w [N, K] quantized along K; else w [K, N] quantized along N */
                 qw_t w = tr ? make_qw(t, bits, gs, 0, N, K) : make_qw(t, bits, gs, 0, K, N);
-                for (int mi = 0; mi < 5; mi++) {
+                for (int mi = 0; mi < 7; mi++) {
                     int M = Ms[mi];
                     int xs[3] = {2, M, K};
                     int64_t nx = 2LL * M * K;
@@ -488,14 +524,18 @@ static void test_qmm_2d(void) {
                     lx_array out = lx_quantized_matmul(xa, w.wq, w.sc, w.bs, tr, gs, bits);
                     int os[3];
                     CHECK(lx_shape(out, os) == 3 && os[0] == 2 && os[1] == M && os[2] == N);
-                    double *want = malloc(sizeof(double) * 2 * M * N), *mag = malloc(sizeof(double) * 2 * M * N);
+                    double *want = malloc(sizeof(double) * 2 * M * N),
+                           *mag = malloc(sizeof(double) * 2 * M * N);
                     for (int b = 0; b < 2; b++)
-                        ref_mm(x + (int64_t)b * M * K, w.deq, tr, M, N, K, want + b * M * N, mag + b * M * N);
+                        ref_mm(x + (int64_t)b * M * K, w.deq, tr, M, N, K, want + b * M * N,
+                               mag + b * M * N);
                     char what[96];
                     snprintf(what, sizeof what, "qmm %s bits %d gs %d tr %d M %d", lx_dtype_name(t),
                              bits, gs, tr, M);
                     compare(what, out, want, mag, 2LL * M * N, K, t);
-                    free(x); free(want); free(mag);
+                    free(x);
+                    free(want);
+                    free(mag);
                 }
                 free_qw(&w);
                 lx_sweep();
@@ -507,16 +547,19 @@ static void test_qmm_batched(void) {
     t_seed(22);
     for (int tr = 0; tr < 2; tr++)
         for (int big = 0; big < 2; big++) {
-            int bits = 4, gs = 32, K = 64, N = 64, M = big ? 12 : 2;
-            qw_t w = tr ? make_qw(LX_FLOAT32, bits, gs, 3, N, K) : make_qw(LX_FLOAT32, bits, gs, 3, K, N);
+            int bits = 4, gs = 32, K = 64, N = 64, M = big ? 52 : 2;
+            qw_t w = tr ? make_qw(LX_FLOAT32, bits, gs, 3, N, K)
+                        : make_qw(LX_FLOAT32, bits, gs, 3, K, N);
             /* x [2, 1, M, K] against w [3, .., ..] -> [2, 3, M, N] */
             int xs[4] = {2, 1, M, K};
             float *x = rand_floats(2LL * M * K, -1, 1);
-            lx_array out = lx_quantized_matmul(lx_array_f32(x, xs, 4), w.wq, w.sc, w.bs, tr, gs, bits);
+            lx_array out =
+                lx_quantized_matmul(lx_array_f32(x, xs, 4), w.wq, w.sc, w.bs, tr, gs, bits);
             int os[4];
             CHECK(lx_shape(out, os) == 4 && os[0] == 2 && os[1] == 3 && os[2] == M && os[3] == N);
             int64_t per = (int64_t)M * N;
-            double *want = malloc(sizeof(double) * 6 * per), *mag = malloc(sizeof(double) * 6 * per);
+            double *want = malloc(sizeof(double) * 6 * per),
+                   *mag = malloc(sizeof(double) * 6 * per);
             for (int i = 0; i < 2; i++)
                 for (int j = 0; j < 3; j++)
                     ref_mm(x + (int64_t)i * M * K, w.deq + (int64_t)j * K * N, tr, M, N, K,
@@ -536,7 +579,9 @@ static void test_qmm_batched(void) {
             for (int j = 0; j < 3; j++)
                 ref_mm(x, w.deq + (int64_t)j * K * N, tr, 1, N, K, want + j * N, mag + j * N);
             compare("qmm x 1-D", out, want, mag, 3 * N, K, LX_FLOAT32);
-            free(x); free(want); free(mag);
+            free(x);
+            free(want);
+            free(mag);
             free_qw(&w);
             lx_sweep();
         }
@@ -577,7 +622,8 @@ static void test_qmm_batched(void) {
         }
         int xs3[3] = {2, 1, Kq};
         float *x3 = rand_floats(2 * Kq, -1, 1);
-        lx_array o3 = lx_quantized_matmul(make_arr(LX_FLOAT16, x3, xs3, 3), v[0], v[1], v[2], tr, 32, 4);
+        lx_array o3 =
+            lx_quantized_matmul(make_arr(LX_FLOAT16, x3, xs3, 3), v[0], v[1], v[2], tr, 32, 4);
         double want4[64], mag4[64];
         for (int i = 0; i < 2; i++)
             ref_mm(x3 + i * Kq, e.deq + (int64_t)(i + 1) * r0 * c0, tr, 1, Nq, Kq, want4 + i * Nq,
@@ -617,12 +663,14 @@ static void test_qmm_large(void) {
     for (int i = 0; i < 2; i++) {
         int M = Ms[i], xs[2] = {M, K};
         float *x = rand_floats((int64_t)M * K, -1, 1);
-        lx_array out = lx_quantized_matmul(make_arr(LX_BFLOAT16, x, xs, 2), w.wq, w.sc, w.bs, true,
-                                           64, 4);
+        lx_array out =
+            lx_quantized_matmul(make_arr(LX_BFLOAT16, x, xs, 2), w.wq, w.sc, w.bs, true, 64, 4);
         double *want = malloc(sizeof(double) * M * N), *mag = malloc(sizeof(double) * M * N);
         ref_mm(x, w.deq, true, M, N, K, want, mag);
         compare("qmm large bf16", out, want, mag, (int64_t)M * N, K, LX_BFLOAT16);
-        free(x); free(want); free(mag);
+        free(x);
+        free(want);
+        free(mag);
     }
     free_qw(&w);
 }
@@ -644,19 +692,19 @@ static void test_gather_qmm(void) {
             int32_t ri[10];
             for (int i = 0; i < 10; i++) ri[i] = t_int(0, E - 1);
             int is[2] = {5, 2};
-            lx_array out = lx_gather_qmm(xa, w.wq, w.sc, w.bs, LX_NULL_ARRAY, lx_array_i32(ri, is, 2),
-                                         tr, gs, bits);
+            lx_array out = lx_gather_qmm(xa, w.wq, w.sc, w.bs, LX_NULL_ARRAY,
+                                         lx_array_i32(ri, is, 2), tr, gs, bits);
             int os[4];
             CHECK(lx_shape(out, os) == 4 && os[0] == 5 && os[1] == 2 && os[2] == 1 && os[3] == N);
             double want[10 * 64], mag[10 * 64];
             for (int i = 0; i < 5; i++)
                 for (int j = 0; j < 2; j++)
-                    ref_mm(x + i * K, w.deq + ri[i * 2 + j] * wm, tr, 1, N, K, want + (i * 2 + j) * N,
-                           mag + (i * 2 + j) * N);
+                    ref_mm(x + i * K, w.deq + ri[i * 2 + j] * wm, tr, 1, N, K,
+                           want + (i * 2 + j) * N, mag + (i * 2 + j) * N);
             compare("gather_qmm rhs", out, want, mag, 10LL * N, K, t);
 
-            /* both indices, M = 10 (sgemm path): x [3, 10, K], lhs/rhs [4] (uint32 / int64) */
-            int M = 10, xs2[3] = {3, M, K};
+            /* both indices, M = 50 (sgemm path): x [3, 50, K], lhs/rhs [4] (uint32 / int64) */
+            int M = 50, xs2[3] = {3, M, K};
             float *x2 = rand_floats(3LL * M * K, -1, 1);
             lx_array xa2 = make_arr(t, x2, xs2, 3);
             uint32_t li[4] = {2, 0, 1, 2};
@@ -665,7 +713,8 @@ static void test_gather_qmm(void) {
             out = lx_gather_qmm(xa2, w.wq, w.sc, w.bs, lx_array_new(li, &n4, 1, LX_UINT32),
                                 lx_array_new(rj, &n4, 1, LX_INT64), tr, gs, bits);
             CHECK(lx_shape(out, os) == 3 && os[0] == 4 && os[1] == M && os[2] == N);
-            double *want2 = malloc(sizeof(double) * 4 * M * N), *mag2 = malloc(sizeof(double) * 4 * M * N);
+            double *want2 = malloc(sizeof(double) * 4 * M * N),
+                   *mag2 = malloc(sizeof(double) * 4 * M * N);
             for (int i = 0; i < 4; i++)
                 ref_mm(x2 + (int64_t)li[i] * M * K, w.deq + rj[i] * wm, tr, M, N, K,
                        want2 + (int64_t)i * M * N, mag2 + (int64_t)i * M * N);
@@ -677,15 +726,23 @@ static void test_gather_qmm(void) {
             out = lx_gather_qmm(xa2, w.wq, w.sc, w.bs, lx_array_new(l2, ls, 2, LX_UINT32),
                                 LX_NULL_ARRAY, tr, gs, bits);
             int os4[4];
-            CHECK(lx_shape(out, os4) == 4 && os4[0] == 2 && os4[1] == E && os4[2] == M && os4[3] == N);
-            double *want3 = malloc(sizeof(double) * 2 * E * M * N), *mag3 = malloc(sizeof(double) * 2 * E * M * N);
+            CHECK(lx_shape(out, os4) == 4 && os4[0] == 2 && os4[1] == E && os4[2] == M &&
+                  os4[3] == N);
+            double *want3 = malloc(sizeof(double) * 2 * E * M * N),
+                   *mag3 = malloc(sizeof(double) * 2 * E * M * N);
             for (int i = 0; i < 2; i++)
                 for (int e = 0; e < E; e++)
                     ref_mm(x2 + (int64_t)l2[i] * M * K, w.deq + e * wm, tr, M, N, K,
-                           want3 + ((int64_t)i * E + e) * M * N, mag3 + ((int64_t)i * E + e) * M * N);
+                           want3 + ((int64_t)i * E + e) * M * N,
+                           mag3 + ((int64_t)i * E + e) * M * N);
             compare("gather_qmm lhs", out, want3, mag3, 2LL * E * M * N, K, t);
 
-            free(x); free(x2); free(want2); free(mag2); free(want3); free(mag3);
+            free(x);
+            free(x2);
+            free(want2);
+            free(mag2);
+            free(want3);
+            free(mag3);
             free_qw(&w);
             lx_sweep();
         }
@@ -737,7 +794,8 @@ static void test_gather_mm(void) {
             int os[3];
             CHECK(lx_shape(out, os) == 3 && os[0] == 5 && os[1] == M && os[2] == N);
             int64_t per = (int64_t)M * N;
-            double *want = malloc(sizeof(double) * 5 * per), *mag = malloc(sizeof(double) * 5 * per);
+            double *want = malloc(sizeof(double) * 5 * per),
+                   *mag = malloc(sizeof(double) * 5 * per);
             for (int i = 0; i < 5; i++)
                 ref_gmm(a + (int64_t)li[i] * M * K, b + (int64_t)ri[i] * K * N, M, N, K,
                         want + i * per, mag + i * per);
@@ -750,7 +808,10 @@ static void test_gather_mm(void) {
                 ref_gmm(a + (int64_t)i * M * K, b + (int64_t)ri[i] * K * N, M, N, K, want + i * per,
                         mag + i * per);
             compare("gather_mm rhs", out, want, mag, 3 * per, K, t);
-            free(a); free(b); free(want); free(mag);
+            free(a);
+            free(b);
+            free(want);
+            free(mag);
             lx_sweep();
         }
     /* a 1-D a: [K] picks as [1, K] and the M axis is squeezed */
@@ -861,6 +922,18 @@ static void test_errors(void) {
     CHECK(lx_is_null(lx_gather_mm(lx_array_i32(wi, s64, 2), lx_array_i32(wi, (int[]){64, 2}, 2),
                                   LX_NULL_ARRAY, lx_array_i32(i2, (int[]){2}, 1))));
     CHECK_ERROR(LX_E_DTYPE);
+    /* NaN and Inf: the values are unspecified (as in MLX) but nothing is undefined behaviour
+     * (this runs under UBSan) and finite groups are unaffected */
+    float wn[64];
+    for (int j = 0; j < 64; j++) wn[j] = (float)j;
+    wn[3] = NAN;
+    wn[40] = INFINITY;
+    lx_array nq, ns, nb;
+    CHECK_OK(lx_quantize(lx_array_f32(wn, (int[]){1, 64}, 2), 32, 4, &nq, &ns, &nb));
+    uint32_t nw[8];
+    float nsv[2];
+    CHECK_OK(lx_read(nq, nw, sizeof nw));
+    CHECK(read_f(ns, nsv, 2));
     /* a released handle */
     lx_array gone = lx_array_f32(w, s64, 2);
     lx_sweep();

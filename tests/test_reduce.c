@@ -528,7 +528,17 @@ static void test_sum_accuracy(void) {
     double err = fabs(got - exact);
     CHECK_MSG(err <= 37 * 5.960464477539063e-08 * s_abs + fabs(exact) * 6e-8,
               "sum of 2^22 float32: error %g, bound %g", err, 37 * 5.96e-8 * s_abs);
-    /* mean of an int32 array is float32 and exact for small sums */
+    /* the result does not depend on the thread count (fixed segments, fixed blocks) */
+    lx_keep(a);
+    float by[3];
+    int old = lx_set_num_threads(1);
+    by[0] = lx_item_f32(lx_sum(a, 0, false));
+    lx_set_num_threads(3);
+    by[1] = lx_item_f32(lx_sum(a, 0, false));
+    lx_set_num_threads(old);
+    by[2] = lx_item_f32(lx_sum(a, 0, false));
+    CHECK(by[0] == got && by[1] == got && by[2] == got);
+    lx_free(a);
     free(x);
 }
 

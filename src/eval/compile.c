@@ -1371,18 +1371,22 @@ static lx_status pick_rule(const graph *g, const wval *w, tape_op *t) {
         memcpy(&p, w->params, sizeof p);
         t->rule = R_REDUCE;
         t->aux = 0;
-        if (p.scale != 0.0 && p.scale != 1.0) {
-            const wval *x = &g->v[w->in[0]];
-            int64_t count = 1;
-            for (int i = 0; i < p.n_axes; i++)
-                if (p.axes[i] >= 0 && p.axes[i] < x->ndim) count *= x->shape[p.axes[i]];
-            double inv = 1.0 / p.scale;
-            long long m = llround(inv);
-            long long d = (long long)count - m;
-            if (!(fabs(inv) < 1e15) || d < 0 || d > 1000000 || 1.0 / (double)m != p.scale)
-                return refuse(w, "has a scale that depends on the shape in an unknown way");
-            t->aux = (int32_t)d + 1;
-        }
+        if (p.op != LX_REDUCE_SUM) return LX_OK;
+        /* a mean or variance: scale = 1 / (count - d) with d fixed (0, or ddof) */
+        const wval *x = &g->v[w->in[0]];
+        int64_t count = 1;
+        for (int i = 0; i < p.n_axes; i++)
+            if (p.axes[i] >= 0 && p.axes[i] < x->ndim) count *= x->shape[p.axes[i]];
+        if (p.scale == 0.0 || (p.scale == 1.0 && count != 1)) return LX_OK; /* a sum */
+        if (p.scale == 1.0)
+            return refuse(w, "reduces axes of size 1 (a sum and a mean look alike there)");
+        double inv = 1.0 / p.scale;
+        if (!(inv >= 1.0 && inv < 1e15)) return refuse(w, "has a scale that cannot be followed");
+        long long m = llround(inv);
+        long long d = (long long)count - m;
+        if (1.0 / (double)m != p.scale || d < 0 || d > 1000000)
+            return refuse(w, "has a scale that depends on the shape in an unknown way");
+        t->aux = (int32_t)d + 1;
         return LX_OK;
     }
     case LX_PRIM_RANDOM_BITS: {

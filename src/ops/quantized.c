@@ -174,7 +174,8 @@ static bool check_triple(const char *op, const lx_node *q, const lx_node *s, con
         char sq[96], ss[96], sb[96];
         lx_set_error(LX_E_SHAPE, "%s: wq %s, scales %s and biases %s do not fit together with "
                      "group_size %d and bits %d", op,
-                     lx_shape_str(q->shape, q->ndim, sq, 96), lx_shape_str(s->shape, s->ndim, ss, 96),
+                     lx_shape_str(q->shape, q->ndim, sq, 96),
+                     lx_shape_str(s->shape, s->ndim, ss, 96),
                      lx_shape_str(b->shape, b->ndim, sb, 96), group_size, bits);
         return false;
     }
@@ -351,7 +352,8 @@ static lx_array qmm_build(const char *op, lx_node **nd, bool transpose, int grou
         if (want && !nd[i]) goto fail;
         if (want) in[n_in++] = nd[i];
     }
-    lx_node *out = lx_build(op, LX_PRIM_QUANTIZED_MATMUL, dt, out_shape, on, in, n_in, &p, sizeof p);
+    lx_node *out =
+        lx_build(op, LX_PRIM_QUANTIZED_MATMUL, dt, out_shape, on, in, n_in, &p, sizeof p);
     if (!out) return LX_NULL_ARRAY;
     return lx_wrap(lx_node_reshape(op, out, final_shape, fn));
 fail:

@@ -139,6 +139,7 @@ LX_NN_DEFINE_CONVERT(double, f64)
  * branch-free so loops over it vectorise. exp(x) for x < -87 (below FLT_MIN) is 0; x > 88 is
  * clamped (the kernels only ask for x <= 0); NaN stays NaN. */
 static inline float lx_nn_expf(float x) {
+    if (x != x) return x;
     float xc = x > 88.0f ? 88.0f : (x < -87.0f ? -87.0f : x);
     float t = xc * 1.44269504088896341f + 12582912.0f; /* round to nearest via 1.5 * 2^23 */
     float n = t - 12582912.0f;
@@ -151,12 +152,13 @@ static inline float lx_nn_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t e = ((int32_t)n + 127) << 23;
+    uint32_t tb;
+    memcpy(&tb, &t, 4);
+    uint32_t e = (tb - 0x4B400000u + 127u) << 23; /* the low bits of t hold n */
     float scale;
     memcpy(&scale, &e, 4);
     float y = p * scale;
-    y = x < -87.0f ? 0.0f : y;
-    return x != x ? x : y;
+    return x < -87.0f ? 0.0f : y;
 }
 static inline double lx_nn_exp(double x) { return exp(x); }
 
@@ -175,6 +177,7 @@ typedef float lx_nn_vf32 __attribute__((vector_size(LX_NN_VBYTES)));
 typedef double lx_nn_vf64 __attribute__((vector_size(LX_NN_VBYTES)));
 typedef int32_t lx_nn_vi32 __attribute__((vector_size(LX_NN_VBYTES)));
 typedef int64_t lx_nn_vi64 __attribute__((vector_size(LX_NN_VBYTES)));
+typedef uint32_t lx_nn_vu32 __attribute__((vector_size(LX_NN_VBYTES)));
 
 /* lx_nn_expf on a vector. The exponent 2^n comes from the bits of t = x*log2(e) + 1.5*2^23,
  * whose low mantissa bits hold n. Below -87 the result is 0; NaN propagates. */
@@ -193,7 +196,7 @@ static inline lx_nn_vf32 lx_nn_expf_v(lx_nn_vf32 x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    lx_nn_vi32 e = ((lx_nn_vi32)t - 0x4B400000 + 127) << 23;
+    lx_nn_vu32 e = ((lx_nn_vu32)t - 0x4B400000u + 127u) << 23;
     lx_nn_vf32 y = p * (lx_nn_vf32)e;
     return (lx_nn_vf32)((lx_nn_vi32)y & ~lo);
 }

@@ -780,35 +780,46 @@ static void arg_rows_fn(void *ctx, int64_t b, int64_t e) {
                 memset(idx, 0, sizeof idx);
                 continue;
             }
-            for (int64_t j = 0; j < cw; j++) {
-                bool take;
-                switch (c->kind) {
-                case K_F32: {
-                    float x = ((const float *)data)[j], v = best.f[j];
-                    take = !isnan(v) && (isnan(x) || (c->is_min ? x < v : x > v));
-                    if (take) best.f[j] = x;
-                    break;
+            uint32_t rr = (uint32_t)r;
+            switch (c->kind) { /* a NaN best is never replaced; a NaN x replaces any other */
+            case K_F32: {
+                const float *x = data;
+                for (int64_t j = 0; j < cw; j++) {
+                    float v = best.f[j];
+                    bool take = v == v && (x[j] != x[j] || (c->is_min ? x[j] < v : x[j] > v));
+                    best.f[j] = take ? x[j] : v;
+                    idx[j] = take ? rr : idx[j];
                 }
-                case K_F64: {
-                    double x = ((const double *)data)[j], v = best.d[j];
-                    take = !isnan(v) && (isnan(x) || (c->is_min ? x < v : x > v));
-                    if (take) best.d[j] = x;
-                    break;
+                break;
+            }
+            case K_F64: {
+                const double *x = data;
+                for (int64_t j = 0; j < cw; j++) {
+                    double v = best.d[j];
+                    bool take = v == v && (x[j] != x[j] || (c->is_min ? x[j] < v : x[j] > v));
+                    best.d[j] = take ? x[j] : v;
+                    idx[j] = take ? rr : idx[j];
                 }
-                case K_I64: {
-                    int64_t x = ((const int64_t *)data)[j];
-                    take = c->is_min ? x < best.i[j] : x > best.i[j];
-                    if (take) best.i[j] = x;
-                    break;
+                break;
+            }
+            case K_I64: {
+                const int64_t *x = data;
+                for (int64_t j = 0; j < cw; j++) {
+                    bool take = c->is_min ? x[j] < best.i[j] : x[j] > best.i[j];
+                    best.i[j] = take ? x[j] : best.i[j];
+                    idx[j] = take ? rr : idx[j];
                 }
-                default: {
-                    uint64_t x = ((const uint64_t *)data)[j];
-                    take = c->is_min ? x < best.u[j] : x > best.u[j];
-                    if (take) best.u[j] = x;
-                    break;
+                break;
+            }
+            default: {
+                const uint64_t *x = data;
+                for (int64_t j = 0; j < cw; j++) {
+                    bool take = c->is_min ? x[j] < best.u[j] : x[j] > best.u[j];
+                    best.u[j] = take ? x[j] : best.u[j];
+                    idx[j] = take ? rr : idx[j];
                 }
-                }
-                if (take) idx[j] = (uint32_t)r;
+                break;
+            }
             }
         }
         memcpy(c->out + ko * width + w0, idx, (size_t)cw * sizeof(uint32_t));

@@ -272,30 +272,39 @@ typedef struct {
     void *block;
 } SFX(sdpa_scratch);
 
+/* Rounds an element count up to a multiple of 64 bytes of CT. */
+static inline size_t SFX(sdpa_round)(int64_t n) {
+    size_t per = 64 / sizeof(CT);
+    return ((size_t)n + per - 1) / per * per;
+}
+
 static bool SFX(sdpa_scratch_alloc)(SFX(sdpa_scratch) *w, int64_t D, int64_t Dv) {
-    size_t n_ct = (size_t)(RB * D + RB * KB + RB * Dv + KB * D + KB * Dv + KB + D + 2 * RB);
-    size_t bytes = n_ct * sizeof(CT) + 2 * KB * sizeof(CT *) + 4 * RB * sizeof(int64_t) +
-                   RB * sizeof(char *) + 64;
-    char *p = malloc(bytes);
+    /* pointer and index arrays first (8-byte aligned), then the CT arrays, each 64-byte aligned */
+    size_t head = (2 * KB) * sizeof(CT *) + 4 * RB * sizeof(int64_t) + RB * sizeof(char *);
+    head = (head + 63) / 64 * 64;
+    size_t n_ct = SFX(sdpa_round)(RB * D) + SFX(sdpa_round)(RB * KB) + SFX(sdpa_round)(RB * Dv) +
+                  SFX(sdpa_round)(KB * D) + SFX(sdpa_round)(KB * Dv) + SFX(sdpa_round)(KB) +
+                  SFX(sdpa_round)(D) + 2 * SFX(sdpa_round)(RB);
+    char *p = aligned_alloc(64, head + n_ct * sizeof(CT));
     if (!p) return false;
     w->block = p;
-    CT *c = (CT *)p;
-    w->qf = c, c += RB * D;
-    w->s = c, c += RB * KB;
-    w->acc = c, c += RB * Dv;
-    w->kf = c, c += KB * D;
-    w->vf = c, c += KB * Dv;
-    w->mrow = c, c += KB;
-    w->mrow2 = c, c += D;
-    w->m = c, c += RB;
-    w->l = c, c += RB;
-    w->kp = (const CT **)(void *)c;
+    w->kp = (const CT **)(void *)p;
     w->vp = w->kp + KB;
     w->jend = (int64_t *)(void *)(w->vp + KB);
     w->lim = w->jend + RB;
     w->hq = w->lim + RB;
     w->qi = w->hq + RB;
     w->mptr = (const char **)(void *)(w->qi + RB);
+    CT *c = (CT *)(void *)(p + head);
+    w->qf = c, c += SFX(sdpa_round)(RB * D);
+    w->s = c, c += SFX(sdpa_round)(RB * KB);
+    w->acc = c, c += SFX(sdpa_round)(RB * Dv);
+    w->kf = c, c += SFX(sdpa_round)(KB * D);
+    w->vf = c, c += SFX(sdpa_round)(KB * Dv);
+    w->mrow = c, c += SFX(sdpa_round)(KB);
+    w->mrow2 = c, c += SFX(sdpa_round)(D);
+    w->m = c, c += SFX(sdpa_round)(RB);
+    w->l = c;
     return true;
 }
 
