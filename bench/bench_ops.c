@@ -426,11 +426,11 @@ int main(int argc, char **argv) {
     ctx.x = random_f32(1, K, 1.0f, 1);
     ctx.w = random_f32(K, N, 0.02f, 2);
     double wbytes = (double)K * N * 4;
-    double t = time_lx(f_gemv, &ctx, g_reps);
+    double t = time_lx(f_gemv, &ctx, 3 * g_reps); /* short ops: more tries */
     printf("%-58s %7.2f GB/s %8.1f%% (%.1f%% of read)\n",
            "(b) GEMV x[1,4096] @ W[4096,4096] f32 (bytes = W)", wbytes / t / 1e9,
            100.0 * wbytes / t / 1e9 / bw, 100.0 * wbytes / t / 1e9 / rbw);
-    t = time_lx(f_gemv_t, &ctx, g_reps);
+    t = time_lx(f_gemv_t, &ctx, 3 * g_reps);
     printf("%-58s %7.2f GB/s %8.1f%% (%.1f%% of read)\n",
            "(b) GEMV x[1,4096] @ transpose(Wt[4096,4096]) f32", wbytes / t / 1e9,
            100.0 * wbytes / t / 1e9 / bw, 100.0 * wbytes / t / 1e9 / rbw);
@@ -446,7 +446,7 @@ int main(int argc, char **argv) {
     q.scales = sc;
     q.biases = bi;
     double qbytes = (double)(lx_nbytes(wq) + lx_nbytes(sc) + lx_nbytes(bi));
-    t = time_lx(f_qgemv, &q, g_reps);
+    t = time_lx(f_qgemv, &q, 3 * g_reps);
     printf("%-58s %7.2f GB/s %8.1f%% (%.1f%% of read)\n",
            "(c) q4 GEMV g64 x[1,4096] @ W^T (bytes = wq+scales+biases)", qbytes / t / 1e9,
            100.0 * qbytes / t / 1e9 / bw, 100.0 * qbytes / t / 1e9 / rbw);
@@ -464,7 +464,7 @@ int main(int argc, char **argv) {
     lx_free(wf);
     ops_ctx q2 = {xb, wq2, sc2, bi2};
     double qbytes2 = (double)(lx_nbytes(wq2) + lx_nbytes(sc2) + lx_nbytes(bi2));
-    t = time_lx(f_qgemv, &q2, g_reps);
+    t = time_lx(f_qgemv, &q2, 3 * g_reps);
     printf("%-58s %7.2f GB/s %8.1f%% (%.1f%% of read)\n",
            "(c) q4 GEMV g64, bfloat16 x/scales/biases", qbytes2 / t / 1e9,
            100.0 * qbytes2 / t / 1e9 / bw, 100.0 * qbytes2 / t / 1e9 / rbw);
@@ -518,10 +518,10 @@ int main(int argc, char **argv) {
     lx_keep(e.w);
     lx_eval(e.w);
     double ebytes = 2.0 * 4096 * 4096 * 4;
-    t = time_lx(f_softmax, &e, g_reps);
+    t = time_lx(f_softmax, &e, 2 * g_reps);
     printf("%-58s %7.2f GB/s %8.1f%% (%.2f ms)\n", "(e) softmax [4096,4096] f32 (read + write)",
            ebytes / t / 1e9, 100.0 * ebytes / t / 1e9 / bw, t * 1e3);
-    t = time_lx(f_rms, &e, g_reps);
+    t = time_lx(f_rms, &e, 2 * g_reps);
     printf("%-58s %7.2f GB/s %8.1f%% (%.2f ms)\n", "(e) rms_norm [4096,4096] f32 (read + write)",
            ebytes / t / 1e9, 100.0 * ebytes / t / 1e9 / bw, t * 1e3);
     lx_free(e.x);
