@@ -3,8 +3,8 @@
  *
  * Operands of 1-4 dims (1-D operands promoted as MLX does), broadcast batch dims, every float
  * dtype and several integer ones, laid out contiguous, with the last two dims transposed (the
- * BLAS transposed-operand path), fully permuted, strided (lx_slice step 2) or broadcast (zero
- * strides: the copy path); the batch-into-M fold (a [B, L, K] @ b [K, N]); sizes from 1 to a
+ * BLAS transposed-operand path), fully permuted, strided (lx_slice step 2), broadcast (zero
+ * strides) or reversed (negative strides: the copy path); the batch-into-M fold (a [B, L, K] @ b [K, N]); sizes from 1 to a
  * few hundred (OpenBLAS threads) ; K = 0 and empty results; addmm with broadcast c and
  * alpha/beta; the error cases.
  *
@@ -73,11 +73,11 @@ static size_t ravel(const int *idx, const int *shape, int nd) {
     return o;
 }
 
-static const char *MODE_NAME[5] = {"contiguous", "transposed", "permuted", "strided", "broadcast"};
+static const char *MODE_NAME[6] = {"contiguous", "transposed", "permuted", "strided", "broadcast", "reversed"};
 
 /* Logical values v (row-major over shape) in layout `mode`: 0 contiguous, 1 last two dims
  * transposed, 2 a random permutation, 3 strided, 4 broadcast along one axis (v made constant
- * along it, in place). */
+ * along it, in place), 5 reversed (negative strides). */
 static lx_array make_array(double *v, const int *shape, int nd, lx_dtype t, int mode) {
     size_t n = shape_size(shape, nd);
     if ((mode == 1 || mode == 2) && nd >= 2) {
@@ -126,6 +126,23 @@ static lx_array make_array(double *v, const int *shape, int nd, lx_dtype t, int 
             phys[ravel(j, ps, nd)] = v[i];
         }
         lx_array base = from_doubles(phys, ps, nd, t);
+        free(phys);
+        return lx_slice(base, start, stop, step, nd);
+    }
+    if (mode == 5 && nd >= 1) { /* negative strides: lx_slice with step -1 on every axis */
+        int start[LX_MAX_NDIM], stop[LX_MAX_NDIM], step[LX_MAX_NDIM], idx[LX_MAX_NDIM];
+        for (int k = 0; k < nd; k++) {
+            start[k] = shape[k] - 1;
+            stop[k] = -shape[k] - 1;
+            step[k] = -1;
+        }
+        double *phys = malloc((n + 1) * sizeof(double));
+        for (size_t i = 0; i < n; i++) {
+            unravel(i, shape, nd, idx);
+            for (int k = 0; k < nd; k++) idx[k] = shape[k] - 1 - idx[k];
+            phys[ravel(idx, shape, nd)] = v[i];
+        }
+        lx_array base = from_doubles(phys, shape, nd, t);
         free(phys);
         return lx_slice(base, start, stop, step, nd);
     }
@@ -330,9 +347,9 @@ static void test_matmul_random(void) {
     t_seed(2024);
     for (int ti = 0; ti < N_MM_DT; ti++) {
         int bad = 0, total = 0;
-        for (int rep = 0; rep < 50; rep++) {
-            int am = rep % 5, bm = (rep / 5) % 5;
-            if (!matmul_case(MM_DT[ti], am, bm, rep >= 40 ? 70 : 9, false)) bad++;
+        for (int rep = 0; rep < 60; rep++) {
+            int am = rep % 6, bm = (rep / 6) % 6;
+            if (!matmul_case(MM_DT[ti], am, bm, rep >= 48 ? 70 : 9, false)) bad++;
             total++;
         }
         CHECK_MSG(bad == 0, "matmul %s: %d of %d cases failed", lx_dtype_name(MM_DT[ti]), bad, total);

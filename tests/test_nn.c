@@ -45,6 +45,7 @@ static void fill(double *v, size_t n, double lo, double hi) {
  * permuted by perm (NULL: row-contiguous) and viewed back with lx_transpose, so the op sees a
  * non-contiguous input. v is rounded to t in place. */
 static lx_array mk_perm(double *v, const int *shape, int nd, lx_dtype t, const int *perm) {
+    if (nd < 0 || nd > 8) return LX_NULL_ARRAY; /* also tells gcc the bound of ps/inv */
     size_t n = prod(shape, nd), es = lx_dtype_size(t);
     char *buf = malloc(n * es + 1);
     int ps[8], inv[8];
@@ -564,7 +565,7 @@ static void ref_conv(const conv_case *c, const double *x, const double *w, const
 }
 
 static void run_conv_case(const conv_case *c, const char *label) {
-    int nsp = c->nsp, xs[4], ws[4], os[2];
+    int nsp = c->nsp, xs[4], ws[4], os[2] = {1, 1};
     xs[0] = c->N;
     ws[0] = c->Cout;
     for (int d = 0; d < nsp; d++) {

@@ -46,11 +46,11 @@ static double unit_roundoff(lx_dtype t) {
 
 /* An array of dtype t from float values; vals are rounded in place to what the array holds. */
 static lx_array make_arr(lx_dtype t, float *vals, const int *shape, int ndim) {
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
     if (t == LX_FLOAT32) return lx_array_new(vals, shape, ndim, t);
-    uint16_t *h = malloc(sizeof(uint16_t) * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; i++) {
+    uint16_t *h = malloc(sizeof(uint16_t) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
         h[i] = t == LX_FLOAT16 ? lx_f32_to_f16(vals[i]) : lx_f32_to_bf16(vals[i]);
         vals[i] = round_to(t, vals[i]);
     }

@@ -5,8 +5,8 @@
  *
  * Inputs: random shapes of 0-4 dims in every dtype, with values rounded to the dtype first
  * (the reference sees exactly what the kernel sees), laid out contiguous, transposed
- * (lx_transpose), strided (lx_slice, step 2, offset 1) or broadcast (lx_broadcast_to, a zero
- * stride); random axis sets given with positive or negative indices in any order, keepdims
+ * (lx_transpose), strided (lx_slice, step 2, offset 1), broadcast (lx_broadcast_to, a zero
+ * stride) or reversed (lx_slice, step -1: negative strides); random axis sets given with positive or negative indices in any order, keepdims
  * both ways, the single-axis and _axes forms, and all axes (NULL, 0).
  *
  * Tolerances, |got - want| <= atol + rtol |want|, with S = sum |x| over the reduced elements
@@ -105,11 +105,11 @@ static size_t ravel(const int *idx, const int *shape, int nd) {
     return o;
 }
 
-static const char *MODE_NAME[4] = {"contiguous", "transposed", "strided", "broadcast"};
+static const char *MODE_NAME[5] = {"contiguous", "transposed", "strided", "broadcast", "reversed"};
 
 /* An array with logical values v (row-major over shape) laid out by `mode`: 0 contiguous,
  * 1 transposed, 2 strided (every other element of a larger array), 3 broadcast along one axis
- * (v is first made constant along that axis, in place). */
+ * (v is first made constant along that axis, in place), 4 reversed (negative strides). */
 static lx_array make_array(double *v, const int *shape, int nd, lx_dtype t, int mode) {
     size_t n = shape_size(shape, nd);
     if (mode == 1 && nd >= 2) {
@@ -154,6 +154,23 @@ static lx_array make_array(double *v, const int *shape, int nd, lx_dtype t, int 
             phys[ravel(j, ps, nd)] = v[i];
         }
         lx_array base = from_doubles(phys, ps, nd, t);
+        free(phys);
+        return lx_slice(base, start, stop, step, nd);
+    }
+    if (mode == 4 && nd >= 1) { /* negative strides: lx_slice with step -1 on every axis */
+        int start[LX_MAX_NDIM], stop[LX_MAX_NDIM], step[LX_MAX_NDIM], idx[LX_MAX_NDIM];
+        for (int k = 0; k < nd; k++) {
+            start[k] = shape[k] - 1;
+            stop[k] = -shape[k] - 1;
+            step[k] = -1;
+        }
+        double *phys = malloc((n + 1) * sizeof(double));
+        for (size_t i = 0; i < n; i++) {
+            unravel(i, shape, nd, idx);
+            for (int k = 0; k < nd; k++) idx[k] = shape[k] - 1 - idx[k];
+            phys[ravel(idx, shape, nd)] = v[i];
+        }
+        lx_array base = from_doubles(phys, shape, nd, t);
         free(phys);
         return lx_slice(base, start, stop, step, nd);
     }
@@ -451,7 +468,7 @@ static void test_reductions_random(void) {
             int bad = 0;
             /* small shapes, then wider ones (rows of >= 16 outputs take the row loop) */
             for (int rep = 0; rep < 32; rep++) {
-                int mode = rep % 4;
+                int mode = rep % 5;
                 bool wide = rep >= 24 && op != OP_PROD;
                 if (!reduce_case(op, ALL_DT[k], mode, wide ? 40 : (op == OP_PROD ? 4 : 7), wide ? 3 : 4))
                     bad++;
@@ -675,8 +692,8 @@ static void test_arg_reduce(void) {
     int bad = 0, total = 0;
     for (int k = 0; k < NDT; k++) {
         lx_dtype t = ALL_DT[k];
-        for (int rep = 0; rep < 24; rep++) {
-            int mode = rep % 4, nd = t_int(1, 4), shape[LX_MAX_NDIM];
+        for (int rep = 0; rep < 25; rep++) {
+            int mode = rep % 5, nd = t_int(1, 4), shape[LX_MAX_NDIM];
             for (int d = 0; d < nd; d++) shape[d] = t_int(1, rep >= 20 ? 40 : 6);
             size_t n = shape_size(shape, nd);
             double *v = malloc(n * sizeof(double));
@@ -754,8 +771,8 @@ static void test_softmax(void) {
     for (int ti = 0; ti < 4 + 2; ti++) {
         lx_dtype t = ti < 4 ? FLOAT_DT[ti] : (ti == 4 ? LX_INT32 : LX_BOOL);
         lx_dtype ot = is_float(t) ? t : LX_FLOAT32;
-        for (int rep = 0; rep < 24; rep++) {
-            int mode = rep % 4, nd = t_int(1, 4), shape[LX_MAX_NDIM];
+        for (int rep = 0; rep < 25; rep++) {
+            int mode = rep % 5, nd = t_int(1, 4), shape[LX_MAX_NDIM];
             for (int d = 0; d < nd; d++) shape[d] = t_int(1, rep >= 20 ? 300 : 7);
             size_t n = shape_size(shape, nd);
             if (n > 200000) { shape[0] = 1; n = shape_size(shape, nd); }
@@ -825,10 +842,10 @@ static void test_rms_norm(void) {
     int bad = 0, total = 0;
     for (int ti = 0; ti < 4; ti++) {
         lx_dtype t = FLOAT_DT[ti];
-        for (int rep = 0; rep < 16; rep++) {
-            int mode = rep % 4, nd = t_int(1, 4), shape[LX_MAX_NDIM];
+        for (int rep = 0; rep < 20; rep++) {
+            int mode = rep % 5, nd = t_int(1, 4), shape[LX_MAX_NDIM];
             for (int d = 0; d < nd; d++) shape[d] = t_int(1, 6);
-            if (rep >= 12) shape[nd - 1] = t_int(500, 3000);
+            if (rep >= 15) shape[nd - 1] = t_int(500, 3000);
             size_t n = shape_size(shape, nd);
             int D = shape[nd - 1];
             double *v = malloc(n * sizeof(double)), *w = malloc((size_t)D * sizeof(double));

@@ -217,8 +217,115 @@ static void half_tiles_fn(void *ctx, int64_t b, int64_t e) {
     free(scratch);
 }
 
+/* Small M (decode: a few rows times a weight) with b's rows or columns contiguous: the weight
+ * is read once, converted a chunk at a time into float32 and used straight away (dot products
+ * against W's rows for b = W^T, or axpy over b's rows), instead of panels through sgemm. The
+ * accumulation is float32 as in sgemm. */
+#define GEMV_M 8
+#define GEMV_NB 64
+#define GEMV_KB 512
+
+typedef struct {
+    mmctx *c;
+    const float *af;     /* a converted: [n_batch][M][K] */
+    int64_t n_chunks;    /* per batch */
+} gemvctx;
+
+static void gemv_fn(void *ctx, int64_t b, int64_t e) {
+    const gemvctx *g = ctx;
+    mmctx *c = g->c;
+    int64_t M = c->M, N = c->N, K = c->K;
+    _Alignas(64) float wb[GEMV_KB];
+    _Alignas(64) float acc[GEMV_M][GEMV_NB];
+    for (int64_t t = b; t < e; t++) {
+        int64_t bi = t / g->n_chunks, n0 = (t % g->n_chunks) * GEMV_NB;
+        int64_t nb = N - n0 < GEMV_NB ? N - n0 : GEMV_NB;
+        int64_t oa, ob;
+        batch_offsets(c, bi, &oa, &ob);
+        const float *A = g->af + bi * M * K;
+        memset(acc, 0, sizeof acc);
+        if (c->b_rs == 1) { /* column n of b is a contiguous run of K (a row of W) */
+            for (int64_t j = 0; j < nb; j++) {
+                const char *col = c->b + (ob + (n0 + j) * c->b_cs) * (int64_t)c->esz;
+                float lanes[GEMV_M][8];
+                memset(lanes, 0, sizeof lanes);
+                for (int64_t k0 = 0; k0 < K; k0 += GEMV_KB) {
+                    int64_t kb = K - k0 < GEMV_KB ? K - k0 : GEMV_KB;
+                    lx_row_load_f32(wb, col + k0 * (int64_t)c->esz, c->t, 1, kb);
+                    for (int64_t m = 0; m < M; m++) {
+                        const float *ar = A + m * K + k0;
+                        int64_t k = 0;
+                        for (; k + 8 <= kb; k += 8)
+                            for (int l = 0; l < 8; l++) lanes[m][l] += ar[k + l] * wb[k + l];
+                        for (int l = 0; k + l < kb; l++) lanes[m][l] += ar[k + l] * wb[k + l];
+                    }
+                }
+                for (int64_t m = 0; m < M; m++)
+                    acc[m][j] = ((lanes[m][0] + lanes[m][4]) + (lanes[m][2] + lanes[m][6])) +
+                                ((lanes[m][1] + lanes[m][5]) + (lanes[m][3] + lanes[m][7]));
+            }
+        } else { /* b's rows are contiguous (b_cs == 1): acc[m] += a[m, k] * b[k, n0:n0+nb] */
+            for (int64_t k = 0; k < K; k++) {
+                lx_row_load_f32(wb, c->b + (ob + k * c->b_rs + n0) * (int64_t)c->esz, c->t, 1, nb);
+                for (int64_t m = 0; m < M; m++) {
+                    float av = A[m * K + k];
+                    for (int64_t j = 0; j < nb; j++) acc[m][j] += av * wb[j];
+                }
+            }
+        }
+        for (int64_t m = 0; m < M; m++) {
+            char *orow = c->out + ((bi * M + m) * N + n0) * (int64_t)c->esz;
+            float *r = acc[m];
+            for (int64_t j = 0; j < nb; j++) r[j] *= c->alpha;
+            if (c->with_c) {
+                lx_row_load_f32(wb, orow, c->t, 1, nb);
+                for (int64_t j = 0; j < nb; j++) r[j] += c->beta * wb[j];
+            }
+            lx_row_store_f32(orow, c->t, 1, r, nb);
+        }
+    }
+}
+
+typedef struct {
+    mmctx *c;
+    float *af;
+} aconvctx;
+
+static void aconv_fn(void *ctx, int64_t b, int64_t e) {
+    const aconvctx *v = ctx;
+    mmctx *c = v->c;
+    for (int64_t r = b; r < e; r++) { /* row r = (batch, m) */
+        int64_t bi = r / c->M, m = r % c->M, oa, ob;
+        batch_offsets(c, bi, &oa, &ob);
+        lx_row_load_f32(v->af + r * c->K, c->a + (oa + m * c->a_rs) * (int64_t)c->esz, c->t,
+                        c->a_cs, c->K);
+    }
+}
+
+/* The small-M path when it applies; false to use panels. */
+static bool half_gemv(mmctx *c, lx_status *st, const char *op) {
+    if (c->M > GEMV_M || (c->b_rs != 1 && c->b_cs != 1) || c->N < 2 ||
+        (double)c->n_batch * (double)c->M * (double)c->K > (double)(1 << 22))
+        return false;
+    float *af = malloc((size_t)(c->n_batch * c->M * c->K) * sizeof(float));
+    if (!af) {
+        *st = lx_set_error(LX_E_OOM, "%s: out of host memory for matmul", op);
+        return true;
+    }
+    aconvctx v = {c, af};
+    lx_parallel_for(c->n_batch * c->M, 1, aconv_fn, &v);
+    gemvctx g = {c, af, (c->N + GEMV_NB - 1) / GEMV_NB};
+    int64_t work = GEMV_NB * c->K * c->M;
+    lx_parallel_for(c->n_batch * g.n_chunks, work >= 32768 ? 1 : 32768 / work, gemv_fn, &g);
+    free(af);
+    *st = LX_OK;
+    return true;
+}
+
 static lx_status half_matmul(mmctx *c, const char *op) {
     int64_t M = c->M, N = c->N, K = c->K;
+    lx_status gst;
+    if (half_gemv(c, &gst, op)) return gst;
     bool big = M >= 64 && (double)M * (double)N * (double)K >= (double)(1 << 24);
     if (big) {
         c->mb = M < 512 ? M : 512;

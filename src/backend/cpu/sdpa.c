@@ -404,21 +404,8 @@ static void SFX(sdpa_block)(SFX(sdpa_ctx) *c, SFX(sdpa_scratch) *w, int64_t task
     const char *vbase = lx_nn_elem(v, b * v->strides[0] + hkv * v->strides[1]);
     lx_dtype mt = mask ? (lx_dtype)mask->dtype : LX_FLOAT32;
     size_t msz = mask ? lx_dtype_size(mt) : 0;
-    size_t krow_bytes = (size_t)D * esz, vrow_bytes = (size_t)Dv * esz;
     for (int64_t j0 = kbeg; j0 < kend; j0 += KB) {
         int64_t jn = kend - j0 < KB ? kend - j0 : KB;
-#if defined(__GNUC__)
-        /* decoding streams keys and values from memory: ask for the next block early */
-        if (count < 8 && j0 + KB < kend) {
-            int64_t nn = kend - j0 - KB < KB ? kend - j0 - KB : KB;
-            for (int64_t j = 0; j < nn; j++) {
-                const char *kr = kbase + (size_t)((j0 + KB + j) * k->strides[2]) * esz;
-                const char *vr = vbase + (size_t)((j0 + KB + j) * v->strides[2]) * esz;
-                for (size_t b0 = 0; b0 < krow_bytes; b0 += 64) __builtin_prefetch(kr + b0);
-                for (size_t b0 = 0; b0 < vrow_bytes; b0 += 64) __builtin_prefetch(vr + b0);
-            }
-        }
-#endif
         /* many rows: transpose the key block once (kT[D][KB] in w->kf, zero-padded) so each
          * row's scores need no horizontal sums; few rows (decoding): dot products */
         bool tr = false;
