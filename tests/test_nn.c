@@ -204,6 +204,8 @@ static void test_layer_norm(void) {
 }
 
 /* ---- group_norm ---------------------------------------------------------------------------- */
+/* PyTorch's grouping (MLX's GroupNorm with pytorch_compatible=True): group g holds the
+ * consecutive channels [g*C/G, (g+1)*C/G). */
 
 static void test_group_norm(void) {
     t_seed(12);

@@ -15,7 +15,8 @@ typedef struct {
 } lx_layer_norm_params;
 
 /* GROUP_NORM: x [N, ..., C] row-contiguous; for each n and group g the statistics run over
- * every position and the C/groups consecutive channels g*C/groups ...; w, b [C]. */
+ * every position and the C/groups consecutive channels g*C/groups ... (PyTorch's grouping,
+ * MLX's GroupNorm with pytorch_compatible=True); w, b [C]. */
 typedef struct {
     float eps;
     int32_t groups;

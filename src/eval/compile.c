@@ -729,6 +729,30 @@ static int vprog_emit(vprog *p, const lx_fused_instr *ins, int va, int vb, int v
     return p->n++;
 }
 
+typedef struct {
+    uint8_t dtype;
+    double v;
+    int32_t reg;
+} const_slot;
+
+/* The instruction of CONST (dtype, v), emitted once per program; -1 if out of room/memory. */
+static int emit_const(vprog *p, const_slot *consts, int *n_consts, uint8_t dtype, double v) {
+    for (int m = 0; m < *n_consts; m++)
+        if (consts[m].dtype == dtype && memcmp(&consts[m].v, &v, sizeof v) == 0)
+            return consts[m].reg;
+    if (*n_consts == 64) return -1;
+    lx_fused_instr ci;
+    memset(&ci, 0, sizeof ci);
+    ci.op = LX_FOP_CONST;
+    ci.dtype = dtype;
+    ci.imm = v;
+    int r = vprog_emit(p, &ci, -1, -1, -1);
+    if (r < 0) return -1;
+    consts[*n_consts] = (const_slot){dtype, v, r};
+    (*n_consts)++;
+    return r;
+}
+
 /* Builds the FUSED value (and PART values) for a group. Returns false (and leaves the graph
  * as it was, members unfused) if the program does not fit. */
 static lx_status build_group(graph *g, group_state *s, bool *fused) {
@@ -753,7 +777,7 @@ static lx_status build_group(graph *g, group_state *s, bool *fused) {
     int32_t outv[LX_FUSED_MAX_OUT];
     int n_outv = 0;
     int min_ndim = 0;
-    struct { uint8_t dtype; double v; int32_t reg; } consts[64];
+    const_slot consts[64];
     int n_consts = 0;
     lx_status st = LX_OK;
     bool ok = vreg != NULL;
@@ -774,26 +798,8 @@ static lx_status build_group(graph *g, group_state *s, bool *fused) {
             if (immediate_value(g, src, &val)) {
                 const wval *c = &g->v[src];
                 if (c->ndim > min_ndim) min_ndim = c->ndim;
-                int found = -1;
-                for (int m = 0; m < n_consts; m++)
-                    if (consts[m].dtype == c->dtype &&
-                        memcmp(&consts[m].v, &val, sizeof val) == 0)
-                        found = m;
-                if (found < 0) {
-                    if (n_consts == 64) { ok = false; break; }
-                    lx_fused_instr ci;
-                    memset(&ci, 0, sizeof ci);
-                    ci.op = LX_FOP_CONST;
-                    ci.dtype = c->dtype;
-                    ci.imm = val;
-                    int r = vprog_emit(&p, &ci, -1, -1, -1);
-                    if (r < 0) { ok = false; st = oom("for the trace"); break; }
-                    consts[n_consts].dtype = c->dtype;
-                    consts[n_consts].v = val;
-                    consts[n_consts].reg = r;
-                    found = n_consts++;
-                }
-                opr[k] = consts[found].reg;
+                opr[k] = emit_const(&p, consts, &n_consts, c->dtype, val);
+                if (opr[k] < 0) { ok = false; break; }
                 continue;
             }
             int e = -1;
@@ -833,6 +839,22 @@ static lx_status build_group(graph *g, group_state *s, bool *fused) {
             ins.op = LX_FOP_BINARY;
             ins.sub = bp.op;
             ins.adtype = g->v[w->in[0]].dtype;
+            /* x / 2^k is exactly x * 2^-k (one rounding of the same real number): division
+             * by a power-of-two constant becomes a multiplication, much cheaper in a loop */
+            if (bp.op == LX_BINARY_DIV && lx_dtype_is_float((lx_dtype)ins.adtype) &&
+                opr[1] >= 0 && p.code[opr[1]].ins.op == LX_FOP_CONST) {
+                const lx_fused_instr *ci = &p.code[opr[1]].ins;
+                double c = ci->imm;
+                int ex;
+                if (isfinite(c) && c != 0.0 && fabs(frexp(c, &ex)) == 0.5 &&
+                    exact_in((lx_dtype)ci->dtype, c) && exact_in((lx_dtype)ci->dtype, 1.0 / c)) {
+                    int r = emit_const(&p, consts, &n_consts, ci->dtype, 1.0 / c);
+                    if (r >= 0) {
+                        opr[1] = r;
+                        ins.sub = LX_BINARY_MUL;
+                    }
+                }
+            }
             break;
         }
         case LX_PRIM_WHERE:
@@ -891,6 +913,39 @@ static lx_status build_group(graph *g, group_state *s, bool *fused) {
         free(vreg);
         free(p.code);
         return st;
+    }
+    /* drop CONSTs nothing reads (a divisor turned into its reciprocal) */
+    {
+        int *newi = malloc(sizeof(int) * (size_t)p.n);
+        bool *used = calloc((size_t)p.n, sizeof(bool));
+        if (!newi || !used) {
+            free(newi);
+            free(used);
+            free(vreg);
+            free(p.code);
+            return oom("for the trace");
+        }
+        for (int i = 0; i < p.n; i++) {
+            if (p.code[i].va >= 0) used[p.code[i].va] = true;
+            if (p.code[i].vb >= 0) used[p.code[i].vb] = true;
+            if (p.code[i].vc >= 0) used[p.code[i].vc] = true;
+        }
+        int m = 0;
+        for (int i = 0; i < p.n; i++) {
+            if (p.code[i].ins.op == LX_FOP_CONST && !used[i]) {
+                newi[i] = -1;
+                continue;
+            }
+            vinstr c = p.code[i];
+            if (c.va >= 0) c.va = newi[c.va];
+            if (c.vb >= 0) c.vb = newi[c.vb];
+            if (c.vc >= 0) c.vc = newi[c.vc];
+            newi[i] = m;
+            p.code[m++] = c;
+        }
+        p.n = m;
+        free(newi);
+        free(used);
     }
     /* register allocation by liveness; CONST registers are never reused */
     int *last = malloc(sizeof(int) * (size_t)p.n);

@@ -4,10 +4,12 @@
  * Semantics follow mlx.core.fast (mlx/fast.cpp) and mlx.nn.GroupNorm:
  *  - layer_norm normalises the last axis; w and b are optional [D] arrays; the output dtype is
  *    x's promoted with w's and b's (a floating type), computed in float32 for half inputs.
- *  - group_norm is nn.GroupNorm on channels-last input [N, ..., C]: for each n and group g the
- *    statistics run over all positions and the C/groups consecutive channels of g, then the
- *    per-channel affine w, b [C] (optional) applies. MLX's default (pytorch_compatible=False)
- *    and its PyTorch-compatible variant group the channels identically, so both agree.
+ *  - group_norm is nn.GroupNorm(pytorch_compatible=True) on channels-last input [N, ..., C]:
+ *    for each n and group g the statistics run over all positions and the C/groups
+ *    consecutive channels g*C/groups ... (g+1)*C/groups - 1 (PyTorch's grouping, which the
+ *    diffusion models' weights expect), then the per-channel affine w, b [C] (optional).
+ *    MLX's default, pytorch_compatible=False, would put channel c in group c % groups
+ *    instead; lx has no flag for it (reshape/transpose the channels to get it).
  *  - rope: positions on axis -2 (offset + index), the first `dims` features rotated; see
  *    lx_rope_params. MLX asks for at least 3 dims; lx accepts 2 ([L, D]) as well.
  *  - sdpa: q [B, Hq, Lq, D], k/v [B, Hkv, Lk, D/Dv], grouped-query heads, causal aligned

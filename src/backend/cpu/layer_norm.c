@@ -9,7 +9,7 @@
  *
  * LAYER_NORM normalises each row of the last axis (x may be strided); GROUP_NORM normalises,
  * for each batch index n and group g, all positions of the C/groups consecutive channels of g
- * (x row-contiguous, channels last), then applies the per-channel w and b.
+ * (PyTorch's grouping; x row-contiguous, channels last), then applies the per-channel w, b.
  */
 #ifndef LX_NN_TEMPLATE_PASS
 

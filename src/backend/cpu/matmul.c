@@ -10,8 +10,11 @@
  *    row-major copy only when a matrix has neither layout (broadcast or oddly strided). Small
  *    per-batch products (below OpenBLAS's own threading threshold) run batches in parallel on
  *    the lx pool; large ones run one by one with OpenBLAS's threads.
- *  - float16 / bfloat16: panels of a and b converted to float32, sgemm, converted back with
- *    one rounding (accumulation in float32, so |error| <= K * 2^-24 * sum|a||b| + 1/2 ulp).
+ *  - float16 / bfloat16: up to 8 rows of a (decode) with b's rows or columns contiguous: the
+ *    weight is read once, a chunk at a time converted to float32 and used at once (dot products
+ *    or axpy, lx's threads over N); otherwise panels of a and b converted to float32, sgemm,
+ *    converted back. Both accumulate in float32 and round once: |error| <= K * 2^-24 *
+ *    sum|a||b| + 1/2 ulp of the output.
  *  - integers and bool: a plain loop accumulating in 64 bits (wrapping), narrowed at the end;
  *    bool results are "any a & b".
  * With c (addmm) the output is first filled with c, then BLAS's beta (or the epilogue) adds it.
@@ -45,6 +48,7 @@ typedef struct {
     bool with_c;        /* out holds c on entry */
     /* panels (half path) */
     int64_t mb, nbk, m_panels, n_panels;
+    const float *af;     /* a already converted ([n_batch][M][K]), or NULL */
     _Atomic bool failed; /* set by any worker that ran out of memory */
 } mmctx;
 
@@ -178,7 +182,8 @@ static bool half_tile(mmctx *c, int64_t bi, int64_t pm, int64_t pn, float *scrat
     float *Af = scratch, *Bf = Af + mb * K, *Cf = Bf + K * nb;
     const char *A = c->a + (oa + m0 * c->a_rs) * (int64_t)c->esz;
     const char *B = c->b + (ob + n0 * c->b_cs) * (int64_t)c->esz;
-    convert_panel(c, Af, A, mb, K, c->a_rs, c->a_cs, parallel);
+    if (c->af) Af = (float *)c->af + (bi * c->M + m0) * K;
+    else convert_panel(c, Af, A, mb, K, c->a_rs, c->a_cs, parallel);
     bool tb = c->b_rs == 1 && c->b_cs != 1; /* b^T rows are contiguous: convert them */
     if (tb) convert_panel(c, Bf, B, nb, K, c->b_cs, c->b_rs, parallel);
     else convert_panel(c, Bf, B, K, nb, c->b_rs, c->b_cs, parallel);
@@ -342,7 +347,17 @@ static lx_status half_matmul(mmctx *c, const char *op) {
     c->n_panels = (N + c->nbk - 1) / c->nbk;
     int64_t tiles = c->n_batch * c->m_panels * c->n_panels;
     if (!big) {
+        /* convert a once when it is small, rather than once per tile */
+        float *af = NULL;
+        if (c->n_panels > 1 && (double)c->n_batch * (double)M * (double)K <= (double)(1 << 22) &&
+            (af = malloc((size_t)(c->n_batch * M * K) * sizeof(float)))) {
+            aconvctx v = {c, af};
+            lx_parallel_for(c->n_batch * M, 1, aconv_fn, &v);
+            c->af = af;
+        }
         lx_parallel_for(tiles, 1, half_tiles_fn, c);
+        c->af = NULL;
+        free(af);
     } else {
         float *scratch = malloc((size_t)(c->mb * K + K * c->nbk + c->mb * c->nbk) * sizeof(float));
         if (!scratch) return lx_set_error(LX_E_OOM, "%s: out of host memory for matmul panels", op);
