@@ -357,6 +357,8 @@ LX_API lx_array lx_log_softmax(lx_array a, int axis);
 LX_API lx_array lx_rms_norm(lx_array x, lx_array w, float eps);
 /* w and b may be null */
 LX_API lx_array lx_layer_norm(lx_array x, lx_array w, lx_array b, float eps);
+/* Channels last; group g holds the consecutive channels [g*C/G, (g+1)*C/G) (PyTorch's grouping,
+ * MLX's GroupNorm(pytorch_compatible=True), which diffusion checkpoints expect). */
 LX_API lx_array lx_group_norm(lx_array x, int groups, lx_array w, lx_array b, float eps);
 LX_API lx_array lx_rope(lx_array x, int dims, bool traditional, float base, float scale,
                         int offset);
