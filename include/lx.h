@@ -420,7 +420,8 @@ LX_API lx_array lx_random_bernoulli(const int *shape, int ndim, double p, lx_arr
 LX_API lx_array lx_random_gumbel(const int *shape, int ndim, lx_dtype dtype, lx_array key);
 /* One sample per row (the axis is removed). */
 LX_API lx_array lx_random_categorical(lx_array logits, int axis, lx_array key);
-/* num_samples samples per row: the axis is replaced by one of size num_samples. */
+/* num_samples samples per row, as MLX: the output is logits' shape without `axis`, followed
+ * by a last axis of size num_samples. */
 LX_API lx_array lx_random_categorical_n(lx_array logits, int axis, int num_samples,
                                         lx_array key);
 

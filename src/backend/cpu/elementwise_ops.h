@@ -286,11 +286,15 @@ static inline bool lx_ew_binary_is_pred(int op) {
     return op >= LX_BINARY_EQUAL && op <= LX_BINARY_LOGICAL_OR;
 }
 
-/* ---- y[i] = op(a[i], b[i]); y may be a or b (same positions) ---- */
+/* ---- y[i] = op(a[i], b[i]); y may be a or b (same positions) ----
+ * Each op is written once (the *_CASES macros) and instantiated three times: both operands
+ * arrays (lx_ew_binary_<C>), and one of them a scalar (lx_ew_binary_vs_<C>: op(a[i], s);
+ * lx_ew_binary_sv_<C>: op(s, b[i])), which the fused kernel uses for constant operands. The
+ * element expressions are the same in all three, so they give the same values. */
 
 #define LOOP(expr)                                                                      \
     for (int64_t i = 0; i < n; i++) {                                                   \
-        CT u = a[i], v = b[i];                                                          \
+        CT u = LX_EW_A_(i), v = LX_EW_B_(i);                                            \
         y[i] = (expr);                                                                  \
     }                                                                                   \
     break
@@ -309,27 +313,6 @@ static inline double lx_ew_rem_d(double u, double v) {
     if (r != 0 && ((r < 0) != (v < 0))) r += v;
     return r;
 }
-
-#define DEF_BINARY_FLOAT(C, CT_, SUF, SF)                                               \
-    static inline void lx_ew_binary_##C(int op, const CT_ *a, const CT_ *b, CT_ *y, int64_t n) {     \
-        typedef CT_ CT;                                                                 \
-        switch (op) {                                                                   \
-        case LX_BINARY_ADD: LOOP(u + v);                                                \
-        case LX_BINARY_SUB: LOOP(u - v);                                                \
-        case LX_BINARY_MUL: LOOP(u * v);                                                \
-        case LX_BINARY_DIV: LOOP(u / v);                                                \
-        case LX_BINARY_POW: LOOP(pow##SUF(u, v));                                       \
-        case LX_BINARY_MAXIMUM: LOOP(lx_ew_fmax_nan_##SF(u, v));                              \
-        case LX_BINARY_MINIMUM: LOOP(lx_ew_fmin_nan_##SF(u, v));                              \
-        case LX_BINARY_FLOOR_DIVIDE: LOOP(floor##SUF(u / v));                           \
-        case LX_BINARY_REMAINDER: LOOP(lx_ew_rem_##SF(u, v));                                 \
-        case LX_BINARY_ARCTAN2: LOOP(atan2##SUF(u, v));                                 \
-        default: break; /* predicates never come here */                                \
-        }                                                                               \
-    }
-DEF_BINARY_FLOAT(F, float, f, f)
-DEF_BINARY_FLOAT(D, double, , d)
-#undef DEF_BINARY_FLOAT
 
 static inline int64_t lx_ew_neg_i(int64_t u) { return (int64_t)(0u - (uint64_t)u); }
 static inline int64_t lx_ew_div_i(int64_t u, int64_t v) {
@@ -360,60 +343,118 @@ static inline int64_t lx_ew_pow_i(int64_t base, int64_t e) {
     return (int64_t)lx_ew_pow_u((uint64_t)base, (uint64_t)e);
 }
 
-static inline void lx_ew_binary_I(int op, const int64_t *a, const int64_t *b, int64_t *y, int64_t n) {
-    typedef int64_t CT;
-    switch (op) {
-    case LX_BINARY_ADD: LOOP((int64_t)((uint64_t)u + (uint64_t)v));
-    case LX_BINARY_SUB: LOOP((int64_t)((uint64_t)u - (uint64_t)v));
-    case LX_BINARY_MUL: LOOP((int64_t)((uint64_t)u * (uint64_t)v));
-    case LX_BINARY_DIV: LOOP(lx_ew_div_i(u, v));
-    case LX_BINARY_POW: LOOP(lx_ew_pow_i(u, v));
-    case LX_BINARY_MAXIMUM: LOOP(u > v ? u : v);
-    case LX_BINARY_MINIMUM: LOOP(u < v ? u : v);
-    case LX_BINARY_FLOOR_DIVIDE: LOOP(lx_ew_floordiv_i(u, v));
-    case LX_BINARY_REMAINDER: LOOP(lx_ew_rem_i(u, v));
-    case LX_BINARY_ARCTAN2: LOOP((int64_t)atan2((double)u, (double)v)); /* |.| <= pi */
+/* SUF: the libm suffix (f for float, empty for double); SF: the helpers' suffix. */
+#define LX_EW_FLOAT_CASES_(SUF, SF)                                                     \
+    case LX_BINARY_ADD: LOOP(u + v);                                                    \
+    case LX_BINARY_SUB: LOOP(u - v);                                                    \
+    case LX_BINARY_MUL: LOOP(u * v);                                                    \
+    case LX_BINARY_DIV: LOOP(u / v);                                                    \
+    case LX_BINARY_POW: LOOP(pow##SUF(u, v));                                           \
+    case LX_BINARY_MAXIMUM: LOOP(lx_ew_fmax_nan_##SF(u, v));                            \
+    case LX_BINARY_MINIMUM: LOOP(lx_ew_fmin_nan_##SF(u, v));                            \
+    case LX_BINARY_FLOOR_DIVIDE: LOOP(floor##SUF(u / v));                               \
+    case LX_BINARY_REMAINDER: LOOP(lx_ew_rem_##SF(u, v));                               \
+    case LX_BINARY_ARCTAN2: LOOP(atan2##SUF(u, v));                                     \
     default: break; /* predicates never come here */
-    }
-}
 
-static inline void lx_ew_binary_U(int op, const uint64_t *a, const uint64_t *b, uint64_t *y, int64_t n) {
-    typedef uint64_t CT;
-    switch (op) {
-    case LX_BINARY_ADD: LOOP(u + v);
-    case LX_BINARY_SUB: LOOP(u - v);
-    case LX_BINARY_MUL: LOOP(u * v);
-    case LX_BINARY_DIV: case LX_BINARY_FLOOR_DIVIDE: LOOP(v == 0 ? 0 : u / v);
-    case LX_BINARY_POW: LOOP(lx_ew_pow_u(u, v));
-    case LX_BINARY_MAXIMUM: LOOP(u > v ? u : v);
-    case LX_BINARY_MINIMUM: LOOP(u < v ? u : v);
-    case LX_BINARY_REMAINDER: LOOP(v == 0 ? 0 : u % v);
-    case LX_BINARY_ARCTAN2: LOOP((uint64_t)atan2((double)u, (double)v)); /* in [0, pi/2] */
+#define LX_EW_I_CASES_                                                                  \
+    case LX_BINARY_ADD: LOOP((int64_t)((uint64_t)u + (uint64_t)v));                     \
+    case LX_BINARY_SUB: LOOP((int64_t)((uint64_t)u - (uint64_t)v));                     \
+    case LX_BINARY_MUL: LOOP((int64_t)((uint64_t)u * (uint64_t)v));                     \
+    case LX_BINARY_DIV: LOOP(lx_ew_div_i(u, v));                                        \
+    case LX_BINARY_POW: LOOP(lx_ew_pow_i(u, v));                                        \
+    case LX_BINARY_MAXIMUM: LOOP(u > v ? u : v);                                        \
+    case LX_BINARY_MINIMUM: LOOP(u < v ? u : v);                                        \
+    case LX_BINARY_FLOOR_DIVIDE: LOOP(lx_ew_floordiv_i(u, v));                          \
+    case LX_BINARY_REMAINDER: LOOP(lx_ew_rem_i(u, v));                                  \
+    case LX_BINARY_ARCTAN2: LOOP((int64_t)atan2((double)u, (double)v)); /* |.| <= pi */ \
     default: break; /* predicates never come here */
-    }
-}
+
+#define LX_EW_U_CASES_                                                                  \
+    case LX_BINARY_ADD: LOOP(u + v);                                                    \
+    case LX_BINARY_SUB: LOOP(u - v);                                                    \
+    case LX_BINARY_MUL: LOOP(u * v);                                                    \
+    case LX_BINARY_DIV: case LX_BINARY_FLOOR_DIVIDE: LOOP(v == 0 ? 0 : u / v);          \
+    case LX_BINARY_POW: LOOP(lx_ew_pow_u(u, v));                                        \
+    case LX_BINARY_MAXIMUM: LOOP(u > v ? u : v);                                        \
+    case LX_BINARY_MINIMUM: LOOP(u < v ? u : v);                                        \
+    case LX_BINARY_REMAINDER: LOOP(v == 0 ? 0 : u % v);                                 \
+    case LX_BINARY_ARCTAN2: LOOP((uint64_t)atan2((double)u, (double)v)); /* [0, pi/2] */ \
+    default: break; /* predicates never come here */
 
 /* comparisons and logical ops: bool out */
-#define DEF_BINARY_PRED(C, CT_)                                                         \
-    static inline void lx_ew_binary_pred_##C(int op, const CT_ *a, const CT_ *b, uint8_t *y,         \
+#define LX_EW_PRED_CASES_                                                               \
+    case LX_BINARY_EQUAL: LOOP(u == v);                                                 \
+    case LX_BINARY_NOT_EQUAL: LOOP(u != v);                                             \
+    case LX_BINARY_LESS: LOOP(u < v);                                                   \
+    case LX_BINARY_LESS_EQUAL: LOOP(u <= v);                                            \
+    case LX_BINARY_GREATER: LOOP(u > v);                                                \
+    case LX_BINARY_GREATER_EQUAL: LOOP(u >= v);                                         \
+    case LX_BINARY_LOGICAL_AND: LOOP(u != 0 && v != 0);                                 \
+    default: LOOP(u != 0 || v != 0); /* LOGICAL_OR */
+
+/* One family of functions: NAME##C for each class, operands of types AT / BT. */
+#define LX_EW_DEF_BINARY_(NAME, PNAME, AT, BT)                                          \
+    static inline void NAME##F(int op, AT(float) a, BT(float) b, float *y, int64_t n) { \
+        typedef float CT;                                                               \
+        switch (op) { LX_EW_FLOAT_CASES_(f, f) }                                        \
+    }                                                                                   \
+    static inline void NAME##D(int op, AT(double) a, BT(double) b, double *y,           \
+                               int64_t n) {                                             \
+        typedef double CT;                                                              \
+        switch (op) { LX_EW_FLOAT_CASES_(, d) }                                         \
+    }                                                                                   \
+    static inline void NAME##I(int op, AT(int64_t) a, BT(int64_t) b, int64_t *y,        \
+                               int64_t n) {                                             \
+        typedef int64_t CT;                                                             \
+        switch (op) { LX_EW_I_CASES_ }                                                  \
+    }                                                                                   \
+    static inline void NAME##U(int op, AT(uint64_t) a, BT(uint64_t) b, uint64_t *y,     \
+                               int64_t n) {                                             \
+        typedef uint64_t CT;                                                            \
+        switch (op) { LX_EW_U_CASES_ }                                                  \
+    }                                                                                   \
+    static inline void PNAME##F(int op, AT(float) a, BT(float) b, uint8_t *y,           \
                                 int64_t n) {                                            \
-        typedef CT_ CT;                                                                 \
-        switch (op) {                                                                   \
-        case LX_BINARY_EQUAL: LOOP(u == v);                                             \
-        case LX_BINARY_NOT_EQUAL: LOOP(u != v);                                         \
-        case LX_BINARY_LESS: LOOP(u < v);                                               \
-        case LX_BINARY_LESS_EQUAL: LOOP(u <= v);                                        \
-        case LX_BINARY_GREATER: LOOP(u > v);                                            \
-        case LX_BINARY_GREATER_EQUAL: LOOP(u >= v);                                     \
-        case LX_BINARY_LOGICAL_AND: LOOP(u != 0 && v != 0);                             \
-        default: LOOP(u != 0 || v != 0); /* LOGICAL_OR */                               \
-        }                                                                               \
+        typedef float CT;                                                               \
+        switch (op) { LX_EW_PRED_CASES_ }                                               \
+    }                                                                                   \
+    static inline void PNAME##D(int op, AT(double) a, BT(double) b, uint8_t *y,         \
+                                int64_t n) {                                            \
+        typedef double CT;                                                              \
+        switch (op) { LX_EW_PRED_CASES_ }                                               \
+    }                                                                                   \
+    static inline void PNAME##I(int op, AT(int64_t) a, BT(int64_t) b, uint8_t *y,       \
+                                int64_t n) {                                            \
+        typedef int64_t CT;                                                             \
+        switch (op) { LX_EW_PRED_CASES_ }                                               \
+    }                                                                                   \
+    static inline void PNAME##U(int op, AT(uint64_t) a, BT(uint64_t) b, uint8_t *y,     \
+                                int64_t n) {                                            \
+        typedef uint64_t CT;                                                            \
+        switch (op) { LX_EW_PRED_CASES_ }                                               \
     }
-DEF_BINARY_PRED(F, float)
-DEF_BINARY_PRED(D, double)
-DEF_BINARY_PRED(I, int64_t)
-DEF_BINARY_PRED(U, uint64_t)
-#undef DEF_BINARY_PRED
+
+#define LX_EW_ARR_(T) const T *
+#define LX_EW_VAL_(T) T
+
+#define LX_EW_A_(i) a[i]
+#define LX_EW_B_(i) b[i]
+LX_EW_DEF_BINARY_(lx_ew_binary_, lx_ew_binary_pred_, LX_EW_ARR_, LX_EW_ARR_)
+#undef LX_EW_A_
+#undef LX_EW_B_
+
+#define LX_EW_A_(i) a[i]
+#define LX_EW_B_(i) b
+LX_EW_DEF_BINARY_(lx_ew_binary_vs_, lx_ew_binary_pred_vs_, LX_EW_ARR_, LX_EW_VAL_)
+#undef LX_EW_A_
+#undef LX_EW_B_
+
+#define LX_EW_A_(i) a
+#define LX_EW_B_(i) b[i]
+LX_EW_DEF_BINARY_(lx_ew_binary_sv_, lx_ew_binary_pred_sv_, LX_EW_VAL_, LX_EW_ARR_)
+#undef LX_EW_A_
+#undef LX_EW_B_
 #undef LOOP
 
 #endif

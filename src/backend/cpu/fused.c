@@ -146,6 +146,59 @@ static void run_binary(int cls, int op, const void *a, const void *b, void *y, i
     }
 }
 
+/* A class value (a constant operand). */
+typedef union {
+    float f;
+    double d;
+    int64_t i;
+    uint64_t u;
+} cval;
+
+/* op(a[i], s) (swap false) or op(s, a[i]) (swap true) for a scalar operand s */
+static void run_binary_scalar(int cls, int op, const void *a, cval s, bool swap, void *y,
+                              int64_t n) {
+    switch (cls) {
+    case LX_CLASS_F:
+        if (swap) lx_ew_binary_sv_F(op, s.f, a, y, n);
+        else lx_ew_binary_vs_F(op, a, s.f, y, n);
+        break;
+    case LX_CLASS_D:
+        if (swap) lx_ew_binary_sv_D(op, s.d, a, y, n);
+        else lx_ew_binary_vs_D(op, a, s.d, y, n);
+        break;
+    case LX_CLASS_I:
+        if (swap) lx_ew_binary_sv_I(op, s.i, a, y, n);
+        else lx_ew_binary_vs_I(op, a, s.i, y, n);
+        break;
+    default:
+        if (swap) lx_ew_binary_sv_U(op, s.u, a, y, n);
+        else lx_ew_binary_vs_U(op, a, s.u, y, n);
+        break;
+    }
+}
+
+static void run_binary_pred_scalar(int cls, int op, const void *a, cval s, bool swap,
+                                   uint8_t *y, int64_t n) {
+    switch (cls) {
+    case LX_CLASS_F:
+        if (swap) lx_ew_binary_pred_sv_F(op, s.f, a, y, n);
+        else lx_ew_binary_pred_vs_F(op, a, s.f, y, n);
+        break;
+    case LX_CLASS_D:
+        if (swap) lx_ew_binary_pred_sv_D(op, s.d, a, y, n);
+        else lx_ew_binary_pred_vs_D(op, a, s.d, y, n);
+        break;
+    case LX_CLASS_I:
+        if (swap) lx_ew_binary_pred_sv_I(op, s.i, a, y, n);
+        else lx_ew_binary_pred_vs_I(op, a, s.i, y, n);
+        break;
+    default:
+        if (swap) lx_ew_binary_pred_sv_U(op, s.u, a, y, n);
+        else lx_ew_binary_pred_vs_U(op, a, s.u, y, n);
+        break;
+    }
+}
+
 static void run_binary_pred(int cls, int op, const void *a, const void *b, uint8_t *y,
                             int64_t n) {
     switch (cls) {
@@ -222,24 +275,26 @@ static void gather(const fused_job *job, int k, int64_t p, int64_t n, void *buf)
     }
 }
 
-static void fill_const(const lx_fused_instr *ins, void *dst, int64_t n) {
+/* Fills a CONST's register (and returns its value in its class). */
+static cval fill_const(const lx_fused_instr *ins, void *dst, int64_t n) {
     lx_dtype t = (lx_dtype)ins->dtype;
     double v = ins->imm;
+    cval c;
+    memset(&c, 0, sizeof c);
     switch (lx_dtype_class(t)) {
     case LX_CLASS_F: {
-        float x;
-        casts[t][LX_CLASS_D](&v, &x, 1);
+        casts[t][LX_CLASS_D](&v, &c.f, 1);
         float *y = dst;
-        for (int64_t i = 0; i < n; i++) y[i] = x;
+        for (int64_t i = 0; i < n; i++) y[i] = c.f;
         break;
     }
     default: {
-        uint64_t x;
-        casts[t][LX_CLASS_D](&v, &x, 1);
+        casts[t][LX_CLASS_D](&v, &c.u, 1);
         uint64_t *y = dst;
-        for (int64_t i = 0; i < n; i++) y[i] = x;
+        for (int64_t i = 0; i < n; i++) y[i] = c.u;
     }
     }
+    return c;
 }
 
 static void fused_range(void *ctx, int64_t begin, int64_t end) {
@@ -252,13 +307,16 @@ static void fused_range(void *ctx, int64_t begin, int64_t end) {
     void *reg[256];       /* where each register's values are (scratch or input memory) */
     void *home[256];      /* each register's scratch */
     for (int r = 0; r < h->n_regs; r++) home[r] = reg[r] = scratch + (size_t)r * (size_t)T * 8;
-    /* CONSTs and inputs that are one value: filled once, never overwritten */
+    /* CONSTs: filled once, never overwritten; binary ops read them as scalars */
     bool skip[LX_FUSED_MAX_INSTR];
+    bool is_const[256] = {false};
+    cval cv[256];
     for (int i = 0; i < h->n_instr; i++) {
         const lx_fused_instr *ins = &code[i];
         skip[i] = false;
         if (ins->op == LX_FOP_CONST) {
-            fill_const(ins, home[ins->dst], T);
+            cv[ins->dst] = fill_const(ins, home[ins->dst], T);
+            is_const[ins->dst] = true;
             skip[i] = true;
         }
     }
@@ -296,13 +354,20 @@ static void fused_range(void *ctx, int64_t begin, int64_t end) {
             case LX_FOP_BINARY: {
                 const void *a = reg[ins->a], *b = reg[ins->b];
                 int cls = lx_dtype_class((lx_dtype)ins->adtype);
-                if (lx_ew_binary_is_pred(ins->sub)) {
+                bool pr = lx_ew_binary_is_pred(ins->sub);
+                if (is_const[ins->b] && !is_const[ins->a]) {
+                    if (pr) run_binary_pred_scalar(cls, ins->sub, a, cv[ins->b], false, pred, n);
+                    else run_binary_scalar(cls, ins->sub, a, cv[ins->b], false, y, n);
+                } else if (is_const[ins->a] && !is_const[ins->b]) {
+                    if (pr) run_binary_pred_scalar(cls, ins->sub, b, cv[ins->a], true, pred, n);
+                    else run_binary_scalar(cls, ins->sub, b, cv[ins->a], true, y, n);
+                } else if (pr) {
                     run_binary_pred(cls, ins->sub, a, b, pred, n);
-                    widen_bytes(pred, y, n);
                 } else {
                     run_binary(cls, ins->sub, a, b, y, n);
-                    if (rounders[t]) rounders[t](y, n);
                 }
+                if (pr) widen_bytes(pred, y, n);
+                else if (rounders[t]) rounders[t](y, n);
                 break;
             }
             case LX_FOP_WHERE:
