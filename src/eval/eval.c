@@ -61,10 +61,30 @@ static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
 static lx_status last_fail_status;
 static char last_fail_message[512];
 
+/* Per-thread state: the DFS stack and the async error owner. When a thread exits, it waits
+ * for the work it may have queued (whose errors would land in its owner), frees its stack and
+ * returns its owner for reuse by later threads. */
+static pthread_mutex_t owners_lock = PTHREAD_MUTEX_INITIALIZER;
+static eval_owner *spare_owners[64];
+static int n_spare_owners;
+static pthread_key_t thread_key;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+
+static void wait_queue_before(uint64_t seq);
+static void eval_thread_exit(void *unused);
+static void make_thread_key(void) { pthread_key_create(&thread_key, eval_thread_exit); }
+
 static eval_owner *owner_get(void) {
     if (!tl_owner) {
-        tl_owner = calloc(1, sizeof *tl_owner); /* one per thread that evaluates, never freed */
-        if (tl_owner) pthread_mutex_init(&tl_owner->lock, NULL);
+        pthread_once(&thread_key_once, make_thread_key);
+        pthread_mutex_lock(&owners_lock);
+        if (n_spare_owners) tl_owner = spare_owners[--n_spare_owners];
+        pthread_mutex_unlock(&owners_lock);
+        if (!tl_owner) {
+            tl_owner = calloc(1, sizeof *tl_owner);
+            if (tl_owner) pthread_mutex_init(&tl_owner->lock, NULL);
+        }
+        if (tl_owner) pthread_setspecific(thread_key, tl_owner);
     }
     return tl_owner;
 }
@@ -93,6 +113,28 @@ typedef struct {
 static _Thread_local dfs_frame *tl_stack;
 static _Thread_local size_t tl_stack_cap;
 
+static void eval_thread_exit(void *unused) {
+    (void)unused;
+    free(tl_stack);
+    tl_stack = NULL;
+    tl_stack_cap = 0;
+    eval_owner *o = tl_owner;
+    if (!o) return;
+    wait_queue_before(UINT64_MAX); /* its async tapes may still report into o */
+    tl_owner = NULL;
+    o->status = LX_OK;
+    pthread_mutex_lock(&owners_lock);
+    if (n_spare_owners < (int)(sizeof spare_owners / sizeof spare_owners[0])) {
+        spare_owners[n_spare_owners++] = o;
+        o = NULL;
+    }
+    pthread_mutex_unlock(&owners_lock);
+    if (o) {
+        pthread_mutex_destroy(&o->lock);
+        free(o);
+    }
+}
+
 static bool claim(lx_node *n) {
     uint8_t expect = LX_NODE_LAZY;
     return atomic_compare_exchange_strong_explicit(&n->state, &expect, LX_NODE_SCHEDULED,
@@ -113,6 +155,7 @@ static bool tape_push(lx_tape *t, size_t *cap, lx_node *n) {
 }
 
 static bool stack_push(size_t *depth, lx_node *n) {
+    if (!tl_stack) owner_get(); /* registers the thread-exit hook that frees the stack */
     if (*depth == tl_stack_cap) {
         size_t c = tl_stack_cap ? tl_stack_cap * 2 : 256;
         dfs_frame *p = realloc(tl_stack, c * sizeof *p);
