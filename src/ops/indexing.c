@@ -33,25 +33,6 @@ static bool check_index_dtype(const char *op, const lx_node *ix) {
     return false;
 }
 
-/* Python-style slice bounds (as lx_slice): negative indices count from the end, then clamp.
- * Returns the length and sets *start to the first element. */
-static int slice_len(int dim, int *start, int stop, int step) {
-    int s = *start, e = stop;
-    if (step > 0) {
-        if (s < 0) s += dim;
-        if (e < 0) e += dim;
-        s = s < 0 ? 0 : (s > dim ? dim : s);
-        e = e < 0 ? 0 : (e > dim ? dim : e);
-        *start = s;
-        return e > s ? (int)(((int64_t)e - s + step - 1) / step) : 0;
-    }
-    if (s < 0) s += dim;
-    if (e < 0) e += dim;
-    s = s < -1 ? -1 : (s > dim - 1 ? dim - 1 : s);
-    e = e < -1 ? -1 : (e > dim - 1 ? dim - 1 : e);
-    *start = s;
-    return s > e ? (int)(((int64_t)s - e - step - 1) / -step) : 0;
-}
 
 /* ---- concatenate, stack ------------------------------------------------------------------- */
 
@@ -199,7 +180,7 @@ static lx_node *axis_slice(const char *op, lx_node *x, int axis, int start, int 
         p.step[i] = 1;
     }
     int s = start;
-    shape[axis] = slice_len(x->shape[axis], &s, stop, 1);
+    shape[axis] = lx_slice_len(x->shape[axis], &s, stop, 1);
     bool empty = false;
     for (int i = 0; i < x->ndim; i++) empty = empty || shape[i] == 0;
     p.start[axis] = empty ? 0 : s;
@@ -294,7 +275,7 @@ lx_array lx_slice_update(lx_array a, lx_array update, const int *start, const in
             return fail_nodes(in, 2);
         }
         int s = start[i];
-        shape[i] = slice_len(x->shape[i], &s, stop[i], step);
+        shape[i] = lx_slice_len(x->shape[i], &s, stop[i], step);
         p.start[i] = s;
         p.step[i] = step;
         empty = empty || shape[i] == 0;

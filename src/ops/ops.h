@@ -51,6 +51,10 @@ lx_node *lx_node_scalar(const char *op, double value, lx_dtype dtype);
 /* Broadcasts a and b to a common shape (and converts both to dtype unless it is -1). */
 bool lx_broadcast_pair(const char *op, lx_node **a, lx_node **b, int dtype);
 
+/* Python-style slice bounds: negative start/stop count from the end, then clamp to the axis.
+ * Returns the slice length and sets *start to its first index. */
+int lx_slice_len(int dim, int *start, int stop, int step);
+
 /* "[2, 3, 4]" into buf, for messages. */
 const char *lx_shape_str(const int32_t *shape, int ndim, char *buf, size_t n);
 #define LX_SHAPE_STR(node) lx_shape_str((node)->shape, (node)->ndim, (char[96]){0}, 96)

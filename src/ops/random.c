@@ -22,34 +22,16 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "core/threefry.h"
 #include "ops/compose.h"
 
 /* ---- threefry on the host (the global key stream) ------------------------------------------ */
 
-static uint32_t rotl32(uint32_t v, int r) { return (v << r) | (v >> (32 - r)); }
-
-static void threefry2x32(uint32_t k0, uint32_t k1, uint32_t *c0, uint32_t *c1) {
-    static const int rot[2][4] = {{13, 15, 26, 6}, {17, 29, 16, 24}};
-    uint32_t ks[3] = {k0, k1, k0 ^ k1 ^ 0x1BD11BDAu};
-    uint32_t x0 = *c0 + ks[0], x1 = *c1 + ks[1];
-    for (int i = 0; i < 5; i++) {
-        for (int j = 0; j < 4; j++) {
-            x0 += x1;
-            x1 = rotl32(x1, rot[i % 2][j]);
-            x1 ^= x0;
-        }
-        x0 += ks[(i + 1) % 3];
-        x1 += ks[(i + 2) % 3] + (uint32_t)i + 1u;
-    }
-    *c0 = x0;
-    *c1 = x1;
-}
-
 /* split(key) as RANDOM_BITS([2, 2]) computes it: first and second rows. */
 static void host_split(const uint32_t k[2], uint32_t first[2], uint32_t second[2]) {
     uint32_t a0 = 0, a1 = 2, b0 = 1, b1 = 3;
-    threefry2x32(k[0], k[1], &a0, &a1);
-    threefry2x32(k[0], k[1], &b0, &b1);
+    lx_threefry2x32(k[0], k[1], &a0, &a1);
+    lx_threefry2x32(k[0], k[1], &b0, &b1);
     first[0] = a0;
     first[1] = b0;
     second[0] = a1;

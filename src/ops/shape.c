@@ -247,7 +247,7 @@ lx_array lx_contiguous(lx_array a) {
 }
 
 /* Python-style slice bounds: negative indices count from the end, then clamp. */
-static int slice_len(int dim, int *start, int stop, int step) {
+int lx_slice_len(int dim, int *start, int stop, int step) {
     int s = *start, e = stop;
     if (step > 0) {
         if (s < 0) s += dim;
@@ -286,7 +286,7 @@ lx_array lx_slice(lx_array a, const int *start, const int *stop, const int *stri
             return LX_NULL_ARRAY;
         }
         int s = start[i];
-        shape[i] = slice_len(x->shape[i], &s, stop[i], step);
+        shape[i] = lx_slice_len(x->shape[i], &s, stop[i], step);
         p.start[i] = shape[i] ? s : 0;
         p.step[i] = step;
     }

@@ -13,25 +13,8 @@
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
+#include "core/threefry.h"
 
-static inline uint32_t rotl32(uint32_t v, int r) { return (v << r) | (v >> (32 - r)); }
-
-static inline void threefry2x32(uint32_t k0, uint32_t k1, uint32_t *c0, uint32_t *c1) {
-    static const int rot[2][4] = {{13, 15, 26, 6}, {17, 29, 16, 24}};
-    uint32_t ks[3] = {k0, k1, k0 ^ k1 ^ 0x1BD11BDAu};
-    uint32_t x0 = *c0 + ks[0], x1 = *c1 + ks[1];
-    for (int i = 0; i < 5; i++) {
-        for (int j = 0; j < 4; j++) {
-            x0 += x1;
-            x1 = rotl32(x1, rot[i % 2][j]);
-            x1 ^= x0;
-        }
-        x0 += ks[(i + 1) % 3];
-        x1 += ks[(i + 2) % 3] + (uint32_t)i + 1u;
-    }
-    *c0 = x0;
-    *c1 = x1;
-}
 
 typedef struct {
     const lx_node *key;
@@ -65,17 +48,17 @@ static void bits_fn(void *ctx, int64_t b, int64_t e) {
             if (j < c->half) {
                 x0 = (uint32_t)j;
                 x1 = (uint32_t)(j + c->half + c->odd);
-                threefry2x32(k0, k1, &x0, &x1);
+                lx_threefry2x32(k0, k1, &x0, &x1);
                 v = x0;
             } else if (c->odd && j == c->half) {
                 x0 = (uint32_t)c->half;
                 x1 = 0;
-                threefry2x32(k0, k1, &x0, &x1);
+                lx_threefry2x32(k0, k1, &x0, &x1);
                 v = x0;
             } else {
                 x0 = (uint32_t)(j - c->half - c->odd);
                 x1 = (uint32_t)j;
-                threefry2x32(k0, k1, &x0, &x1);
+                lx_threefry2x32(k0, k1, &x0, &x1);
                 v = x1;
             }
             unsigned char le[4] = {(unsigned char)v, (unsigned char)(v >> 8),
