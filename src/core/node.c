@@ -272,19 +272,23 @@ bool lx_shape_check(const char *op, const int *shape, int ndim, lx_dtype dtype, 
         lx_set_error(LX_E_DTYPE, "%s: invalid dtype %d", op, (int)dtype);
         return false;
     }
-    int64_t n = 1;
-    const int64_t limit = (int64_t)(SIZE_MAX / 2 < (size_t)INT64_MAX ? SIZE_MAX / 2 : INT64_MAX) /
-                          (int64_t)lx_dtype_size(dtype);
+    /* the byte count must fit in int64 (and so in size_t on 64-bit hosts) */
+    int64_t n = 1, bytes;
+    bool overflow = false, empty = false;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) {
             lx_set_error(LX_E_SHAPE, "%s: dimension %d is negative (%d)", op, i, shape[i]);
             return false;
         }
-        if (shape[i] != 0 && n > limit / shape[i]) {
-            lx_set_error(LX_E_SHAPE, "%s: shape too large: its byte count overflows", op);
-            return false;
-        }
-        n *= shape[i];
+        empty |= shape[i] == 0;
+        overflow |= __builtin_mul_overflow(n, (int64_t)shape[i], &n);
+    }
+    if (empty) n = 0; /* any zero dimension: no elements, whatever the others are */
+    else if (overflow) n = -1;
+    if (n < 0 || __builtin_mul_overflow(n, (int64_t)lx_dtype_size(dtype), &bytes) ||
+        (uint64_t)bytes > (uint64_t)(SIZE_MAX / 2)) {
+        lx_set_error(LX_E_SHAPE, "%s: shape too large: its byte count overflows", op);
+        return false;
     }
     if (size) *size = n;
     return true;
