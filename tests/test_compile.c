@@ -954,16 +954,17 @@ static void test_threads(void) {
     lx_closure *c = lx_compile(fn_many, NULL, 3, 0);
     lx_array x = rand_f32((const int[]){16, 4}, 2, -1, 1);
     lx_keep(x);
+    /* the reference first: the switch is global, so it must not flip while threads run */
+    lx_array want[3];
+    bool prev = lx_set_compile_enabled(false);
+    CHECK_OK(lx_call(c, &x, 1, want, 3));
+    lx_set_compile_enabled(prev);
     thread_arg args[3];
     pthread_t th[3];
     for (int i = 0; i < 3; i++) {
         args[i] = (thread_arg){c, x, LX_NULL_ARRAY, 0};
         pthread_create(&th[i], NULL, thread_main, &args[i]);
     }
-    lx_array want[3];
-    bool prev = lx_set_compile_enabled(false);
-    CHECK_OK(lx_call(c, &x, 1, want, 3));
-    lx_set_compile_enabled(prev);
     for (int i = 0; i < 3; i++) {
         pthread_join(th[i], NULL);
         CHECK_MSG(args[i].ok, "thread %d failed", i);

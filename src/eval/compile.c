@@ -1574,7 +1574,9 @@ static lx_status graph_emit(graph *g, trace *t) {
         }
     size_t in_at = 0, p_at = 0;
     int base_const = t->n_in, base_op = t->n_in + n_const;
-#define VAL_INDEX(u) (g->v[u].kind == V_INPUT ? (u) : g->v[u].kind == V_CONST ? base_const + tag[u] : base_op + tag[u])
+#define VAL_INDEX(u)                                                                     \
+    (g->v[u].kind == V_INPUT ? (u) : g->v[u].kind == V_CONST ? base_const + tag[u]          \
+                                                              : base_op + tag[u])
     for (int i = 0; i < n_ops && st == LX_OK; i++) {
         int32_t v = order[i];
         const wval *w = &g->v[v];

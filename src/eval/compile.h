@@ -36,11 +36,17 @@
  *
  * Replay. Each call builds fresh nodes from the tape with the real input nodes; only the
  * outputs get handles, on the caller's tracker. Shapeless traces recompute shapes from the
- * real inputs with a rule per primitive (elementwise and FUSED: broadcast; REDUCE, ARG_REDUCE,
- * SOFTMAX, RMS_NORM, LAYER_NORM, SCAN, MATMUL, PERMUTE, RANDOM_BITS, squeeze/unsqueeze
- * RESHAPEs); a primitive without a rule whose shape depends on the inputs (a RESHAPE or
- * BROADCAST to a literal shape, a SLICE ...) makes the trace fail with LX_E_UNSUPPORTED naming
- * it.
+ * real inputs with a rule per primitive: elementwise and FUSED broadcast their inputs; UNARY,
+ * COPY, CONTIGUOUS, SOFTMAX, RMS_NORM, LAYER_NORM, ROPE, SCAN and SORT (not top-k or partition)
+ * keep input 0's shape; REDUCE and ARG_REDUCE set their axes to 1 (a mean's or variance's
+ * scale 1 / (count - ddof) follows the new count); MATMUL multiplies, and a BROADCAST into a
+ * matmul operand takes the batch of both operands; PERMUTE permutes; RANDOM_BITS keeps the
+ * key's leading dims; a RESHAPE that only drops or inserts size-1 dims (keepdims = false)
+ * follows its input. Every rule is checked against the traced shapes when tracing. A primitive
+ * whose shape depends on the inputs and has no rule (a RESHAPE or BROADCAST to a literal shape,
+ * SLICE, top-k, a sum over axes of size 1, which looks like a mean ...) makes the trace fail
+ * with LX_E_UNSUPPORTED naming it. Ops that do not depend on the inputs keep their traced
+ * shapes (so lx_zeros with an input's traced shape stays that shape).
  *
  * Switch. lx_set_compile_enabled(false), or LX_DISABLE_COMPILE=1 in the environment, makes
  * lx_call run fn directly.

@@ -232,6 +232,7 @@ static void notify_ready(void) {
 static int donatable_inputs(const lx_node *n) {
     switch (n->prim) {
     case LX_PRIM_UNARY: case LX_PRIM_BINARY: case LX_PRIM_WHERE: case LX_PRIM_COPY:
+    case LX_PRIM_FUSED: /* within each tile every store comes after every load */
         return n->n_inputs;
     case LX_PRIM_SLICE_UPDATE: case LX_PRIM_PUT_ALONG:
         return 1;

@@ -128,8 +128,12 @@ static inline double lx_ew_sigmoid_d(double x) {
     double e = exp(x);
     return e / (1.0 + e);
 }
-static inline float lx_ew_silu_f(float x) { return isinf(x) && x < 0 ? -0.0f : x * lx_ew_sigmoid_f(x); }
-static inline double lx_ew_silu_d(double x) { return isinf(x) && x < 0 ? -0.0 : x * lx_ew_sigmoid_d(x); }
+static inline float lx_ew_silu_f(float x) {
+    return isinf(x) && x < 0 ? -0.0f : x * lx_ew_sigmoid_f(x);
+}
+static inline double lx_ew_silu_d(double x) {
+    return isinf(x) && x < 0 ? -0.0 : x * lx_ew_sigmoid_d(x);
+}
 static inline float lx_ew_gelu_f(float x) {
     return isinf(x) && x < 0 ? -0.0f : 0.5f * x * erfcf(-x * 0.70710678118654752f);
 }
@@ -175,7 +179,7 @@ static inline bool lx_ew_unary_is_expensive(int op) {
 
 /* SUF: the libm suffix (f for float, empty for double); SF: the helpers' suffix. */
 #define DEF_UNARY_FLOAT(C, CT_, SUF, SF)                                                \
-    static inline void lx_ew_unary_##C(int op, const CT_ *x, CT_ *y, int64_t n) {                    \
+    static inline void lx_ew_unary_##C(int op, const CT_ *x, CT_ *y, int64_t n) {                  \
         typedef CT_ CT;                                                                 \
         switch (op) {                                                                   \
         case LX_UNARY_NEG: LOOP(-v);                                                    \
@@ -208,7 +212,7 @@ static inline bool lx_ew_unary_is_expensive(int op) {
         default: LOOP(v);                        /* predicates never come here */       \
         }                                                                               \
     }                                                                                   \
-    static inline void lx_ew_unary_pred_##C(int op, const CT_ *x, uint8_t *y, int64_t n) {           \
+    static inline void lx_ew_unary_pred_##C(int op, const CT_ *x, uint8_t *y, int64_t n) {         \
         typedef CT_ CT;                                                                 \
         switch (op) {                                                                   \
         case LX_UNARY_LOGICAL_NOT: LOOP(v == 0);                                        \
@@ -225,7 +229,8 @@ DEF_UNARY_FLOAT(D, double, , d)
 /* ---- integer classes ---- */
 
 /* Float-only ops on integers: through double, clamped back into the class's range. */
-static inline void lx_ew_unary_int_via_double(int op, const void *x, void *y, int64_t n, bool is_signed) {
+static inline void lx_ew_unary_int_via_double(int op, const void *x, void *y, int64_t n,
+                                              bool is_signed) {
     double d[LX_CHUNK];
     for (int64_t i = 0; i < n; i += LX_CHUNK) {
         int64_t m = n - i < LX_CHUNK ? n - i : LX_CHUNK;
@@ -266,7 +271,7 @@ static inline void lx_ew_unary_U(int op, const uint64_t *x, uint64_t *y, int64_t
 }
 
 #define DEF_UNARY_PRED_INT(C, CT_)                                                      \
-    static inline void lx_ew_unary_pred_##C(int op, const CT_ *x, uint8_t *y, int64_t n) {           \
+    static inline void lx_ew_unary_pred_##C(int op, const CT_ *x, uint8_t *y, int64_t n) {         \
         typedef CT_ CT;                                                                 \
         switch (op) {                                                                   \
         case LX_UNARY_LOGICAL_NOT: LOOP(v == 0);                                        \

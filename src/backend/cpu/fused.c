@@ -34,7 +34,8 @@ lx_status LX_CPU_KERNEL(PLACEHOLDER)(lx_node *out) {
     static inline void round_##S(void *buf, int64_t n) {                                           \
         typedef LX_ICAT_(LX_CT_, LX_CLS_##S) CT;                                            \
         CT *x = buf;                                                                        \
-        for (int64_t i = 0; i < n; i++) x[i] = LX_LOAD_##S(LX_ICAT_(lx_cvt_##S##_, LX_CLS_##S)(x[i])); \
+        for (int64_t i = 0; i < n; i++)                                                     \
+            x[i] = LX_LOAD_##S(LX_ICAT_(lx_cvt_##S##_, LX_CLS_##S)(x[i]));                  \
     }
 LX_FOR_EACH_DTYPE(DEF_ROUND)
 #undef DEF_ROUND
