@@ -213,6 +213,29 @@ static lx_tape *schedule(lx_node *const *outs, int n_outs, lx_status *st) {
 
 /* ---- execution ------------------------------------------------------------------------ */
 
+/* Records "<what>: <message of the most recent failed evaluation>" as this thread's error. */
+static lx_status fail_from_last(const char *what) {
+    pthread_mutex_lock(&fail_lock);
+    lx_status st = lx_set_error(last_fail_status ? last_fail_status : LX_E_INTERNAL, "%s: %s",
+                                what, last_fail_message);
+    pthread_mutex_unlock(&fail_lock);
+    return st;
+}
+
+/* Waits for the outputs; one that another (failed) evaluation left unfinished is an error. */
+static lx_status wait_outputs(lx_node *const *nodes, int n, lx_status st, const char *op) {
+    for (int i = 0; i < n; i++) {
+        if (!nodes[i]) continue;
+        lx_wait_node(nodes[i]);
+        if (st == LX_OK && lx_node_state_of(nodes[i]) != LX_NODE_READY) {
+            char what[96];
+            snprintf(what, sizeof what, "%s: output %d failed to evaluate", op, i);
+            st = fail_from_last(what);
+        }
+    }
+    return st;
+}
+
 void lx_wait_node(lx_node *n) {
     if (lx_node_state_of(n) != LX_NODE_SCHEDULED) return;
     pthread_mutex_lock(&ready_lock);
@@ -267,11 +290,9 @@ static lx_status run_node(lx_node *n) {
         lx_node *in = n->inputs[i];
         lx_wait_node(in);
         if (lx_node_state_of(in) != LX_NODE_READY) {
-            pthread_mutex_lock(&fail_lock);
-            lx_status st = last_fail_status ? last_fail_status : LX_E_INTERNAL;
-            lx_set_error(st, "%s: an input failed to evaluate: %s", n->op, last_fail_message);
-            pthread_mutex_unlock(&fail_lock);
-            return st;
+            char what[96];
+            snprintf(what, sizeof what, "%s: an input failed to evaluate", n->op);
+            return fail_from_last(what);
         }
     }
     if (n->prim == LX_PRIM_NONE) return LX_OK; /* a leaf that was never computed? */
@@ -470,18 +491,7 @@ static lx_status eval_common(const lx_array *outs, int n, bool async, const char
         tape_free(t);
     }
     if (!async) {
-        for (int i = 0; i < n; i++)
-            if (nodes[i]) {
-                lx_wait_node(nodes[i]);
-                if (st == LX_OK && lx_node_state_of(nodes[i]) != LX_NODE_READY) {
-                    /* it was computed by another evaluation that failed */
-                    pthread_mutex_lock(&fail_lock);
-                    st = lx_set_error(last_fail_status ? last_fail_status : LX_E_INTERNAL,
-                                      "%s: output %d failed to evaluate: %s", op, i,
-                                      last_fail_message);
-                    pthread_mutex_unlock(&fail_lock);
-                }
-            }
+        st = wait_outputs(nodes, n, st, op);
         deliver_async_error();
     }
     put_outputs(nodes, n, small);
@@ -501,16 +511,7 @@ lx_status lx_eval_nodes(lx_node *const *nodes, int n) {
     if (!t) return st;
     if (t->n) st = exec_tape(t);
     tape_free(t);
-    for (int i = 0; i < n; i++) {
-        if (!nodes[i]) continue;
-        lx_wait_node(nodes[i]);
-        if (st == LX_OK && lx_node_state_of(nodes[i]) != LX_NODE_READY) {
-            pthread_mutex_lock(&fail_lock);
-            st = lx_set_error(last_fail_status ? last_fail_status : LX_E_INTERNAL,
-                              "evaluation failed: %s", last_fail_message);
-            pthread_mutex_unlock(&fail_lock);
-        }
-    }
+    st = wait_outputs(nodes, n, st, "evaluation");
     deliver_async_error();
     return st;
 }
