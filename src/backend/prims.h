@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backend/ew_ops.h" /* LX_UNARY_OPS, LX_BINARY_OPS */
 #include "lx.h"
 
 typedef enum {
@@ -38,29 +39,8 @@ typedef struct { int64_t byte_offset; } lx_part_params;
 typedef struct { double value; } lx_full_params;
 typedef struct { double start, step; } lx_arange_params;
 
-#define LX_UNARY_OPS(X) \
-    X(NEG) X(ABS) X(SIGN) X(SQUARE) X(SQRT) X(RSQRT) X(RECIPROCAL) X(EXP) X(EXPM1) X(LOG) \
-    X(LOG1P) X(LOG2) X(LOG10) X(SIN) X(COS) X(TAN) X(TANH) X(ERF) X(ERFINV) X(SIGMOID)   \
-    X(SILU) X(RELU) X(GELU) X(GELU_APPROX) X(FLOOR) X(CEIL) X(ROUND) X(LOGICAL_NOT)      \
-    X(ISNAN) X(ISINF) X(ISFINITE)
-typedef enum {
-#define X(n) LX_UNARY_##n,
-    LX_UNARY_OPS(X)
-#undef X
-    LX_UNARY_COUNT
-} lx_unary_op;
+/* UNARY / BINARY: op is an lx_unary_op / lx_binary_op (backend/ew_ops.h). */
 typedef struct { int32_t op; } lx_unary_params;
-
-#define LX_BINARY_OPS(X) \
-    X(ADD) X(SUB) X(MUL) X(DIV) X(POW) X(MAXIMUM) X(MINIMUM) X(FLOOR_DIVIDE) X(REMAINDER) \
-    X(ARCTAN2) X(EQUAL) X(NOT_EQUAL) X(LESS) X(LESS_EQUAL) X(GREATER) X(GREATER_EQUAL)   \
-    X(LOGICAL_AND) X(LOGICAL_OR)
-typedef enum {
-#define X(n) LX_BINARY_##n,
-    LX_BINARY_OPS(X)
-#undef X
-    LX_BINARY_COUNT
-} lx_binary_op;
 typedef struct { int32_t op; } lx_binary_params;
 
 typedef enum { LX_REDUCE_SUM, LX_REDUCE_PROD, LX_REDUCE_MAX, LX_REDUCE_MIN, LX_REDUCE_ALL,

@@ -1,10 +1,10 @@
 /*
- * binary.c -- the CPU BINARY kernel: every op of LX_BINARY_OPS (backend/prims.h).
+ * binary.c -- the CPU BINARY kernel: every op of LX_BINARY_OPS (backend/ew_ops.h).
  *
  * The op layer has promoted both inputs to one dtype and broadcast them to the output's shape
  * (broadcast inputs arrive with stride 0). The output has the inputs' dtype, except the
  * comparisons and LOGICAL_AND/OR, whose output is bool (0 or 1). Values are computed in their
- * class (iter.h): float16/bfloat16/float32 in float, float64 in double, integers in int64 or
+ * class (values.h): float16/bfloat16/float32 in float, float64 in double, integers in int64 or
  * uint64 and narrowed back by wrapping.
  *
  * Definitions:
@@ -21,6 +21,7 @@
  *  - comparisons with NaN are false except not_equal; logical ops take nonzero as true.
  */
 #include "backend/cpu/elementwise_ops.h" /* the per-op definitions, shared with fused.c */
+#include "backend/cpu/iter.h"
 
 /* ---- rows: one per dtype ----
  * Each chunk of an input is either used in place (its dtype is its class type and it is

@@ -1,22 +1,47 @@
 /*
  * elementwise_ops.h -- the per-element definitions of every UNARY and BINARY op, shared by the
- * unfused kernels (unary.c, binary.c) and the fused-program interpreter (fused.c), so a fused
- * chain computes exactly what the separate kernels compute.
+ * unfused kernels (unary.c, binary.c), the fused-program interpreter (fused.c) and the C code
+ * the JIT generates for fused programs (fused_gen.c), so all of them compute the same bits.
  *
- * Each function runs one op over n values of one value class (iter.h): F (float: float16,
- * bfloat16, float32), D (double), I (int64_t), U (uint64_t); y may be an operand (same
- * positions). Results are in the class; the caller narrows them to the output dtype.
- *   lx_ew_unary_<C>(op, x, y, n)          ops whose output has the input's dtype
- *   lx_ew_unary_pred_<C>(op, x, y8, n)    logical_not, isnan, isinf, isfinite: bytes 0/1
- *   lx_ew_binary_<C>(op, a, b, y, n)      arithmetic
- *   lx_ew_binary_pred_<C>(op, a, b, y8, n) comparisons and logical and/or: bytes 0/1
- * The definitions (NaN handling, integer wrapping, division by zero ...) are documented at the
- * top of unary.c and binary.c. Everything is static inline: compiled into every CPU variant.
+ * Per element, for each value class C (values.h): F (float: float16, bfloat16, float32),
+ * D (double), I (int64_t), U (uint64_t), with CT its C type:
+ *   CT  lx_ew_unary1_C(op, v)             ops whose output has the input's dtype
+ *   int lx_ew_unary_pred1_C(op, v)        logical_not, isnan, isinf, isfinite: 0 or 1
+ *   CT  lx_ew_binary1_C(op, u, v)         arithmetic
+ *   int lx_ew_binary_pred1_C(op, u, v)    comparisons and logical and/or: 0 or 1
+ * Each is a switch over op and always inlined, so a call with a constant op folds to that
+ * op's expression. These are the only place the expressions are written.
+ *
+ * Over n values (y may be an operand, same positions), for the kernels: the switch on op is
+ * outside and each case is a loop over the per-element function with its op constant, so every
+ * loop is the plain expression (and vectorizes where the expression does):
+ *   lx_ew_unary_<C>(op, x, y, n)          lx_ew_unary_pred_<C>(op, x, y8, n)
+ *   lx_ew_binary_<C>(op, a, b, y, n)      lx_ew_binary_pred_<C>(op, a, b, y8, n)
+ *   lx_ew_binary_vs_<C>, lx_ew_binary_sv_<C> (and _pred_vs_/_pred_sv_): b, resp. a, a scalar
+ * Results are in the class; the caller narrows them to the output dtype. The definitions (NaN
+ * handling, integer wrapping, division by zero ...) are documented at the top of unary.c and
+ * binary.c.
+ *
+ * Self-contained (given the include paths include/ and src/): only values.h, ew_ops.h and
+ * system headers, and nothing is called but static inline functions and libm, because the
+ * JIT compiles this header into code linked against libm alone. Multiply-adds are written with
+ * LX_EW_FMA / LX_EW_FMAF (values.h), so the results do not depend on the compiler's
+ * contraction setting: the kernels that use this file are compiled with -ffp-contract=off, as
+ * is the JIT's code, and give the bits they gave under -ffp-contract=fast.
+ * Everything is static inline: compiled into every CPU variant.
  */
 #ifndef LX_BACKEND_CPU_ELEMENTWISE_OPS_H
 #define LX_BACKEND_CPU_ELEMENTWISE_OPS_H
 
-#include "backend/cpu/iter.h"
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend/cpu/values.h"
+#include "backend/ew_ops.h"
+
+/* Per-element functions are inlined whatever the caller's size, so the switch folds. */
+#define LX_EW_INLINE static inline __attribute__((always_inline))
 
 /* ======================================================================================== */
 /* Unary                                                                                    */
@@ -35,26 +60,26 @@ static inline double lx_ew_erfinv_core(double x, int steps) {
     if (w < 5.0) {
         w -= 2.5;
         double p = 2.81022636e-08;
-        p = 3.43273939e-07 + p * w;
-        p = -3.5233877e-06 + p * w;
-        p = -4.39150654e-06 + p * w;
-        p = 0.00021858087 + p * w;
-        p = -0.00125372503 + p * w;
-        p = -0.00417768164 + p * w;
-        p = 0.246640727 + p * w;
-        p = 1.50140941 + p * w;
+        p = LX_EW_FMA(p, w, 3.43273939e-07);
+        p = LX_EW_FMA(p, w, -3.5233877e-06);
+        p = LX_EW_FMA(p, w, -4.39150654e-06);
+        p = LX_EW_FMA(p, w, 0.00021858087);
+        p = LX_EW_FMA(p, w, -0.00125372503);
+        p = LX_EW_FMA(p, w, -0.00417768164);
+        p = LX_EW_FMA(p, w, 0.246640727);
+        p = LX_EW_FMA(p, w, 1.50140941);
         y = p * a;
     } else if (w < 16.0) {
         w = sqrt(w) - 3.0;
         double p = -0.000200214257;
-        p = 0.000100950558 + p * w;
-        p = 0.00134934322 + p * w;
-        p = -0.00367342844 + p * w;
-        p = 0.00573950773 + p * w;
-        p = -0.0076224613 + p * w;
-        p = 0.00943887047 + p * w;
-        p = 1.00167406 + p * w;
-        p = 2.83297682 + p * w;
+        p = LX_EW_FMA(p, w, 0.000100950558);
+        p = LX_EW_FMA(p, w, 0.00134934322);
+        p = LX_EW_FMA(p, w, -0.00367342844);
+        p = LX_EW_FMA(p, w, 0.00573950773);
+        p = LX_EW_FMA(p, w, -0.0076224613);
+        p = LX_EW_FMA(p, w, 0.00943887047);
+        p = LX_EW_FMA(p, w, 1.00167406);
+        p = LX_EW_FMA(p, w, 2.83297682);
         y = p * a;
     } else { /* only float64 gets this close to 1: erfc(y) ~ e^(-y^2) / (y sqrt(pi)) */
         y = sqrt(-log(t));
@@ -64,7 +89,7 @@ static inline double lx_ew_erfinv_core(double x, int steps) {
     for (int k = 0; k < steps; k++) {
         double r = a > 0.5 ? t - erfc(y) : erf(y) - a; /* erf(y) - a */
         double d = 1.1283791670955126 * exp(-y * y);   /* its derivative */
-        y -= r / (d + y * r);                           /* Halley */
+        y -= r / LX_EW_FMA(y, r, d);                    /* Halley: d + y r */
     }
     return copysign(y, x);
 }
@@ -73,7 +98,7 @@ static inline double lx_ew_erfinv_core(double x, int steps) {
 
 /* A branch-free select through bit masks, so that loops over it vectorize (GCC does not
  * if-convert an ordinary ?: on floats under -ftrapping-math). */
-static inline float lx_ew_select_f(int c, float a, float b) {
+LX_EW_INLINE float lx_ew_select_f(int c, float a, float b) {
     uint32_t m = 0u - (uint32_t)(c != 0);
     return lx_f32_from_bits((lx_bits_from_f32(a) & m) | (lx_bits_from_f32(b) & ~m));
 }
@@ -81,34 +106,39 @@ static inline float lx_ew_select_f(int c, float a, float b) {
 /* erf in float: one rational function, branch-free so that it vectorizes (libm's erff is a
  * scalar call of ~20 ns; this is ~0.45 ns an element with AVX2, half the cost of the
  * two-polynomial form it replaced, which the GELU chain of compiled closures is bound by):
- *   erf(x) = c P(c^2) / Q(c^2),  c = x clamped to [-3.92, 3.92],  P, Q of degree 5,
- * then clamped to [-1, 1]. The fit (weighted least squares iterated towards minimax on
- * 3000 Chebyshev nodes, float64) has relative error 1.9e-8 (0.3 ulp); float evaluation adds
- * the rest. Checked against float64 erf over every float of [0, 5] (the function is odd and
- * exactly +-1 beyond 3.92): at most 6.5 ulp with FMA contraction (worst near erf = 1, where
- * the rounding of P, Q and the quotient add up), relative error <= 4e-7 everywhere, including
- * near zero (PyTorch's and MLX's vectorised erf, Abramowitz-Stegun 7.1.26, are within 1.5e-7
- * absolute but lose relative accuracy near zero). erf(+-Inf) = +-1, erf(-0) = -0, NaN
- * propagates (both compares are false for NaN). erf in double is libm's. */
-static inline float lx_ew_erf_f(float x) {
-    float c = lx_ew_select_f(x > 3.92f, 3.92f, x);
-    c = lx_ew_select_f(c < -3.92f, -3.92f, c);
-    float s = c * c;
+ *   erf(x) = x P(s) / Q(s),  s = min(x^2, 16),  P, Q of degree 5,
+ * then clamped to [-1, 1]. The fit (on [0, 3.92]: weighted least squares iterated towards
+ * minimax on 3000 Chebyshev nodes, float64) has relative error 1.9e-8 (0.3 ulp); float
+ * evaluation adds the rest. Checked against float64 erf over every float of [2^-10, 5] and a
+ * sample below (tests/test_erf_exhaustive.c; the function is odd and exactly +-1 from
+ * |x| = 4): at most 5.9 ulp with FMA (worst near erf = 1, where the rounding of P, Q and the
+ * quotient add up), 7.0 without; relative error <= 4e-7 everywhere, including near zero
+ * (PyTorch's and MLX's vectorised erf, Abramowitz-Stegun 7.1.26, are within 1.5e-7 absolute
+ * but lose relative accuracy near zero). The Horner steps are LX_EW_FMAF: fused where the
+ * variant has FMA, whatever the contraction setting. erf(+-Inf) = +-1, erf(-0) = -0, NaN
+ * propagates. erf in double is libm's. */
+LX_EW_INLINE float lx_ew_erf_f(float x) {
+    /* Clamping s = x^2 (not x) needs one select instead of two; beyond |x| = 4 the quotient
+     * x P(16) / Q(16) ~ x / 4 exceeds 1 and the final clamp gives +-1 (Inf too); NaN fails
+     * every compare and propagates. Plain ?: on values already computed vectorises to
+     * compare + blend. */
+    float s = x * x;
+    s = s > 16.0f ? 16.0f : s;
     float p = 2.0501020057232971e-06f;
-    p = p * s + 0.00028488084336421315f;
-    p = p * s + 0.003765535256723301f;
-    p = p * s + 0.052748475151353579f;
-    p = p * s + 0.19040457079916451f;
-    p = p * s + 1.1283791462282544f;
+    p = LX_EW_FMAF(p, s, 0.00028488084336421315f);
+    p = LX_EW_FMAF(p, s, 0.003765535256723301f);
+    p = LX_EW_FMAF(p, s, 0.052748475151353579f);
+    p = LX_EW_FMAF(p, s, 0.19040457079916451f);
+    p = LX_EW_FMAF(p, s, 1.1283791462282544f);
     float q = 3.8091767483252656e-05f;
-    q = q * s + 0.0011625155188794071f;
-    q = q * s + 0.014969054636234998f;
-    q = q * s + 0.11410832996277882f;
-    q = q * s + 0.50207439903327855f;
-    q = q * s + 1.0f;
-    float r = c * p / q;
-    r = lx_ew_select_f(r > 1.0f, 1.0f, r);
-    return lx_ew_select_f(r < -1.0f, -1.0f, r);
+    q = LX_EW_FMAF(q, s, 0.0011625155188794071f);
+    q = LX_EW_FMAF(q, s, 0.014969054636234998f);
+    q = LX_EW_FMAF(q, s, 0.11410832996277882f);
+    q = LX_EW_FMAF(q, s, 0.50207439903327855f);
+    q = LX_EW_FMAF(q, s, 1.0f);
+    float r = x * p / q;
+    r = r > 1.0f ? 1.0f : r;
+    return r < -1.0f ? -1.0f : r;
 }
 static inline double lx_ew_erf_d(double x) { return erf(x); }
 
@@ -134,14 +164,15 @@ static inline float lx_ew_gelu_f(float x) {
 static inline double lx_ew_gelu_d(double x) {
     return isinf(x) && x < 0 ? -0.0 : 0.5 * x * erfc(-x * 0.70710678118654752440);
 }
+/* x + 0.044715 x^3 is the multiply-add (0.044715 x x) x + x, fused where the variant has FMA. */
 static inline float lx_ew_gelu_approx_f(float x) {
     if (isinf(x)) return x < 0 ? -0.0f : x;
-    float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+    float u = 0.79788456080286536f * LX_EW_FMAF(0.044715f * x * x, x, x);
     return x * lx_ew_sigmoid_f(2.0f * u);
 }
 static inline double lx_ew_gelu_approx_d(double x) {
     if (isinf(x)) return x < 0 ? -0.0 : x;
-    double u = 0.79788456080286535588 * (x + 0.044715 * x * x * x);
+    double u = 0.79788456080286535588 * LX_EW_FMA(0.044715 * x * x, x, x);
     return x * lx_ew_sigmoid_d(2.0 * u);
 }
 
@@ -161,122 +192,136 @@ static inline bool lx_ew_unary_is_expensive(int op) {
     }
 }
 
-/* ---- float classes: y[i] = op(x[i]), y may be x ---- */
-
-#define LOOP(expr)                                                                      \
-    for (int64_t i = 0; i < n; i++) {                                                   \
-        CT v = x[i];                                                                    \
-        (void)v;                                                                        \
-        y[i] = (expr);                                                                  \
-    }                                                                                   \
-    break
+/* ---- per element: float classes ---- */
 
 /* SUF: the libm suffix (f for float, empty for double); SF: the helpers' suffix. */
-#define DEF_UNARY_FLOAT(C, CT_, SUF, SF)                                                \
-    static inline void lx_ew_unary_##C(int op, const CT_ *x, CT_ *y, int64_t n) {                  \
-        typedef CT_ CT;                                                                 \
+#define LX_EW_DEF_UNARY1_FLOAT_(C, CT, SUF, SF)                                         \
+    LX_EW_INLINE CT lx_ew_unary1_##C(int op, CT v) {                                    \
         switch (op) {                                                                   \
-        case LX_UNARY_NEG: LOOP(-v);                                                    \
-        case LX_UNARY_ABS: LOOP(fabs##SUF(v));                                          \
-        case LX_UNARY_SIGN: LOOP(v > 0 ? (CT)1 : (v < 0 ? (CT)-1 : v));                 \
-        case LX_UNARY_SQUARE: LOOP(v * v);                                              \
-        case LX_UNARY_SQRT: LOOP(sqrt##SUF(v));                                         \
-        case LX_UNARY_RSQRT: LOOP((CT)1 / sqrt##SUF(v));                                \
-        case LX_UNARY_RECIPROCAL: LOOP((CT)1 / v);                                      \
-        case LX_UNARY_EXP: LOOP(exp##SUF(v));                                           \
-        case LX_UNARY_EXPM1: LOOP(expm1##SUF(v));                                       \
-        case LX_UNARY_LOG: LOOP(log##SUF(v));                                           \
-        case LX_UNARY_LOG1P: LOOP(log1p##SUF(v));                                       \
-        case LX_UNARY_LOG2: LOOP(log2##SUF(v));                                         \
-        case LX_UNARY_LOG10: LOOP(log10##SUF(v));                                       \
-        case LX_UNARY_SIN: LOOP(sin##SUF(v));                                           \
-        case LX_UNARY_COS: LOOP(cos##SUF(v));                                           \
-        case LX_UNARY_TAN: LOOP(tan##SUF(v));                                           \
-        case LX_UNARY_TANH: LOOP(tanh##SUF(v));                                         \
-        case LX_UNARY_ERF: LOOP(lx_ew_erf_##SF(v));                                     \
-        case LX_UNARY_ERFINV: LOOP((CT)lx_ew_erfinv_core((double)v, sizeof(CT) == 4 ? 1 : 3)); \
-        case LX_UNARY_SIGMOID: LOOP(lx_ew_sigmoid_##SF(v));                                   \
-        case LX_UNARY_SILU: LOOP(lx_ew_silu_##SF(v));                                         \
-        case LX_UNARY_RELU: LOOP(v != v ? v : (v > 0 ? v : (CT)0));                     \
-        case LX_UNARY_GELU: LOOP(lx_ew_gelu_##SF(v));                                         \
-        case LX_UNARY_GELU_APPROX: LOOP(lx_ew_gelu_approx_##SF(v));                           \
-        case LX_UNARY_FLOOR: LOOP(floor##SUF(v));                                       \
-        case LX_UNARY_CEIL: LOOP(ceil##SUF(v));                                         \
-        case LX_UNARY_ROUND: LOOP(rint##SUF(v)); /* half to even */                     \
-        default: LOOP(v);                        /* predicates never come here */       \
+        case LX_UNARY_NEG: return -v;                                                   \
+        case LX_UNARY_ABS: return fabs##SUF(v);                                         \
+        case LX_UNARY_SIGN: return v > 0 ? (CT)1 : (v < 0 ? (CT)-1 : v);                \
+        case LX_UNARY_SQUARE: return v * v;                                             \
+        case LX_UNARY_SQRT: return sqrt##SUF(v);                                        \
+        case LX_UNARY_RSQRT: return (CT)1 / sqrt##SUF(v);                               \
+        case LX_UNARY_RECIPROCAL: return (CT)1 / v;                                     \
+        case LX_UNARY_EXP: return exp##SUF(v);                                          \
+        case LX_UNARY_EXPM1: return expm1##SUF(v);                                      \
+        case LX_UNARY_LOG: return log##SUF(v);                                          \
+        case LX_UNARY_LOG1P: return log1p##SUF(v);                                      \
+        case LX_UNARY_LOG2: return log2##SUF(v);                                        \
+        case LX_UNARY_LOG10: return log10##SUF(v);                                      \
+        case LX_UNARY_SIN: return sin##SUF(v);                                          \
+        case LX_UNARY_COS: return cos##SUF(v);                                          \
+        case LX_UNARY_TAN: return tan##SUF(v);                                          \
+        case LX_UNARY_TANH: return tanh##SUF(v);                                        \
+        case LX_UNARY_ERF: return lx_ew_erf_##SF(v);                                    \
+        case LX_UNARY_ERFINV: return (CT)lx_ew_erfinv_core((double)v, sizeof(CT) == 4 ? 1 : 3); \
+        case LX_UNARY_SIGMOID: return lx_ew_sigmoid_##SF(v);                            \
+        case LX_UNARY_SILU: return lx_ew_silu_##SF(v);                                  \
+        case LX_UNARY_RELU: return v != v ? v : (v > 0 ? v : (CT)0);                    \
+        case LX_UNARY_GELU: return lx_ew_gelu_##SF(v);                                  \
+        case LX_UNARY_GELU_APPROX: return lx_ew_gelu_approx_##SF(v);                    \
+        case LX_UNARY_FLOOR: return floor##SUF(v);                                      \
+        case LX_UNARY_CEIL: return ceil##SUF(v);                                        \
+        case LX_UNARY_ROUND: return rint##SUF(v); /* half to even */                    \
+        default: return v;                        /* predicates never come here */      \
         }                                                                               \
     }                                                                                   \
-    static inline void lx_ew_unary_pred_##C(int op, const CT_ *x, uint8_t *y, int64_t n) {         \
-        typedef CT_ CT;                                                                 \
+    LX_EW_INLINE int lx_ew_unary_pred1_##C(int op, CT v) {                              \
         switch (op) {                                                                   \
-        case LX_UNARY_LOGICAL_NOT: LOOP(v == 0);                                        \
-        case LX_UNARY_ISNAN: LOOP(v != v);                                              \
-        case LX_UNARY_ISINF: LOOP(isinf(v) != 0);                                       \
-        default: LOOP(isfinite(v) != 0);                                                \
+        case LX_UNARY_LOGICAL_NOT: return v == 0;                                       \
+        case LX_UNARY_ISNAN: return v != v;                                             \
+        case LX_UNARY_ISINF: return isinf(v) != 0;                                      \
+        default: return isfinite(v) != 0; /* ISFINITE */                                \
         }                                                                               \
     }
+LX_EW_DEF_UNARY1_FLOAT_(F, float, f, f)
+LX_EW_DEF_UNARY1_FLOAT_(D, double, , d)
+#undef LX_EW_DEF_UNARY1_FLOAT_
 
-DEF_UNARY_FLOAT(F, float, f, f)
-DEF_UNARY_FLOAT(D, double, , d)
-#undef DEF_UNARY_FLOAT
+/* ---- per element: integer classes ----
+ * Float-only ops on integers go through double and are clamped back into the class's range. */
 
-/* ---- integer classes ---- */
-
-/* Float-only ops on integers: through double, clamped back into the class's range. */
-static inline void lx_ew_unary_int_via_double(int op, const void *x, void *y, int64_t n,
-                                              bool is_signed) {
-    double d[LX_CHUNK];
-    for (int64_t i = 0; i < n; i += LX_CHUNK) {
-        int64_t m = n - i < LX_CHUNK ? n - i : LX_CHUNK;
-        for (int64_t j = 0; j < m; j++)
-            d[j] = is_signed ? (double)((const int64_t *)x)[i + j]
-                             : (double)((const uint64_t *)x)[i + j];
-        lx_ew_unary_D(op, d, d, m);
-        for (int64_t j = 0; j < m; j++) {
-            if (is_signed) ((int64_t *)y)[i + j] = lx_cvt_i64_D(d[j]);
-            else ((uint64_t *)y)[i + j] = lx_cvt_u64_D(d[j]);
-        }
+LX_EW_INLINE int64_t lx_ew_unary1_I(int op, int64_t v) {
+    switch (op) {
+    case LX_UNARY_NEG: return (int64_t)(0u - (uint64_t)v);
+    case LX_UNARY_ABS: return v < 0 ? (int64_t)(0u - (uint64_t)v) : v;
+    case LX_UNARY_SIGN: return (v > 0) - (v < 0);
+    case LX_UNARY_SQUARE: return (int64_t)((uint64_t)v * (uint64_t)v);
+    case LX_UNARY_RELU: return v > 0 ? v : 0;
+    case LX_UNARY_FLOOR: case LX_UNARY_CEIL: case LX_UNARY_ROUND: return v;
+    default: return lx_cvt_i64_D(lx_ew_unary1_D(op, (double)v));
     }
 }
 
-static inline void lx_ew_unary_I(int op, const int64_t *x, int64_t *y, int64_t n) {
-    typedef int64_t CT;
+LX_EW_INLINE uint64_t lx_ew_unary1_U(int op, uint64_t v) {
     switch (op) {
-    case LX_UNARY_NEG: LOOP((int64_t)(0u - (uint64_t)v));
-    case LX_UNARY_ABS: LOOP(v < 0 ? (int64_t)(0u - (uint64_t)v) : v);
-    case LX_UNARY_SIGN: LOOP((v > 0) - (v < 0));
-    case LX_UNARY_SQUARE: LOOP((int64_t)((uint64_t)v * (uint64_t)v));
-    case LX_UNARY_RELU: LOOP(v > 0 ? v : 0);
-    case LX_UNARY_FLOOR: case LX_UNARY_CEIL: case LX_UNARY_ROUND: LOOP(v);
-    default: lx_ew_unary_int_via_double(op, x, y, n, true);
-    }
-}
-
-static inline void lx_ew_unary_U(int op, const uint64_t *x, uint64_t *y, int64_t n) {
-    typedef uint64_t CT;
-    switch (op) {
-    case LX_UNARY_NEG: LOOP(0u - v);
-    case LX_UNARY_SIGN: LOOP(v != 0);
-    case LX_UNARY_SQUARE: LOOP(v * v);
+    case LX_UNARY_NEG: return 0u - v;
+    case LX_UNARY_SIGN: return v != 0;
+    case LX_UNARY_SQUARE: return v * v;
     case LX_UNARY_ABS: case LX_UNARY_RELU: case LX_UNARY_FLOOR: case LX_UNARY_CEIL:
-    case LX_UNARY_ROUND: LOOP(v);
-    default: lx_ew_unary_int_via_double(op, x, y, n, false);
+    case LX_UNARY_ROUND: return v;
+    default: return lx_cvt_u64_D(lx_ew_unary1_D(op, (double)v));
     }
 }
 
-#define DEF_UNARY_PRED_INT(C, CT_)                                                      \
-    static inline void lx_ew_unary_pred_##C(int op, const CT_ *x, uint8_t *y, int64_t n) {         \
-        typedef CT_ CT;                                                                 \
+#define LX_EW_DEF_UNARY_PRED1_INT_(C, CT)                                               \
+    LX_EW_INLINE int lx_ew_unary_pred1_##C(int op, CT v) {                              \
         switch (op) {                                                                   \
-        case LX_UNARY_LOGICAL_NOT: LOOP(v == 0);                                        \
-        case LX_UNARY_ISFINITE: LOOP(1 + 0 * v); /* v unused: integers are finite */  \
-        default: LOOP(0 * v); /* isnan, isinf: never for integers */                  \
+        case LX_UNARY_LOGICAL_NOT: return v == 0;                                       \
+        case LX_UNARY_ISFINITE: return 1; /* integers are finite */                     \
+        default: return 0;                /* isnan, isinf: never for integers */        \
         }                                                                               \
     }
-DEF_UNARY_PRED_INT(I, int64_t)
-DEF_UNARY_PRED_INT(U, uint64_t)
-#undef DEF_UNARY_PRED_INT
-#undef LOOP
+LX_EW_DEF_UNARY_PRED1_INT_(I, int64_t)
+LX_EW_DEF_UNARY_PRED1_INT_(U, uint64_t)
+#undef LX_EW_DEF_UNARY_PRED1_INT_
+
+/* ---- loops: y[i] = op(x[i]), y may be x ---- */
+
+/* One case of a loop function: the loop with op constant. FN is a per-element function. */
+#define LX_EW_UNARY_CASE_(FN, name)                                                     \
+    case LX_UNARY_##name:                                                               \
+        for (int64_t i = 0; i < n; i++) y[i] = FN(LX_UNARY_##name, x[i]);               \
+        break;
+/* The X callbacks of each class (an X-macro passes only the op name). */
+#define LX_EW_UCASE_F_(name) LX_EW_UNARY_CASE_(lx_ew_unary1_F, name)
+#define LX_EW_UCASE_D_(name) LX_EW_UNARY_CASE_(lx_ew_unary1_D, name)
+#define LX_EW_UCASE_I_(name) LX_EW_UNARY_CASE_(lx_ew_unary1_I, name)
+#define LX_EW_UCASE_U_(name) LX_EW_UNARY_CASE_(lx_ew_unary1_U, name)
+#define LX_EW_UPCASE_F_(name) LX_EW_UNARY_CASE_(lx_ew_unary_pred1_F, name)
+#define LX_EW_UPCASE_D_(name) LX_EW_UNARY_CASE_(lx_ew_unary_pred1_D, name)
+#define LX_EW_UPCASE_I_(name) LX_EW_UNARY_CASE_(lx_ew_unary_pred1_I, name)
+#define LX_EW_UPCASE_U_(name) LX_EW_UNARY_CASE_(lx_ew_unary_pred1_U, name)
+
+#define LX_EW_DEF_UNARY_LOOPS_(C, CT)                                                   \
+    static inline void lx_ew_unary_##C(int op, const CT *x, CT *y, int64_t n) {         \
+        switch (op) {                                                                   \
+            LX_UNARY_VALUE_OPS(LX_EW_UCASE_##C##_)                                      \
+        default: break; /* predicates never come here */                                \
+        }                                                                               \
+    }                                                                                   \
+    static inline void lx_ew_unary_pred_##C(int op, const CT *x, uint8_t *y, int64_t n) { \
+        switch (op) {                                                                   \
+            LX_UNARY_PRED_OPS(LX_EW_UPCASE_##C##_)                                      \
+        default: break; /* value ops never come here */                                 \
+        }                                                                               \
+    }
+LX_EW_DEF_UNARY_LOOPS_(F, float)
+LX_EW_DEF_UNARY_LOOPS_(D, double)
+LX_EW_DEF_UNARY_LOOPS_(I, int64_t)
+LX_EW_DEF_UNARY_LOOPS_(U, uint64_t)
+#undef LX_EW_DEF_UNARY_LOOPS_
+#undef LX_EW_UCASE_F_
+#undef LX_EW_UCASE_D_
+#undef LX_EW_UCASE_I_
+#undef LX_EW_UCASE_U_
+#undef LX_EW_UPCASE_F_
+#undef LX_EW_UPCASE_D_
+#undef LX_EW_UPCASE_I_
+#undef LX_EW_UPCASE_U_
+#undef LX_EW_UNARY_CASE_
 
 /* ======================================================================================== */
 /* Binary                                                                                   */
@@ -285,18 +330,7 @@ static inline bool lx_ew_binary_is_pred(int op) {
     return op >= LX_BINARY_EQUAL && op <= LX_BINARY_LOGICAL_OR;
 }
 
-/* ---- y[i] = op(a[i], b[i]); y may be a or b (same positions) ----
- * Each op is written once (the *_CASES macros) and instantiated three times: both operands
- * arrays (lx_ew_binary_<C>), and one of them a scalar (lx_ew_binary_vs_<C>: op(a[i], s);
- * lx_ew_binary_sv_<C>: op(s, b[i])), which the fused kernel uses for constant operands. The
- * element expressions are the same in all three, so they give the same values. */
-
-#define LOOP(expr)                                                                      \
-    for (int64_t i = 0; i < n; i++) {                                                   \
-        CT u = LX_EW_A_(i), v = LX_EW_B_(i);                                            \
-        y[i] = (expr);                                                                  \
-    }                                                                                   \
-    break
+/* ---- scalar helpers ---- */
 
 static inline float lx_ew_fmax_nan_f(float u, float v) { return u != u ? u : (u > v ? u : v); }
 static inline float lx_ew_fmin_nan_f(float u, float v) { return u != u ? u : (u < v ? u : v); }
@@ -342,97 +376,127 @@ static inline int64_t lx_ew_pow_i(int64_t base, int64_t e) {
     return (int64_t)lx_ew_pow_u((uint64_t)base, (uint64_t)e);
 }
 
+/* ---- per element ---- */
+
 /* SUF: the libm suffix (f for float, empty for double); SF: the helpers' suffix. */
-#define LX_EW_FLOAT_CASES_(SUF, SF)                                                     \
-    case LX_BINARY_ADD: LOOP(u + v);                                                    \
-    case LX_BINARY_SUB: LOOP(u - v);                                                    \
-    case LX_BINARY_MUL: LOOP(u * v);                                                    \
-    case LX_BINARY_DIV: LOOP(u / v);                                                    \
-    case LX_BINARY_POW: LOOP(pow##SUF(u, v));                                           \
-    case LX_BINARY_MAXIMUM: LOOP(lx_ew_fmax_nan_##SF(u, v));                            \
-    case LX_BINARY_MINIMUM: LOOP(lx_ew_fmin_nan_##SF(u, v));                            \
-    case LX_BINARY_FLOOR_DIVIDE: LOOP(floor##SUF(u / v));                               \
-    case LX_BINARY_REMAINDER: LOOP(lx_ew_rem_##SF(u, v));                               \
-    case LX_BINARY_ARCTAN2: LOOP(atan2##SUF(u, v));                                     \
-    default: break; /* predicates never come here */
-
-#define LX_EW_I_CASES_                                                                  \
-    case LX_BINARY_ADD: LOOP((int64_t)((uint64_t)u + (uint64_t)v));                     \
-    case LX_BINARY_SUB: LOOP((int64_t)((uint64_t)u - (uint64_t)v));                     \
-    case LX_BINARY_MUL: LOOP((int64_t)((uint64_t)u * (uint64_t)v));                     \
-    case LX_BINARY_DIV: LOOP(lx_ew_div_i(u, v));                                        \
-    case LX_BINARY_POW: LOOP(lx_ew_pow_i(u, v));                                        \
-    case LX_BINARY_MAXIMUM: LOOP(u > v ? u : v);                                        \
-    case LX_BINARY_MINIMUM: LOOP(u < v ? u : v);                                        \
-    case LX_BINARY_FLOOR_DIVIDE: LOOP(lx_ew_floordiv_i(u, v));                          \
-    case LX_BINARY_REMAINDER: LOOP(lx_ew_rem_i(u, v));                                  \
-    case LX_BINARY_ARCTAN2: LOOP((int64_t)atan2((double)u, (double)v)); /* |.| <= pi */ \
-    default: break; /* predicates never come here */
-
-#define LX_EW_U_CASES_                                                                  \
-    case LX_BINARY_ADD: LOOP(u + v);                                                    \
-    case LX_BINARY_SUB: LOOP(u - v);                                                    \
-    case LX_BINARY_MUL: LOOP(u * v);                                                    \
-    case LX_BINARY_DIV: case LX_BINARY_FLOOR_DIVIDE: LOOP(v == 0 ? 0 : u / v);          \
-    case LX_BINARY_POW: LOOP(lx_ew_pow_u(u, v));                                        \
-    case LX_BINARY_MAXIMUM: LOOP(u > v ? u : v);                                        \
-    case LX_BINARY_MINIMUM: LOOP(u < v ? u : v);                                        \
-    case LX_BINARY_REMAINDER: LOOP(v == 0 ? 0 : u % v);                                 \
-    case LX_BINARY_ARCTAN2: LOOP((uint64_t)atan2((double)u, (double)v)); /* [0, pi/2] */ \
-    default: break; /* predicates never come here */
-
-/* comparisons and logical ops: bool out */
-#define LX_EW_PRED_CASES_                                                               \
-    case LX_BINARY_EQUAL: LOOP(u == v);                                                 \
-    case LX_BINARY_NOT_EQUAL: LOOP(u != v);                                             \
-    case LX_BINARY_LESS: LOOP(u < v);                                                   \
-    case LX_BINARY_LESS_EQUAL: LOOP(u <= v);                                            \
-    case LX_BINARY_GREATER: LOOP(u > v);                                                \
-    case LX_BINARY_GREATER_EQUAL: LOOP(u >= v);                                         \
-    case LX_BINARY_LOGICAL_AND: LOOP(u != 0 && v != 0);                                 \
-    default: LOOP(u != 0 || v != 0); /* LOGICAL_OR */
-
-/* One family of functions: NAME##C for each class, operands of types AT / BT. */
-#define LX_EW_DEF_BINARY_(NAME, PNAME, AT, BT)                                          \
-    static inline void NAME##F(int op, AT(float) a, BT(float) b, float *y, int64_t n) { \
-        typedef float CT;                                                               \
-        switch (op) { LX_EW_FLOAT_CASES_(f, f) }                                        \
-    }                                                                                   \
-    static inline void NAME##D(int op, AT(double) a, BT(double) b, double *y,           \
-                               int64_t n) {                                             \
-        typedef double CT;                                                              \
-        switch (op) { LX_EW_FLOAT_CASES_(, d) }                                         \
-    }                                                                                   \
-    static inline void NAME##I(int op, AT(int64_t) a, BT(int64_t) b, int64_t *y,        \
-                               int64_t n) {                                             \
-        typedef int64_t CT;                                                             \
-        switch (op) { LX_EW_I_CASES_ }                                                  \
-    }                                                                                   \
-    static inline void NAME##U(int op, AT(uint64_t) a, BT(uint64_t) b, uint64_t *y,     \
-                               int64_t n) {                                             \
-        typedef uint64_t CT;                                                            \
-        switch (op) { LX_EW_U_CASES_ }                                                  \
-    }                                                                                   \
-    static inline void PNAME##F(int op, AT(float) a, BT(float) b, uint8_t *y,           \
-                                int64_t n) {                                            \
-        typedef float CT;                                                               \
-        switch (op) { LX_EW_PRED_CASES_ }                                               \
-    }                                                                                   \
-    static inline void PNAME##D(int op, AT(double) a, BT(double) b, uint8_t *y,         \
-                                int64_t n) {                                            \
-        typedef double CT;                                                              \
-        switch (op) { LX_EW_PRED_CASES_ }                                               \
-    }                                                                                   \
-    static inline void PNAME##I(int op, AT(int64_t) a, BT(int64_t) b, uint8_t *y,       \
-                                int64_t n) {                                            \
-        typedef int64_t CT;                                                             \
-        switch (op) { LX_EW_PRED_CASES_ }                                               \
-    }                                                                                   \
-    static inline void PNAME##U(int op, AT(uint64_t) a, BT(uint64_t) b, uint8_t *y,     \
-                                int64_t n) {                                            \
-        typedef uint64_t CT;                                                            \
-        switch (op) { LX_EW_PRED_CASES_ }                                               \
+#define LX_EW_DEF_BINARY1_FLOAT_(C, CT, SUF, SF)                                        \
+    LX_EW_INLINE CT lx_ew_binary1_##C(int op, CT u, CT v) {                             \
+        switch (op) {                                                                   \
+        case LX_BINARY_ADD: return u + v;                                               \
+        case LX_BINARY_SUB: return u - v;                                               \
+        case LX_BINARY_MUL: return u * v;                                               \
+        case LX_BINARY_DIV: return u / v;                                               \
+        case LX_BINARY_POW: return pow##SUF(u, v);                                      \
+        case LX_BINARY_MAXIMUM: return lx_ew_fmax_nan_##SF(u, v);                       \
+        case LX_BINARY_MINIMUM: return lx_ew_fmin_nan_##SF(u, v);                       \
+        case LX_BINARY_FLOOR_DIVIDE: return floor##SUF(u / v);                          \
+        case LX_BINARY_REMAINDER: return lx_ew_rem_##SF(u, v);                          \
+        case LX_BINARY_ARCTAN2: return atan2##SUF(u, v);                                \
+        default: return 0; /* predicates never come here */                             \
+        }                                                                               \
     }
+LX_EW_DEF_BINARY1_FLOAT_(F, float, f, f)
+LX_EW_DEF_BINARY1_FLOAT_(D, double, , d)
+#undef LX_EW_DEF_BINARY1_FLOAT_
+
+LX_EW_INLINE int64_t lx_ew_binary1_I(int op, int64_t u, int64_t v) {
+    switch (op) {
+    case LX_BINARY_ADD: return (int64_t)((uint64_t)u + (uint64_t)v);
+    case LX_BINARY_SUB: return (int64_t)((uint64_t)u - (uint64_t)v);
+    case LX_BINARY_MUL: return (int64_t)((uint64_t)u * (uint64_t)v);
+    case LX_BINARY_DIV: return lx_ew_div_i(u, v);
+    case LX_BINARY_POW: return lx_ew_pow_i(u, v);
+    case LX_BINARY_MAXIMUM: return u > v ? u : v;
+    case LX_BINARY_MINIMUM: return u < v ? u : v;
+    case LX_BINARY_FLOOR_DIVIDE: return lx_ew_floordiv_i(u, v);
+    case LX_BINARY_REMAINDER: return lx_ew_rem_i(u, v);
+    case LX_BINARY_ARCTAN2: return (int64_t)atan2((double)u, (double)v); /* |.| <= pi */
+    default: return 0; /* predicates never come here */
+    }
+}
+
+LX_EW_INLINE uint64_t lx_ew_binary1_U(int op, uint64_t u, uint64_t v) {
+    switch (op) {
+    case LX_BINARY_ADD: return u + v;
+    case LX_BINARY_SUB: return u - v;
+    case LX_BINARY_MUL: return u * v;
+    case LX_BINARY_DIV: case LX_BINARY_FLOOR_DIVIDE: return v == 0 ? 0 : u / v;
+    case LX_BINARY_POW: return lx_ew_pow_u(u, v);
+    case LX_BINARY_MAXIMUM: return u > v ? u : v;
+    case LX_BINARY_MINIMUM: return u < v ? u : v;
+    case LX_BINARY_REMAINDER: return v == 0 ? 0 : u % v;
+    case LX_BINARY_ARCTAN2: return (uint64_t)atan2((double)u, (double)v); /* [0, pi/2] */
+    default: return 0; /* predicates never come here */
+    }
+}
+
+/* comparisons and logical ops: the same expressions for every class */
+#define LX_EW_DEF_BINARY_PRED1_(C, CT)                                                  \
+    LX_EW_INLINE int lx_ew_binary_pred1_##C(int op, CT u, CT v) {                       \
+        switch (op) {                                                                   \
+        case LX_BINARY_EQUAL: return u == v;                                            \
+        case LX_BINARY_NOT_EQUAL: return u != v;                                        \
+        case LX_BINARY_LESS: return u < v;                                              \
+        case LX_BINARY_LESS_EQUAL: return u <= v;                                       \
+        case LX_BINARY_GREATER: return u > v;                                           \
+        case LX_BINARY_GREATER_EQUAL: return u >= v;                                    \
+        case LX_BINARY_LOGICAL_AND: return u != 0 && v != 0;                            \
+        default: return u != 0 || v != 0; /* LOGICAL_OR */                              \
+        }                                                                               \
+    }
+LX_EW_DEF_BINARY_PRED1_(F, float)
+LX_EW_DEF_BINARY_PRED1_(D, double)
+LX_EW_DEF_BINARY_PRED1_(I, int64_t)
+LX_EW_DEF_BINARY_PRED1_(U, uint64_t)
+#undef LX_EW_DEF_BINARY_PRED1_
+
+/* ---- loops: y[i] = op(a[i], b[i]); y may be a or b (same positions) ----
+ * Three forms: both operands arrays (lx_ew_binary_<C>), and one of them a scalar
+ * (lx_ew_binary_vs_<C>: op(a[i], s); lx_ew_binary_sv_<C>: op(s, b[i])), which the fused
+ * kernel uses for constant operands. LX_EW_A_(i) / LX_EW_B_(i) read the operands of a form;
+ * they are defined around each instantiation, where the case macros expand. */
+
+/* The operands are read into u, v first, a before b: GCC orders the operands of a commutative
+ * op by when they were read, and x86 gives the first operand's payload for NaN + NaN, so this
+ * keeps the payloads the kernels gave before (passing a[i], b[i] straight to FN swapped them). */
+#define LX_EW_BINARY_CASE_(FN, name)                                                    \
+    case LX_BINARY_##name:                                                              \
+        for (int64_t i = 0; i < n; i++) {                                               \
+            CT u = LX_EW_A_(i), v = LX_EW_B_(i);                                        \
+            y[i] = FN(LX_BINARY_##name, u, v);                                          \
+        }                                                                               \
+        break;
+#define LX_EW_BCASE_F_(name) LX_EW_BINARY_CASE_(lx_ew_binary1_F, name)
+#define LX_EW_BCASE_D_(name) LX_EW_BINARY_CASE_(lx_ew_binary1_D, name)
+#define LX_EW_BCASE_I_(name) LX_EW_BINARY_CASE_(lx_ew_binary1_I, name)
+#define LX_EW_BCASE_U_(name) LX_EW_BINARY_CASE_(lx_ew_binary1_U, name)
+#define LX_EW_BPCASE_F_(name) LX_EW_BINARY_CASE_(lx_ew_binary_pred1_F, name)
+#define LX_EW_BPCASE_D_(name) LX_EW_BINARY_CASE_(lx_ew_binary_pred1_D, name)
+#define LX_EW_BPCASE_I_(name) LX_EW_BINARY_CASE_(lx_ew_binary_pred1_I, name)
+#define LX_EW_BPCASE_U_(name) LX_EW_BINARY_CASE_(lx_ew_binary_pred1_U, name)
+
+/* The value and predicate loop functions NAME##C and PNAME##C of one class, operands of
+ * types AT(CT_) / BT(CT_). */
+#define LX_EW_DEF_BINARY_LOOPS_(NAME, PNAME, AT, BT, C, CT_)                            \
+    static inline void NAME##C(int op, AT(CT_) a, BT(CT_) b, CT_ *y, int64_t n) {       \
+        typedef CT_ CT;                                                                 \
+        switch (op) {                                                                   \
+            LX_BINARY_VALUE_OPS(LX_EW_BCASE_##C##_)                                     \
+        default: break; /* predicates never come here */                                \
+        }                                                                               \
+    }                                                                                   \
+    static inline void PNAME##C(int op, AT(CT_) a, BT(CT_) b, uint8_t *y, int64_t n) {  \
+        typedef CT_ CT;                                                                 \
+        switch (op) {                                                                   \
+            LX_BINARY_PRED_OPS(LX_EW_BPCASE_##C##_)                                     \
+        default: break; /* value ops never come here */                                 \
+        }                                                                               \
+    }
+#define LX_EW_DEF_BINARY_(NAME, PNAME, AT, BT)                                          \
+    LX_EW_DEF_BINARY_LOOPS_(NAME, PNAME, AT, BT, F, float)                              \
+    LX_EW_DEF_BINARY_LOOPS_(NAME, PNAME, AT, BT, D, double)                             \
+    LX_EW_DEF_BINARY_LOOPS_(NAME, PNAME, AT, BT, I, int64_t)                            \
+    LX_EW_DEF_BINARY_LOOPS_(NAME, PNAME, AT, BT, U, uint64_t)
 
 #define LX_EW_ARR_(T) const T *
 #define LX_EW_VAL_(T) T
@@ -454,6 +518,19 @@ LX_EW_DEF_BINARY_(lx_ew_binary_vs_, lx_ew_binary_pred_vs_, LX_EW_ARR_, LX_EW_VAL
 LX_EW_DEF_BINARY_(lx_ew_binary_sv_, lx_ew_binary_pred_sv_, LX_EW_VAL_, LX_EW_ARR_)
 #undef LX_EW_A_
 #undef LX_EW_B_
-#undef LOOP
+
+#undef LX_EW_DEF_BINARY_
+#undef LX_EW_DEF_BINARY_LOOPS_
+#undef LX_EW_ARR_
+#undef LX_EW_VAL_
+#undef LX_EW_BCASE_F_
+#undef LX_EW_BCASE_D_
+#undef LX_EW_BCASE_I_
+#undef LX_EW_BCASE_U_
+#undef LX_EW_BPCASE_F_
+#undef LX_EW_BPCASE_D_
+#undef LX_EW_BPCASE_I_
+#undef LX_EW_BPCASE_U_
+#undef LX_EW_BINARY_CASE_
 
 #endif

@@ -11,8 +11,14 @@
  * narrows its result to its dtype and widens it back, which is exactly what storing and
  * reloading between separate kernels does. The per-element math is elementwise_ops.h, the same
  * definitions the UNARY and BINARY kernels use, and conversions are iter.h's, as COPY's.
+ *
+ * Native code: when fused_gen.c has (or decides to make) a compiled function for the program,
+ * the kernel calls it instead over the same ranges; strided inputs are first gathered into
+ * contiguous tiles of raw elements. Both paths give the same bits.
  */
 #include "backend/cpu/elementwise_ops.h"
+#include "backend/cpu/iter.h"
+#include "backend/cpu/fused_native.h"
 #include "backend/fused.h"
 
 /* Elements per tile, and the stack bytes for registers (each 8 bytes per element). */
@@ -83,7 +89,10 @@ static const load_fn loaders[LX_DTYPE_COUNT] = {
     static void CAST(const void *buf, void *out, int64_t n) {                               \
         const CT *b = buf;                                                                  \
         CTS *y = out;                                                                       \
-        for (int64_t i = 0; i < n; i++) y[i] = LOAD(CVT(b[i]));                             \
+        if (sizeof(CTS) > sizeof(CT)) /* widening, maybe in place: last element first */    \
+            for (int64_t i = n - 1; i >= 0; i--) y[i] = LOAD(CVT(b[i]));                    \
+        else                                                                                \
+            for (int64_t i = 0; i < n; i++) y[i] = LOAD(CVT(b[i]));                         \
     }
 #define DEF_CVT(E, T, S)                                                                    \
     DEF_CVT1(store_##S##_U, cast_##S##_U, LX_ST_##S, LX_ICAT_(LX_CT_, LX_CLS_##S),          \
@@ -391,6 +400,110 @@ static void fused_range(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
+/* ---- native code ------------------------------------------------------------------------ */
+
+/* Input k's elements [p, p + n) in logical order into buf, as stored (raw bytes). */
+static void gather_raw(const fused_job *job, int k, int64_t p, int64_t n, void *buf) {
+    const size_t es = lx_dtype_size((lx_dtype)job->in_dtype[k]);
+    const int nd = job->nd, last = nd - 1;
+    const int64_t *st = job->strides[k];
+    int64_t idx[LX_MAX_NDIM], rem = p, off = 0;
+    for (int d = last; d >= 0; d--) {
+        idx[d] = rem % job->shape[d];
+        rem /= job->shape[d];
+    }
+    for (int d = 0; d < nd; d++) off += idx[d] * st[d];
+    const char *base = job->in[k];
+    char *b = buf;
+    for (int64_t i = 0; i < n; i++) {
+        memcpy(b + i * (int64_t)es, base + off * (int64_t)es, es);
+        if (++idx[last] < job->shape[last]) {
+            off += st[last];
+            continue;
+        }
+        idx[last] = 0;
+        off -= (job->shape[last] - 1) * st[last];
+        for (int d = last - 1; d >= 0; d--) {
+            if (++idx[d] < job->shape[d]) {
+                off += st[d];
+                break;
+            }
+            idx[d] = 0;
+            off -= (job->shape[d] - 1) * st[d];
+        }
+    }
+}
+
+typedef struct {
+    const fused_job *job;
+    lx_fused_native_fn fn;
+    uint8_t kind[LX_FUSED_MAX_IN]; /* 0: contiguous in memory, 1: one value, 2: gather */
+} native_job;
+
+static void native_range(void *ctx, int64_t begin, int64_t end) {
+    const native_job *nj = ctx;
+    const fused_job *job = nj->job;
+    const lx_fused_header *h = job->h;
+    const void *in[LX_FUSED_MAX_IN];
+    void *out[LX_FUSED_MAX_OUT];
+    bool gathers = false;
+    for (int k = 0; k < h->n_in; k++) gathers = gathers || nj->kind[k] == 2;
+    if (!gathers) { /* one call for the whole range */
+        for (int k = 0; k < h->n_in; k++)
+            in[k] = nj->kind[k] == 1 ? job->in[k]
+                                     : job->in[k] + begin * (int64_t)lx_dtype_size(
+                                                                (lx_dtype)job->in_dtype[k]);
+        for (int j = 0; j < h->n_out; j++)
+            out[j] = job->out[j] + begin * (int64_t)lx_dtype_size((lx_dtype)h->out_dtype[j]);
+        nj->fn(end - begin, in, out);
+        return;
+    }
+    /* tiles: gathered inputs in stack buffers (at most 8 bytes an element) */
+    _Alignas(64) unsigned char scratch[SCRATCH_BYTES];
+    int n_gather = 0;
+    for (int k = 0; k < h->n_in; k++) n_gather += nj->kind[k] == 2;
+    int64_t T = SCRATCH_BYTES / (8 * n_gather);
+    if (T > TILE_MAX) T = TILE_MAX;
+    for (int64_t p = begin; p < end; p += T) {
+        const int64_t n = end - p < T ? end - p : T;
+        int g = 0;
+        for (int k = 0; k < h->n_in; k++) {
+            const int64_t es = (int64_t)lx_dtype_size((lx_dtype)job->in_dtype[k]);
+            if (nj->kind[k] == 1) in[k] = job->in[k];
+            else if (nj->kind[k] == 0) in[k] = job->in[k] + p * es;
+            else {
+                void *buf = scratch + (size_t)g++ * (size_t)T * 8;
+                gather_raw(job, k, p, n, buf);
+                in[k] = buf;
+            }
+        }
+        for (int j = 0; j < h->n_out; j++)
+            out[j] = job->out[j] + p * (int64_t)lx_dtype_size((lx_dtype)h->out_dtype[j]);
+        nj->fn(n, in, out);
+    }
+}
+
+#define LX_FUSED_STR2_(x) #x
+#define LX_FUSED_STR_(x) LX_FUSED_STR2_(x)
+
+/* Runs the program through native code when there is some for it; false otherwise. */
+static bool run_native(const lx_node *out, const fused_job *job, int64_t grain) {
+    const lx_fused_header *h = job->h;
+    native_job nj;
+    uint8_t key_kind[LX_FUSED_MAX_IN];
+    nj.job = job;
+    for (int k = 0; k < h->n_in; k++) {
+        nj.kind[k] = job->in_const[k] ? 1 : (job->in_contig[k] ? 0 : 2);
+        key_kind[k] = nj.kind[k] == 1; /* the generated code only tells scalars apart */
+    }
+    nj.fn = lx_fused_native(h, out->params_size, key_kind, LX_FUSED_STR_(LX_CPU_VARIANT),
+                            job->size);
+    if (!nj.fn) return false;
+    lx_fused_native_count_run();
+    lx_parallel_for(job->size, grain, native_range, &nj);
+    return true;
+}
+
 static lx_status bad_program(const lx_node *out, const char *why) {
     return lx_set_error(LX_E_INTERNAL, "%s: malformed fused program (%s)",
                         out->op ? out->op : "FUSED", why);
@@ -540,6 +653,6 @@ lx_status LX_CPU_KERNEL(FUSED)(lx_node *out) {
     int64_t grain = 16384 / (h->n_instr > 4 ? h->n_instr / 4 : 1);
     if (grain < 2048) grain = 2048;
     grain = (grain + t - 1) / t * t;
-    lx_parallel_for(size, grain, fused_range, &job);
+    if (!run_native(out, &job, grain)) lx_parallel_for(size, grain, fused_range, &job);
     return LX_OK;
 }

@@ -1,5 +1,5 @@
 /*
- * iter.h -- strided N-d iteration and value conversions shared by the CPU kernels.
+ * iter.h -- strided N-d iteration and chunk conversions shared by the CPU kernels.
  *
  * Iteration. A kernel's output is row-contiguous; its inputs may be strided, broadcast (stride
  * 0), transposed or sliced, at an offset. lx_iter_init describes the loop over the output's
@@ -18,18 +18,9 @@
  * output's shape and element size). Row functions must read element i before writing element
  * i and must not assume out and in do not overlap (no `restrict` across them).
  *
- * Values. Kernels compute in one of four classes: U (uint64_t: bool and unsigned integers),
- * I (int64_t: signed integers), F (float: float16, bfloat16, float32) and D (double:
- * float64). LX_LOAD_<s>(v) widens a stored value to its class; lx_cvt_<s>_<C>(v) converts a
- * class-C value to dtype <s>:
- *   - integer -> integer wraps modulo 2^bits (as numpy's astype);
- *   - float -> integer truncates toward zero after clamping to the destination's range; NaN
- *     gives 0 (the rule of lx_clamp_f64), so no conversion is undefined behaviour;
- *   - anything -> bool is (value != 0), so NaN is true; bools are stored as bytes 0 or 1 and
- *     read as (byte != 0), so a stray byte value is never undefined behaviour either;
- *   - -> float16 / bfloat16 rounds to nearest even exactly once: values that are not exact in
- *     float32 (from float64 or large 64-bit integers) are first rounded to float32 with round-
- *     to-odd, which makes the final rounding correct; NaN and Inf are kept.
+ * Values. The value classes and the per-value conversions are values.h's; this file adds the
+ * chunk conversions (n values of a dtype <-> a buffer of its class, float16 through F16C where
+ * the variant has it).
  * Every helper is static inline: this header is compiled into each CPU variant.
  */
 #ifndef LX_BACKEND_CPU_ITER_H
@@ -41,162 +32,10 @@
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
+#include "backend/cpu/values.h"
 
 /* ------------------------------------------------------------------------------------------ */
-/* Value classes                                                                              */
-
-#define LX_CLS_bool U
-#define LX_CLS_u8 U
-#define LX_CLS_u16 U
-#define LX_CLS_u32 U
-#define LX_CLS_u64 U
-#define LX_CLS_i8 I
-#define LX_CLS_i16 I
-#define LX_CLS_i32 I
-#define LX_CLS_i64 I
-#define LX_CLS_f16 F
-#define LX_CLS_bf16 F
-#define LX_CLS_f32 F
-#define LX_CLS_f64 D
-
-#define LX_CT_U uint64_t
-#define LX_CT_I int64_t
-#define LX_CT_F float
-#define LX_CT_D double
-
-/* The C type a dtype is stored as (bool is read and written as a byte). */
-#define LX_ST_bool uint8_t
-#define LX_ST_u8 uint8_t
-#define LX_ST_u16 uint16_t
-#define LX_ST_u32 uint32_t
-#define LX_ST_u64 uint64_t
-#define LX_ST_i8 int8_t
-#define LX_ST_i16 int16_t
-#define LX_ST_i32 int32_t
-#define LX_ST_i64 int64_t
-#define LX_ST_f16 lx_f16
-#define LX_ST_bf16 lx_bf16
-#define LX_ST_f32 float
-#define LX_ST_f64 double
-
-/* 1 when the stored type is its class type, so kernels may compute in place in memory. */
-#define LX_DIRECT_bool 0
-#define LX_DIRECT_u8 0
-#define LX_DIRECT_u16 0
-#define LX_DIRECT_u32 0
-#define LX_DIRECT_u64 1
-#define LX_DIRECT_i8 0
-#define LX_DIRECT_i16 0
-#define LX_DIRECT_i32 0
-#define LX_DIRECT_i64 1
-#define LX_DIRECT_f16 0
-#define LX_DIRECT_bf16 0
-#define LX_DIRECT_f32 1
-#define LX_DIRECT_f64 1
-
-#define LX_LOAD_bool(v) ((uint64_t)((v) != 0))
-#define LX_LOAD_u8(v) ((uint64_t)(v))
-#define LX_LOAD_u16(v) ((uint64_t)(v))
-#define LX_LOAD_u32(v) ((uint64_t)(v))
-#define LX_LOAD_u64(v) ((uint64_t)(v))
-#define LX_LOAD_i8(v) ((int64_t)(v))
-#define LX_LOAD_i16(v) ((int64_t)(v))
-#define LX_LOAD_i32(v) ((int64_t)(v))
-#define LX_LOAD_i64(v) ((int64_t)(v))
-#define LX_LOAD_f16(v) lx_f16_to_f32(v)
-#define LX_LOAD_bf16(v) lx_bf16_to_f32(v)
-#define LX_LOAD_f32(v) (v)
-#define LX_LOAD_f64(v) (v)
-
-#define LX_ICAT2_(a, b) a##b
-#define LX_ICAT_(a, b) LX_ICAT2_(a, b)
-#define LX_ICAT3_(a, b, c) LX_ICAT_(LX_ICAT_(a, b), c)
-
-/* ---- rounding helpers for float16 / bfloat16 destinations ---- */
-
-/* float64 -> float32 rounding to odd: truncate toward zero, set the last bit if inexact. */
-static inline float lx_f64_to_f32_odd(double d) {
-    float f = (float)d;
-    if ((double)f == d || d != d) return f;
-    if (fabs(d) > 3.4028234663852886e38) /* beyond FLT_MAX: still beyond any half range */
-        return d > 0 ? 3.4028234663852886e38f : -3.4028234663852886e38f;
-    uint32_t u = lx_bits_from_f32(f);
-    if (fabs((double)f) > fabs(d)) u -= 1; /* rounded away from zero: step back */
-    return lx_f32_from_bits(u | 1u);
-}
-
-/* uint64 -> float32 rounding to odd (exact below 2^24). */
-static inline float lx_u64_to_f32_odd(uint64_t m) {
-    if (m < (1u << 24)) return (float)m;
-    int len = 64 - __builtin_clzll(m);
-    int sh = len - 24;
-    uint64_t top = m >> sh;
-    if (m & ((1ull << sh) - 1u)) top |= 1u;
-    return ldexpf((float)top, sh);
-}
-
-static inline float lx_i64_to_f32_odd(int64_t v) {
-    uint64_t m = v < 0 ? 0u - (uint64_t)v : (uint64_t)v;
-    float f = lx_u64_to_f32_odd(m);
-    return v < 0 ? -f : f;
-}
-
-/* ---- conversions from each class to each dtype ---- */
-
-#define LX_DEF_CVT_INT_(S, T, LO, HI)                                                      \
-    static inline T lx_cvt_##S##_U(uint64_t v) { return (T)v; }                            \
-    static inline T lx_cvt_##S##_I(int64_t v) { return (T)v; }                             \
-    static inline T lx_cvt_##S##_D(double v) { return (T)lx_clamp_f64(v, LO, HI); }        \
-    static inline T lx_cvt_##S##_F(float v) { return (T)lx_clamp_f64((double)v, LO, HI); }
-
-LX_DEF_CVT_INT_(u8, uint8_t, 0.0, 255.0)
-LX_DEF_CVT_INT_(u16, uint16_t, 0.0, 65535.0)
-LX_DEF_CVT_INT_(u32, uint32_t, 0.0, 4294967295.0)
-LX_DEF_CVT_INT_(u64, uint64_t, 0.0, 18446744073709549568.0) /* largest double < 2^64 */
-LX_DEF_CVT_INT_(i8, int8_t, -128.0, 127.0)
-LX_DEF_CVT_INT_(i16, int16_t, -32768.0, 32767.0)
-LX_DEF_CVT_INT_(i32, int32_t, -2147483648.0, 2147483647.0)
-LX_DEF_CVT_INT_(i64, int64_t, -9223372036854775808.0, 9223372036854774784.0) /* < 2^63 */
-#undef LX_DEF_CVT_INT_
-
-static inline uint8_t lx_cvt_bool_U(uint64_t v) { return v != 0; }
-static inline uint8_t lx_cvt_bool_I(int64_t v) { return v != 0; }
-static inline uint8_t lx_cvt_bool_F(float v) { return v != 0; }
-static inline uint8_t lx_cvt_bool_D(double v) { return v != 0; }
-
-static inline lx_f16 lx_cvt_f16_U(uint64_t v) { return lx_f32_to_f16(lx_u64_to_f32_odd(v)); }
-static inline lx_f16 lx_cvt_f16_I(int64_t v) { return lx_f32_to_f16(lx_i64_to_f32_odd(v)); }
-static inline lx_f16 lx_cvt_f16_F(float v) { return lx_f32_to_f16(v); }
-static inline lx_f16 lx_cvt_f16_D(double v) { return lx_f32_to_f16(lx_f64_to_f32_odd(v)); }
-
-static inline lx_bf16 lx_cvt_bf16_U(uint64_t v) { return lx_f32_to_bf16(lx_u64_to_f32_odd(v)); }
-static inline lx_bf16 lx_cvt_bf16_I(int64_t v) { return lx_f32_to_bf16(lx_i64_to_f32_odd(v)); }
-static inline lx_bf16 lx_cvt_bf16_F(float v) { return lx_f32_to_bf16(v); }
-static inline lx_bf16 lx_cvt_bf16_D(double v) { return lx_f32_to_bf16(lx_f64_to_f32_odd(v)); }
-
-static inline float lx_cvt_f32_U(uint64_t v) { return (float)v; }
-static inline float lx_cvt_f32_I(int64_t v) { return (float)v; }
-static inline float lx_cvt_f32_F(float v) { return v; }
-static inline float lx_cvt_f32_D(double v) { return (float)v; }
-
-static inline double lx_cvt_f64_U(uint64_t v) { return (double)v; }
-static inline double lx_cvt_f64_I(int64_t v) { return (double)v; }
-static inline double lx_cvt_f64_F(float v) { return (double)v; }
-static inline double lx_cvt_f64_D(double v) { return v; }
-
-/* The value class of a dtype (0 U, 1 I, 2 F, 3 D). */
-enum { LX_CLASS_U = 0, LX_CLASS_I, LX_CLASS_F, LX_CLASS_D };
-static inline int lx_dtype_class(lx_dtype t) {
-    switch (t) {
-    case LX_INT8: case LX_INT16: case LX_INT32: case LX_INT64: return LX_CLASS_I;
-    case LX_FLOAT16: case LX_BFLOAT16: case LX_FLOAT32: return LX_CLASS_F;
-    case LX_FLOAT64: return LX_CLASS_D;
-    default: return LX_CLASS_U;
-    }
-}
-
-/* Elements per chunk when a kernel widens values into a stack buffer. */
-#define LX_CHUNK 256
+/* Chunk conversions                                                                          */
 
 /* A chunk buffer that holds LX_CHUNK values of any class. */
 typedef union {

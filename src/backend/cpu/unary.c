@@ -1,9 +1,9 @@
 /*
- * unary.c -- the CPU UNARY kernel: every op of LX_UNARY_OPS (backend/prims.h).
+ * unary.c -- the CPU UNARY kernel: every op of LX_UNARY_OPS (backend/ew_ops.h).
  *
  * The op layer has chosen the dtypes: the output has the input's dtype, except LOGICAL_NOT,
  * ISNAN, ISINF and ISFINITE, whose output is bool. Values are computed in their class
- * (iter.h): float16/bfloat16/float32 in float, float64 in double, integers in int64/uint64.
+ * (values.h): float16/bfloat16/float32 in float, float64 in double, integers in int64/uint64.
  * Integer arithmetic wraps (computed in unsigned, so never undefined): neg and abs of the most
  * negative value give it back, as numpy. Float-only ops on integers (not produced by the op
  * layer, which promotes to float32) are computed in double and converted back with clamping.
@@ -21,6 +21,7 @@
  * three for float64; erfinv(+-1) = +-Inf, |x| > 1 gives NaN.
  */
 #include "backend/cpu/elementwise_ops.h" /* the per-op definitions, shared with fused.c */
+#include "backend/cpu/iter.h"
 
 /* ---- rows: one per dtype ---- */
 

@@ -1,0 +1,366 @@
+/*
+ * fused_gen.c -- native code for fused programs (backend/fused.h): the C source of one
+ * function per program, compiled through jit.c, and the table of programs seen so far.
+ *
+ * The generated function computes n consecutive elements:
+ *     void lx_fused_kernel(int64_t n, const void *const *in, void *const *out)
+ * in[k] points at input k's first element of the range (contiguous), or at its one value when
+ * the key says it is a scalar (stride 0); out[j] at output j's first element. The caller
+ * gathers strided inputs into contiguous tiles first, so one function serves every layout.
+ *
+ * Shape of the code: blocks of LX_JIT_BLOCK elements; each instruction of the program becomes
+ * one loop over the block on small arrays (one per register and value class), so the compiler
+ * vectorises every instruction and keeps several independent vectors in flight (a chain of
+ * dependent ops on a single vector would be bound by latency, not throughput), while the
+ * arrays stay in L1. The per-element math is elementwise_ops.h's per-element functions with a
+ * constant op, the same definitions the interpreter (fused.c) and the separate kernels run,
+ * and every narrowing is the interpreter's, so the results are the same bits.
+ *
+ * Table: programs are keyed by their bytes, the input kinds and the variant. In the default
+ * mode a program is compiled once it has streamed 2^19 elements (a compile costs ~0.1-0.3 s,
+ * worth it only for work that repeats: a [1000, 1024] program compiles on its first call, one
+ * on [1, 4096] after 128 calls); calls on fewer than 1024 elements never look it up.
+ * While one thread compiles, others keep interpreting. A failed compile is remembered.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "backend/cpu/fused_native.h"
+#include "backend/cpu/elementwise_ops.h"
+#include "backend/cpu/jit.h"
+
+#define LX_JIT_BLOCK 128
+#define HOT_ELEMENTS (1ll << 19)
+#define MIN_ELEMENTS 1024
+
+/* ---- a growing string ---- */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+    bool failed;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_put(sbuf *b, const char *fmt, ...) {
+    if (b->failed) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            b->failed = true;
+            return;
+        }
+        if (b->p && b->len + (size_t)k < b->cap) {
+            b->len += (size_t)k;
+            return;
+        }
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap <= b->len + (size_t)k) cap *= 2;
+        char *q = realloc(b->p, cap);
+        if (!q) {
+            b->failed = true;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+}
+
+/* ---- names ---- */
+
+static const char *const dtype_sfx[LX_DTYPE_COUNT] = {
+#define X(E, T, S) [E] = #S,
+    LX_FOR_EACH_DTYPE(X)
+#undef X
+};
+static const char *const class_name[4] = {"U", "I", "F", "D"};
+static const char *const class_type[4] = {"uint64_t", "int64_t", "float", "double"};
+static const char *const unary_name[LX_UNARY_COUNT] = {
+#define X(n) [LX_UNARY_##n] = "LX_UNARY_" #n,
+    LX_UNARY_OPS(X)
+#undef X
+};
+static const char *const binary_name[LX_BINARY_COUNT] = {
+#define X(n) [LX_BINARY_##n] = "LX_BINARY_" #n,
+    LX_BINARY_OPS(X)
+#undef X
+};
+
+/* Whether a result of dtype t must be narrowed to t and widened back (its class is wider):
+ * the interpreter's `rounders`. */
+static bool narrows(lx_dtype t) {
+    return !(t == LX_FLOAT32 || t == LX_FLOAT64 || t == LX_INT64 || t == LX_UINT64);
+}
+
+/* Writes the class value of a CONST of dtype t (imm converted as the FULL kernel does) as an
+ * exact C expression. */
+static void put_const(sbuf *b, lx_dtype t, double imm) {
+    switch (t) {
+#define X(E, T, S)                                                                          \
+    case E: {                                                                               \
+        LX_ICAT_(LX_CT_, LX_CLS_##S) v = LX_LOAD_##S(lx_cvt_##S##_D(imm));                  \
+        uint64_t bits = 0;                                                                  \
+        memcpy(&bits, &v, sizeof v);                                                        \
+        int cls = lx_dtype_class(E);                                                        \
+        if (cls == LX_CLASS_F) sb_put(b, "lx_f32_from_bits(0x%08xu)", (unsigned)bits);      \
+        else sb_put(b, "lx_jit_%s(0x%016llxull)", class_name[cls], (unsigned long long)bits); \
+        break;                                                                              \
+    }
+        LX_FOR_EACH_DTYPE(X)
+#undef X
+    default: sb_put(b, "0"); break;
+    }
+}
+
+/* The C name of register r holding class cls, indexed at l. */
+#define REG "r%d%s[l]"
+
+/* An operand: a constant's scalar or a register's element. */
+static void put_operand(sbuf *b, const bool *is_const, int r, int cls) {
+    if (is_const[r]) sb_put(b, "k%d", r);
+    else sb_put(b, REG, r, class_name[cls]);
+}
+
+/* The dtype input k is loaded as, or -1 when no instruction reads it. */
+static int input_dtype(const lx_fused_header *h, int k) {
+    const lx_fused_instr *code = lx_fused_code(h);
+    for (int i = 0; i < h->n_instr; i++)
+        if (code[i].op == LX_FOP_LOAD && code[i].a == k) return code[i].dtype;
+    return -1;
+}
+
+static bool generate(sbuf *b, const lx_fused_header *h, const uint8_t *kinds) {
+    const lx_fused_instr *code = lx_fused_code(h);
+    bool is_const[256] = {false};
+    bool used[256][4];
+    memset(used, 0, sizeof used);
+    sb_put(b, "%s\n", lx_jit_preamble);
+    sb_put(b, "static inline int64_t lx_jit_I(uint64_t u) { int64_t v; memcpy(&v, &u, 8); "
+              "return v; }\n"
+              "static inline uint64_t lx_jit_U(uint64_t u) { return u; }\n"
+              "static inline double lx_jit_D(uint64_t u) { double v; memcpy(&v, &u, 8); "
+              "return v; }\n"
+              "#define LX_JIT_BLOCK %d\n\n",
+           LX_JIT_BLOCK);
+    /* the block function: LX_JIT_BLOCK elements from i0 (a constant trip count everywhere:
+     * the last, partial block goes through padded copies) */
+    sb_put(b, "static inline __attribute__((always_inline)) void lx_jit_block(int64_t i0, "
+              "const void *const *in, void *const *out) {\n"
+              "    const int m = LX_JIT_BLOCK;\n");
+    for (int i = 0; i < h->n_instr; i++) {
+        const lx_fused_instr *ins = &code[i];
+        if (ins->op == LX_FOP_CONST) {
+            int cls = lx_dtype_class((lx_dtype)ins->dtype);
+            sb_put(b, "    const %s k%d = ", class_type[cls], ins->dst);
+            put_const(b, (lx_dtype)ins->dtype, ins->imm);
+            sb_put(b, ";\n");
+            is_const[ins->dst] = true;
+        } else if (ins->op != LX_FOP_STORE) {
+            used[ins->dst][lx_dtype_class((lx_dtype)ins->dtype)] = true;
+        }
+    }
+    for (int r = 0; r < h->n_regs; r++)
+        for (int c = 0; c < 4; c++)
+            if (used[r][c]) sb_put(b, "    %s r%d%s[LX_JIT_BLOCK];\n", class_type[c], r, class_name[c]);
+    for (int i = 0; i < h->n_instr; i++) {
+        const lx_fused_instr *ins = &code[i];
+        const lx_dtype t = (lx_dtype)ins->dtype;
+        const int cls = lx_dtype_class(t);
+        const char *ds = dtype_sfx[t];
+        if (ins->op == LX_FOP_CONST) continue;
+        sb_put(b, "    for (int l = 0; l < m; l++) ");
+        switch (ins->op) {
+        case LX_FOP_LOAD:
+            sb_put(b, REG " = LX_LOAD_%s(((const LX_ST_%s *)in[%d])[%s]);\n", ins->dst,
+                   class_name[cls], ds, ds, ins->a, kinds[ins->a] ? "0" : "i0 + l");
+            continue;
+        case LX_FOP_UNARY: {
+            int ac = lx_dtype_class((lx_dtype)ins->adtype);
+            bool pred = lx_ew_unary_is_pred(ins->sub);
+            sb_put(b, REG " = ", ins->dst, class_name[cls]);
+            if (pred) {
+                sb_put(b, "(uint64_t)lx_ew_unary_pred1_%s(%s, ", class_name[ac],
+                       unary_name[ins->sub]);
+                put_operand(b, is_const, ins->a, ac);
+                sb_put(b, ");\n");
+                continue;
+            }
+            if (narrows(t)) sb_put(b, "LX_LOAD_%s(lx_cvt_%s_%s(", ds, ds, class_name[cls]);
+            sb_put(b, "lx_ew_unary1_%s(%s, ", class_name[ac], unary_name[ins->sub]);
+            put_operand(b, is_const, ins->a, ac);
+            sb_put(b, narrows(t) ? ")));\n" : ");\n");
+            continue;
+        }
+        case LX_FOP_BINARY: {
+            int ac = lx_dtype_class((lx_dtype)ins->adtype);
+            bool pred = lx_ew_binary_is_pred(ins->sub);
+            sb_put(b, REG " = ", ins->dst, class_name[cls]);
+            if (pred) sb_put(b, "(uint64_t)lx_ew_binary_pred1_%s(%s, ", class_name[ac],
+                             binary_name[ins->sub]);
+            else {
+                if (narrows(t)) sb_put(b, "LX_LOAD_%s(lx_cvt_%s_%s(", ds, ds, class_name[cls]);
+                sb_put(b, "lx_ew_binary1_%s(%s, ", class_name[ac], binary_name[ins->sub]);
+            }
+            put_operand(b, is_const, ins->a, ac);
+            sb_put(b, ", ");
+            put_operand(b, is_const, ins->b, ac);
+            sb_put(b, !pred && narrows(t) ? ")));\n" : ");\n");
+            continue;
+        }
+        case LX_FOP_WHERE:
+            sb_put(b, REG " = ", ins->dst, class_name[cls]);
+            put_operand(b, is_const, ins->a, LX_CLASS_U);
+            sb_put(b, " ? ");
+            put_operand(b, is_const, ins->b, cls);
+            sb_put(b, " : ");
+            put_operand(b, is_const, ins->c, cls);
+            sb_put(b, ";\n");
+            continue;
+        case LX_FOP_CAST: {
+            int ac = lx_dtype_class((lx_dtype)ins->adtype);
+            sb_put(b, REG " = LX_LOAD_%s(lx_cvt_%s_%s(", ins->dst, class_name[cls], ds, ds,
+                   class_name[ac]);
+            put_operand(b, is_const, ins->a, ac);
+            sb_put(b, "));\n");
+            continue;
+        }
+        case LX_FOP_STORE:
+            sb_put(b, "((LX_ST_%s *)out[%d])[i0 + l] = lx_cvt_%s_%s(", ds, ins->b, ds,
+                   class_name[cls]);
+            put_operand(b, is_const, ins->a, cls);
+            sb_put(b, ");\n");
+            continue;
+        default:
+            return false;
+        }
+    }
+    sb_put(b, "}\n\n");
+    sb_put(b, "__attribute__((visibility(\"default\"))) void lx_fused_kernel(int64_t n, "
+              "const void *const *in, void *const *out) {\n"
+              "    int64_t i0 = 0;\n"
+              "    for (; i0 + LX_JIT_BLOCK <= n; i0 += LX_JIT_BLOCK) lx_jit_block(i0, in, out);\n"
+              "    if (i0 == n) return;\n"
+              "    const size_t rest = (size_t)(n - i0);\n");
+    /* the tail: vector inputs and the outputs through zero-padded block buffers */
+    sb_put(b, "    const void *tin[%d];\n    void *tout[%d];\n", h->n_in ? h->n_in : 1, h->n_out);
+    for (int k = 0; k < h->n_in; k++) {
+        int t = input_dtype(h, k);
+        const char *ds = t >= 0 ? dtype_sfx[t] : "u8";
+        if (kinds[k] || t < 0) { /* a scalar, or never read */
+            sb_put(b, "    tin[%d] = in[%d];\n", k, k);
+            continue;
+        }
+        sb_put(b, "    LX_ST_%s tin%d[LX_JIT_BLOCK];\n"
+                  "    memset(tin%d, 0, sizeof tin%d);\n"
+                  "    memcpy(tin%d, (const LX_ST_%s *)in[%d] + i0, rest * sizeof *tin%d);\n"
+                  "    tin[%d] = tin%d;\n",
+               ds, k, k, k, k, ds, k, k, k, k);
+    }
+    for (int j = 0; j < h->n_out; j++)
+        sb_put(b, "    LX_ST_%s tout%d[LX_JIT_BLOCK];\n    tout[%d] = tout%d;\n",
+               dtype_sfx[h->out_dtype[j]], j, j, j);
+    sb_put(b, "    lx_jit_block(0, tin, tout);\n");
+    for (int j = 0; j < h->n_out; j++)
+        sb_put(b, "    memcpy((LX_ST_%s *)out[%d] + i0, tout%d, rest * sizeof *tout%d);\n",
+               dtype_sfx[h->out_dtype[j]], j, j, j);
+    sb_put(b, "}\n");
+    return !b->failed;
+}
+
+/* ---- the table ---- */
+
+static int64_t g_native_runs;
+int64_t lx_fused_native_runs(void) { return __atomic_load_n(&g_native_runs, __ATOMIC_RELAXED); }
+void lx_fused_native_count_run(void) { __atomic_fetch_add(&g_native_runs, 1, __ATOMIC_RELAXED); }
+
+typedef enum { ST_COUNTING, ST_COMPILING, ST_READY, ST_FAILED } entry_state;
+
+typedef struct entry {
+    struct entry *next;
+    uint64_t hash;
+    size_t key_len;
+    unsigned char *key; /* program bytes, then the kinds, then the variant name */
+    entry_state state;
+    int64_t streamed;
+    lx_fused_native_fn fn;
+} entry;
+
+#define N_BUCKETS 256
+static entry *g_buckets[N_BUCKETS];
+static pthread_mutex_t g_table_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The key bytes of (program, kinds, variant) into buf (NULL: just the size). */
+static size_t make_key(unsigned char *buf, const lx_fused_header *h, size_t params_size,
+                       const uint8_t *kinds, const char *variant) {
+    size_t vl = strlen(variant) + 1, n = params_size + h->n_in + vl;
+    if (buf) {
+        memcpy(buf, h, params_size);
+        memcpy(buf + params_size, kinds, h->n_in);
+        memcpy(buf + params_size + h->n_in, variant, vl);
+    }
+    return n;
+}
+
+lx_fused_native_fn lx_fused_native(const lx_fused_header *h, size_t params_size,
+                                   const uint8_t *kinds, const char *variant, int64_t elements) {
+    lx_jit_mode mode = lx_jit_mode_get();
+    if (mode == LX_JIT_OFF || (mode == LX_JIT_HOT && elements < MIN_ELEMENTS)) return NULL;
+    unsigned char stack_key[4096];
+    size_t key_len = make_key(NULL, h, params_size, kinds, variant);
+    unsigned char *key = key_len <= sizeof stack_key ? stack_key : malloc(key_len);
+    if (!key) return NULL;
+    make_key(key, h, params_size, kinds, variant);
+    uint64_t hash = lx_jit_hash(key, key_len, LX_JIT_HASH_SEED);
+
+    lx_fused_native_fn fn = NULL;
+    bool compile = false;
+    entry *e;
+    pthread_mutex_lock(&g_table_lock);
+    for (e = g_buckets[hash % N_BUCKETS]; e; e = e->next)
+        if (e->hash == hash && e->key_len == key_len && memcmp(e->key, key, key_len) == 0) break;
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        unsigned char *copy = e ? malloc(key_len) : NULL;
+        if (!copy) {
+            free(e);
+            e = NULL;
+        } else {
+            memcpy(copy, key, key_len);
+            e->key = copy;
+            e->key_len = key_len;
+            e->hash = hash;
+            e->state = ST_COUNTING;
+            e->next = g_buckets[hash % N_BUCKETS];
+            g_buckets[hash % N_BUCKETS] = e;
+        }
+    }
+    if (e) {
+        if (e->state == ST_READY) fn = e->fn;
+        else if (e->state == ST_COUNTING) {
+            e->streamed += elements;
+            if (mode == LX_JIT_ALWAYS || e->streamed >= HOT_ELEMENTS) {
+                e->state = ST_COMPILING;
+                compile = true;
+            }
+        }
+    }
+    pthread_mutex_unlock(&g_table_lock);
+    if (key != stack_key) free(key);
+    if (!compile) return fn;
+
+    sbuf src = {0};
+    bool ok = generate(&src, h, kinds);
+    void *sym = ok ? lx_jit_compile(src.p, src.len, "lx_fused_kernel", variant) : NULL;
+    free(src.p);
+    pthread_mutex_lock(&g_table_lock);
+    e->state = sym ? ST_READY : ST_FAILED;
+    memcpy(&e->fn, &sym, sizeof sym); /* object pointer to function pointer (POSIX dlsym) */
+    fn = e->fn;
+    pthread_mutex_unlock(&g_table_lock);
+    return fn;
+}
