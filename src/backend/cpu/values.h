@@ -14,6 +14,8 @@
  *   - -> float16 / bfloat16 rounds to nearest even exactly once: values that are not exact in
  *     float32 (from float64 or large 64-bit integers) are first rounded to float32 with round-
  *     to-odd, which makes the final rounding correct; NaN and Inf are kept.
+ * LX_EW_FMA / LX_EW_FMAF spell out multiply-adds so that results do not depend on the
+ * compiler's FP-contraction setting (see there).
  *
  * Self-contained: besides system headers it includes only core/dtype.h (itself only system
  * headers and lx.h), and calls nothing but static inline functions and libm, because the CPU
