@@ -96,7 +96,7 @@ void lx_parallel_for(int64_t n, int64_t grain, lx_range_fn fn, void *ctx) {
     }
     int workers = n_started + 1 < threads ? n_started + 1 : threads;
     int64_t chunks = n / grain;
-    if (chunks > (int64_t)workers * 4) chunks = (int64_t)workers * 4; /* some slack for balance */
+    if (chunks > (int64_t)workers * 16) chunks = (int64_t)workers * 16; /* slack for balance */
     job_fn = fn;
     job_ctx = ctx;
     job_n = n;
