@@ -292,6 +292,34 @@ static void test_untrusted_cache_dir(void) {
     CHECK(rmdir(dir) == 0); /* still empty */
 }
 
+/* LX_JIT=0 in the environment: a program well past the compile threshold stays interpreted. */
+static void test_env_off(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("LX_JIT", "0", 1);
+        execl(g_self, g_self, "--off-child", (char *)NULL);
+        _exit(3);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child exit %d",
+              WEXITSTATUS(status));
+}
+
+static int off_child(void) {
+    if (lx_jit_mode_get() != LX_JIT_OFF) return 1;
+    program p = {0, 0, 2, LX_FLOAT32};
+    lx_array x = make_input((const int[]){1 << 20}, 1, LX_FLOAT32, 72);
+    lx_closure *c = lx_compile(fn_program, &p, p.count, 0);
+    for (int i = 0; i < 2; i++) {
+        lx_array o[2];
+        if (lx_call(c, &x, 1, o, 2) != LX_OK || lx_eval_n(o, 2) != LX_OK) return 2;
+    }
+    if (lx_fused_native_runs() != 0 || lx_jit_stats_get().compiled != 0) return 3;
+    lx_closure_free(c);
+    return 0;
+}
+
 static int untrusted_child(void) {
     program p = {0, 0, 2, LX_FLOAT32};
     lx_array x = make_input((const int[]){2000}, 1, LX_FLOAT32, 71);
@@ -306,7 +334,9 @@ static int untrusted_child(void) {
 int main(int argc, char **argv) {
     g_self = argv[0];
     if (argc > 1 && strcmp(argv[1], "--untrusted-child") == 0) return untrusted_child();
+    if (argc > 1 && strcmp(argv[1], "--off-child") == 0) return off_child();
     RUN_TEST(test_untrusted_cache_dir);
+    RUN_TEST(test_env_off);
     RUN_TEST(test_unary_all_dtypes);
     RUN_TEST(test_binary_all_dtypes);
     RUN_TEST(test_where_casts_broadcast_strided);
