@@ -78,6 +78,21 @@ static const load_fn loaders[LX_DTYPE_COUNT] = {
 #undef X
 };
 
+/* Copiers: a strided run of dtype S, as stored (native code's gathered tiles). */
+#define DEF_COPY(E, T, S)                                                                   \
+    static void copy_##S(const char *p, int64_t s, void *buf, int64_t n) {                  \
+        const LX_ST_##S *x = (const LX_ST_##S *)(const void *)p;                            \
+        LX_ST_##S *b = buf;                                                                 \
+        for (int64_t i = 0; i < n; i++) b[i] = x[i * s];                                    \
+    }
+LX_FOR_EACH_DTYPE(DEF_COPY)
+#undef DEF_COPY
+static const load_fn copiers[LX_DTYPE_COUNT] = {
+#define X(E, T, S) [E] = copy_##S,
+    LX_FOR_EACH_DTYPE(X)
+#undef X
+};
+
 /* Storers and casts: class C values to dtype S (stored, or widened back into S's class).
  * (Names are pasted before being passed on: `bool` is itself a macro.) */
 #define DEF_CVT1(STORE, CAST, ST, CTS, CVT, LOAD, CT)                                       \
@@ -119,11 +134,6 @@ static const cast_fn casts[LX_DTYPE_COUNT][4] = {
     LX_FOR_EACH_DTYPE(X)
 #undef X
 };
-
-/* A dtype whose stored type is its class type: a contiguous input can be read in place. */
-static bool is_direct(lx_dtype t) {
-    return t == LX_FLOAT32 || t == LX_FLOAT64 || t == LX_INT64 || t == LX_UINT64;
-}
 
 static void widen_bytes(const uint8_t *src, uint64_t *dst, int64_t n) {
     for (int64_t i = n - 1; i >= 0; i--) dst[i] = src[i]; /* dst may start at src */
@@ -249,11 +259,11 @@ typedef struct {
     int tile;
 } fused_job;
 
-/* Input k's elements [p, p + n) in logical order into buf (class values). */
-static void gather(const fused_job *job, int k, int64_t p, int64_t n, void *buf) {
-    const lx_dtype t = (lx_dtype)job->in_dtype[k];
-    const size_t es = lx_dtype_size(t);
-    const load_fn load = loaders[t];
+/* Input k's elements [p, p + n) in logical order into buf, by runs along the last
+ * dimension: load(src, stride, dst, run) converts a run into elements of bs bytes. */
+static void gather_runs(const fused_job *job, int k, int64_t p, int64_t n, void *buf,
+                        load_fn load, size_t bs) {
+    const size_t es = lx_dtype_size((lx_dtype)job->in_dtype[k]);
     const int nd = job->nd, last = nd - 1;
     const int64_t *st = job->strides[k];
     if (nd == 1) {
@@ -266,13 +276,12 @@ static void gather(const fused_job *job, int k, int64_t p, int64_t n, void *buf)
         rem /= job->shape[d];
     }
     for (int d = 0; d < nd; d++) off += idx[d] * st[d];
-    const size_t cs = lx_dtype_class(t) == LX_CLASS_F ? sizeof(float) : 8;
     char *b = buf;
     int64_t done = 0;
     while (done < n) {
         int64_t run = job->shape[last] - idx[last];
         if (run > n - done) run = n - done;
-        load(job->in[k] + off * (int64_t)es, st[last], b + done * (int64_t)cs, run);
+        load(job->in[k] + off * (int64_t)es, st[last], b + done * (int64_t)bs, run);
         done += run;
         if (done >= n) break;
         idx[last] += run;
@@ -283,6 +292,13 @@ static void gather(const fused_job *job, int k, int64_t p, int64_t n, void *buf)
             off += st[d - 1] - job->shape[d] * st[d];
         }
     }
+}
+
+/* ... as class values (the interpreter's registers) */
+static void gather(const fused_job *job, int k, int64_t p, int64_t n, void *buf) {
+    const lx_dtype t = (lx_dtype)job->in_dtype[k];
+    gather_runs(job, k, p, n, buf, loaders[t],
+                lx_dtype_class(t) == LX_CLASS_F ? sizeof(float) : 8);
 }
 
 /* Fills a CONST's register (and returns its value in its class). */
@@ -341,7 +357,7 @@ static void fused_range(void *ctx, int64_t begin, int64_t end) {
             case LX_FOP_LOAD: {
                 int k = ins->a;
                 lx_dtype it = (lx_dtype)job->in_dtype[k];
-                if (job->in_contig[k] && is_direct(it)) { /* read in place */
+                if (job->in_contig[k] && lx_dtype_is_direct(it)) { /* read in place */
                     reg[ins->dst] = (void *)(job->in[k] + p * (int64_t)lx_dtype_size(it));
                     continue;
                 }
@@ -402,37 +418,6 @@ static void fused_range(void *ctx, int64_t begin, int64_t end) {
 
 /* ---- native code ------------------------------------------------------------------------ */
 
-/* Input k's elements [p, p + n) in logical order into buf, as stored (raw bytes). */
-static void gather_raw(const fused_job *job, int k, int64_t p, int64_t n, void *buf) {
-    const size_t es = lx_dtype_size((lx_dtype)job->in_dtype[k]);
-    const int nd = job->nd, last = nd - 1;
-    const int64_t *st = job->strides[k];
-    int64_t idx[LX_MAX_NDIM], rem = p, off = 0;
-    for (int d = last; d >= 0; d--) {
-        idx[d] = rem % job->shape[d];
-        rem /= job->shape[d];
-    }
-    for (int d = 0; d < nd; d++) off += idx[d] * st[d];
-    const char *base = job->in[k];
-    char *b = buf;
-    for (int64_t i = 0; i < n; i++) {
-        memcpy(b + i * (int64_t)es, base + off * (int64_t)es, es);
-        if (++idx[last] < job->shape[last]) {
-            off += st[last];
-            continue;
-        }
-        idx[last] = 0;
-        off -= (job->shape[last] - 1) * st[last];
-        for (int d = last - 1; d >= 0; d--) {
-            if (++idx[d] < job->shape[d]) {
-                off += st[d];
-                break;
-            }
-            idx[d] = 0;
-            off -= (job->shape[d] - 1) * st[d];
-        }
-    }
-}
 
 typedef struct {
     const fused_job *job;
@@ -473,7 +458,8 @@ static void native_range(void *ctx, int64_t begin, int64_t end) {
             else if (nj->kind[k] == 0) in[k] = job->in[k] + p * es;
             else {
                 void *buf = scratch + (size_t)g++ * (size_t)T * 8;
-                gather_raw(job, k, p, n, buf);
+                gather_runs(job, k, p, n, buf, copiers[job->in_dtype[k]],
+                            lx_dtype_size((lx_dtype)job->in_dtype[k]));
                 in[k] = buf;
             }
         }

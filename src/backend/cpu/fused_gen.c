@@ -91,12 +91,6 @@ static const char *const binary_name[LX_BINARY_COUNT] = {
 #undef X
 };
 
-/* Whether a result of dtype t must be narrowed to t and widened back (its class is wider):
- * the interpreter's `rounders`. */
-static bool narrows(lx_dtype t) {
-    return !(t == LX_FLOAT32 || t == LX_FLOAT64 || t == LX_INT64 || t == LX_UINT64);
-}
-
 /* Writes the class value of a CONST of dtype t (imm converted as the FULL kernel does) as an
  * exact C expression. */
 static void put_const(sbuf *b, lx_dtype t, double imm) {
@@ -190,26 +184,27 @@ static bool generate(sbuf *b, const lx_fused_header *h, const uint8_t *kinds) {
                 sb_put(b, ");\n");
                 continue;
             }
-            if (narrows(t)) sb_put(b, "LX_LOAD_%s(lx_cvt_%s_%s(", ds, ds, class_name[cls]);
+            bool narrow = !lx_dtype_is_direct(t); /* as the interpreter's rounders */
+            if (narrow) sb_put(b, "LX_LOAD_%s(lx_cvt_%s_%s(", ds, ds, class_name[cls]);
             sb_put(b, "lx_ew_unary1_%s(%s, ", class_name[ac], unary_name[ins->sub]);
             put_operand(b, is_const, ins->a, ac);
-            sb_put(b, narrows(t) ? ")));\n" : ");\n");
+            sb_put(b, narrow ? ")));\n" : ");\n");
             continue;
         }
         case LX_FOP_BINARY: {
             int ac = lx_dtype_class((lx_dtype)ins->adtype);
-            bool pred = lx_ew_binary_is_pred(ins->sub);
+            bool pred = lx_ew_binary_is_pred(ins->sub), narrow = !lx_dtype_is_direct(t);
             sb_put(b, REG " = ", ins->dst, class_name[cls]);
             if (pred) sb_put(b, "(uint64_t)lx_ew_binary_pred1_%s(%s, ", class_name[ac],
                              binary_name[ins->sub]);
             else {
-                if (narrows(t)) sb_put(b, "LX_LOAD_%s(lx_cvt_%s_%s(", ds, ds, class_name[cls]);
+                if (narrow) sb_put(b, "LX_LOAD_%s(lx_cvt_%s_%s(", ds, ds, class_name[cls]);
                 sb_put(b, "lx_ew_binary1_%s(%s, ", class_name[ac], binary_name[ins->sub]);
             }
             put_operand(b, is_const, ins->a, ac);
             sb_put(b, ", ");
             put_operand(b, is_const, ins->b, ac);
-            sb_put(b, !pred && narrows(t) ? ")));\n" : ");\n");
+            sb_put(b, !pred && narrow ? ")));\n" : ");\n");
             continue;
         }
         case LX_FOP_WHERE:

@@ -83,6 +83,16 @@
 #define LX_DIRECT_bf16 0
 #define LX_DIRECT_f32 1
 #define LX_DIRECT_f64 1
+/* LX_DIRECT_<s> at run time: a value of dtype t is stored as its class value, so results need
+ * no narrowing and contiguous data can be used in place. */
+static inline bool lx_dtype_is_direct(lx_dtype t) {
+    switch (t) {
+#define LX_DIRECT_CASE_(E, T, S) case E: return LX_DIRECT_##S;
+        LX_FOR_EACH_DTYPE(LX_DIRECT_CASE_)
+#undef LX_DIRECT_CASE_
+    default: return false;
+    }
+}
 
 #define LX_LOAD_bool(v) ((uint64_t)((v) != 0))
 #define LX_LOAD_u8(v) ((uint64_t)(v))
