@@ -73,10 +73,6 @@ static const lx_iter_row_fn binary_rows[LX_DTYPE_COUNT] = {
 #undef X
 };
 
-static inline bool is_expensive(int op) {
-    return op == LX_BINARY_POW || op == LX_BINARY_ARCTAN2 || op == LX_BINARY_REMAINDER;
-}
-
 lx_status LX_CPU_KERNEL(BINARY)(lx_node *out) {
     const lx_binary_params *p = out->params;
     if (!p || out->params_size < sizeof *p || p->op < 0 || p->op >= LX_BINARY_COUNT ||
@@ -92,6 +88,6 @@ lx_status LX_CPU_KERNEL(BINARY)(lx_node *out) {
                             lx_dtype_name((lx_dtype)out->dtype));
     lx_iter it;
     lx_iter_init(&it, out, ins, 2);
-    lx_iter_run(&it, is_expensive(op) ? LX_ITER_GRAIN / 8 : LX_ITER_GRAIN, binary_rows[t], &op);
+    lx_iter_run(&it, lx_ew_binary_is_expensive(op, lx_dtype_class(t)) ? LX_ITER_GRAIN / 8 : LX_ITER_GRAIN, binary_rows[t], &op);
     return LX_OK;
 }

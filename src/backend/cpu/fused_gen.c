@@ -128,6 +128,103 @@ static int input_dtype(const lx_fused_header *h, int k) {
     return -1;
 }
 
+/* The statement of one instruction for element l of the block (no loop around it). */
+static bool put_statement(sbuf *b, const lx_fused_instr *ins, const bool *is_const,
+                          const uint8_t *kinds) {
+    const lx_dtype t = (lx_dtype)ins->dtype;
+    const int cls = lx_dtype_class(t);
+    const char *ds = dtype_sfx[t];
+    switch (ins->op) {
+    case LX_FOP_LOAD:
+        sb_put(b, REG " = LX_LOAD_%s(((const LX_ST_%s *)in[%d])[%s]);\n", ins->dst,
+               class_name[cls], ds, ds, ins->a, kinds[ins->a] ? "0" : "i0 + l");
+        return true;
+    case LX_FOP_UNARY: {
+        int ac = lx_dtype_class((lx_dtype)ins->adtype);
+        bool pred = lx_ew_unary_is_pred(ins->sub);
+        sb_put(b, REG " = ", ins->dst, class_name[cls]);
+        if (pred) {
+            sb_put(b, "(uint64_t)lx_ew_unary_pred1_%s(%s, ", class_name[ac],
+                   unary_name[ins->sub]);
+            put_operand(b, is_const, ins->a, ac);
+            sb_put(b, ");\n");
+            return true;
+        }
+        bool narrow = !lx_dtype_is_direct(t); /* as the interpreter's rounders */
+        if (narrow) sb_put(b, "LX_LOAD_%s(lx_cvt_%s_%s(", ds, ds, class_name[cls]);
+        sb_put(b, "lx_ew_unary1_%s(%s, ", class_name[ac], unary_name[ins->sub]);
+        put_operand(b, is_const, ins->a, ac);
+        sb_put(b, narrow ? ")));\n" : ");\n");
+        return true;
+    }
+    case LX_FOP_BINARY: {
+        int ac = lx_dtype_class((lx_dtype)ins->adtype);
+        bool pred = lx_ew_binary_is_pred(ins->sub), narrow = !lx_dtype_is_direct(t);
+        sb_put(b, REG " = ", ins->dst, class_name[cls]);
+        if (pred) sb_put(b, "(uint64_t)lx_ew_binary_pred1_%s(%s, ", class_name[ac],
+                         binary_name[ins->sub]);
+        else {
+            if (narrow) sb_put(b, "LX_LOAD_%s(lx_cvt_%s_%s(", ds, ds, class_name[cls]);
+            sb_put(b, "lx_ew_binary1_%s(%s, ", class_name[ac], binary_name[ins->sub]);
+        }
+        put_operand(b, is_const, ins->a, ac);
+        sb_put(b, ", ");
+        put_operand(b, is_const, ins->b, ac);
+        sb_put(b, !pred && narrow ? ")));\n" : ");\n");
+        return true;
+    }
+    case LX_FOP_WHERE:
+        sb_put(b, REG " = ", ins->dst, class_name[cls]);
+        put_operand(b, is_const, ins->a, LX_CLASS_U);
+        sb_put(b, " ? ");
+        put_operand(b, is_const, ins->b, cls);
+        sb_put(b, " : ");
+        put_operand(b, is_const, ins->c, cls);
+        sb_put(b, ";\n");
+        return true;
+    case LX_FOP_CAST: {
+        int ac = lx_dtype_class((lx_dtype)ins->adtype);
+        sb_put(b, REG " = LX_LOAD_%s(lx_cvt_%s_%s(", ins->dst, class_name[cls], ds, ds,
+               class_name[ac]);
+        put_operand(b, is_const, ins->a, ac);
+        sb_put(b, "));\n");
+        return true;
+    }
+    case LX_FOP_STORE:
+        sb_put(b, "((LX_ST_%s *)out[%d])[i0 + l] = lx_cvt_%s_%s(", ds, ins->b, ds,
+               class_name[cls]);
+        put_operand(b, is_const, ins->a, cls);
+        sb_put(b, ");\n");
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The value classes an instruction reads and writes are all cls (so it can share a loop with
+ * others of its class: a loop that mixes 32- and 64-bit lanes vectorizes poorly or not at
+ * all). */
+static bool uniform_class(const lx_fused_instr *ins, int cls) {
+    switch (ins->op) {
+    case LX_FOP_LOAD: case LX_FOP_STORE: return true;
+    case LX_FOP_UNARY:
+        return !lx_ew_unary_is_pred(ins->sub) && lx_dtype_class((lx_dtype)ins->adtype) == cls;
+    case LX_FOP_BINARY:
+        return !lx_ew_binary_is_pred(ins->sub) && lx_dtype_class((lx_dtype)ins->adtype) == cls;
+    default: return false; /* WHERE reads a U mask, CAST changes class */
+    }
+}
+
+/* An instruction that costs many cycles an element: it gets a loop of its own, as a chain of
+ * dependent expensive ops on one vector would be bound by latency (and a libm call in a loop
+ * would keep the loop's other statements from vectorizing). */
+static bool expensive(const lx_fused_instr *ins) {
+    if (ins->op == LX_FOP_UNARY) return lx_ew_unary_is_expensive(ins->sub);
+    if (ins->op == LX_FOP_BINARY)
+        return lx_ew_binary_is_expensive(ins->sub, lx_dtype_class((lx_dtype)ins->adtype));
+    return false;
+}
+
 static bool generate(sbuf *b, const lx_fused_header *h, const uint8_t *kinds) {
     const lx_fused_instr *code = lx_fused_code(h);
     bool is_const[256] = {false};
@@ -161,79 +258,42 @@ static bool generate(sbuf *b, const lx_fused_header *h, const uint8_t *kinds) {
     for (int r = 0; r < h->n_regs; r++)
         for (int c = 0; c < 4; c++)
             if (used[r][c]) sb_put(b, "    %s r%d%s[LX_JIT_BLOCK];\n", class_type[c], r, class_name[c]);
+    /* Loops over the block: consecutive cheap instructions of one value class share a loop, so
+     * their intermediates stay in registers (a loop per instruction would store and reload
+     * each); an expensive one has its own, an expensive unary op of a register through the
+     * loop function the unfused kernel runs (elementwise_ops.h, vector forms included). */
+    int open = -1; /* the class of the loop being written, or -1 */
     for (int i = 0; i < h->n_instr; i++) {
         const lx_fused_instr *ins = &code[i];
+        if (ins->op == LX_FOP_CONST) continue;
         const lx_dtype t = (lx_dtype)ins->dtype;
         const int cls = lx_dtype_class(t);
-        const char *ds = dtype_sfx[t];
-        if (ins->op == LX_FOP_CONST) continue;
-        sb_put(b, "    for (int l = 0; l < m; l++) ");
-        switch (ins->op) {
-        case LX_FOP_LOAD:
-            sb_put(b, REG " = LX_LOAD_%s(((const LX_ST_%s *)in[%d])[%s]);\n", ins->dst,
-                   class_name[cls], ds, ds, ins->a, kinds[ins->a] ? "0" : "i0 + l");
-            continue;
-        case LX_FOP_UNARY: {
-            int ac = lx_dtype_class((lx_dtype)ins->adtype);
-            bool pred = lx_ew_unary_is_pred(ins->sub);
-            sb_put(b, REG " = ", ins->dst, class_name[cls]);
-            if (pred) {
-                sb_put(b, "(uint64_t)lx_ew_unary_pred1_%s(%s, ", class_name[ac],
-                       unary_name[ins->sub]);
-                put_operand(b, is_const, ins->a, ac);
-                sb_put(b, ");\n");
-                continue;
-            }
-            bool narrow = !lx_dtype_is_direct(t); /* as the interpreter's rounders */
-            if (narrow) sb_put(b, "LX_LOAD_%s(lx_cvt_%s_%s(", ds, ds, class_name[cls]);
-            sb_put(b, "lx_ew_unary1_%s(%s, ", class_name[ac], unary_name[ins->sub]);
-            put_operand(b, is_const, ins->a, ac);
-            sb_put(b, narrow ? ")));\n" : ");\n");
+        const bool alone = expensive(ins) || !uniform_class(ins, cls);
+        if (open >= 0 && (alone || open != cls)) {
+            sb_put(b, "    }\n");
+            open = -1;
+        }
+        if (alone && ins->op == LX_FOP_UNARY && !is_const[ins->a] &&
+            !lx_ew_unary_is_pred(ins->sub)) {
+            sb_put(b, "    lx_ew_unary_%s(%s, r%d%s, r%d%s, m);\n", class_name[cls],
+                   unary_name[ins->sub], ins->a, class_name[cls], ins->dst, class_name[cls]);
+            if (!lx_dtype_is_direct(t)) /* narrowed as the interpreter's rounders */
+                sb_put(b, "    for (int l = 0; l < m; l++) " REG " = LX_LOAD_%s(lx_cvt_%s_%s(" REG
+                          "));\n",
+                       ins->dst, class_name[cls], dtype_sfx[t], dtype_sfx[t], class_name[cls],
+                       ins->dst, class_name[cls]);
             continue;
         }
-        case LX_FOP_BINARY: {
-            int ac = lx_dtype_class((lx_dtype)ins->adtype);
-            bool pred = lx_ew_binary_is_pred(ins->sub), narrow = !lx_dtype_is_direct(t);
-            sb_put(b, REG " = ", ins->dst, class_name[cls]);
-            if (pred) sb_put(b, "(uint64_t)lx_ew_binary_pred1_%s(%s, ", class_name[ac],
-                             binary_name[ins->sub]);
-            else {
-                if (narrow) sb_put(b, "LX_LOAD_%s(lx_cvt_%s_%s(", ds, ds, class_name[cls]);
-                sb_put(b, "lx_ew_binary1_%s(%s, ", class_name[ac], binary_name[ins->sub]);
-            }
-            put_operand(b, is_const, ins->a, ac);
-            sb_put(b, ", ");
-            put_operand(b, is_const, ins->b, ac);
-            sb_put(b, !pred && narrow ? ")));\n" : ");\n");
-            continue;
+        if (alone) {
+            sb_put(b, "    for (int l = 0; l < m; l++) ");
+        } else {
+            if (open < 0) sb_put(b, "    for (int l = 0; l < m; l++) {\n");
+            open = cls;
+            sb_put(b, "        ");
         }
-        case LX_FOP_WHERE:
-            sb_put(b, REG " = ", ins->dst, class_name[cls]);
-            put_operand(b, is_const, ins->a, LX_CLASS_U);
-            sb_put(b, " ? ");
-            put_operand(b, is_const, ins->b, cls);
-            sb_put(b, " : ");
-            put_operand(b, is_const, ins->c, cls);
-            sb_put(b, ";\n");
-            continue;
-        case LX_FOP_CAST: {
-            int ac = lx_dtype_class((lx_dtype)ins->adtype);
-            sb_put(b, REG " = LX_LOAD_%s(lx_cvt_%s_%s(", ins->dst, class_name[cls], ds, ds,
-                   class_name[ac]);
-            put_operand(b, is_const, ins->a, ac);
-            sb_put(b, "));\n");
-            continue;
-        }
-        case LX_FOP_STORE:
-            sb_put(b, "((LX_ST_%s *)out[%d])[i0 + l] = lx_cvt_%s_%s(", ds, ins->b, ds,
-                   class_name[cls]);
-            put_operand(b, is_const, ins->a, cls);
-            sb_put(b, ");\n");
-            continue;
-        default:
-            return false;
-        }
+        if (!put_statement(b, ins, is_const, kinds)) return false;
     }
+    if (open >= 0) sb_put(b, "    }\n");
     sb_put(b, "}\n\n");
     sb_put(b, "__attribute__((visibility(\"default\"))) void lx_fused_kernel(int64_t n, "
               "const void *const *in, void *const *out) {\n"
