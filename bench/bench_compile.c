@@ -6,8 +6,10 @@
  *   3. a top-p sampler (softmax, argsort, cumsum, mask, categorical) over a 128k vocabulary;
  *   4. the per-call overhead of a cached 20-op closure on tiny inputs: lx_call alone, and
  *      lx_call + eval against the 20 ops built and evaluated uncompiled (goal <= 2 us).
- * Each number is the best of several repetitions. "uncompiled" runs the same function with
- * lx_set_compile_enabled(false) (lx_call then calls it directly).
+ * "uncompiled" runs the same function with lx_set_compile_enabled(false) (lx_call then calls it
+ * directly). Uncompiled and compiled repetitions alternate (21 rounds, 5 with "quick"); the
+ * report gives the best time of each, their ratio, and the median and range of the ratios of
+ * the rounds, which is the steadier number on a shared machine.
  * Usage: bench_compile [quick]
  */
 #include <math.h>
@@ -135,14 +137,34 @@ static double time_calls(lx_closure *c, const lx_array *in, int n_in, int n_out,
     return best;
 }
 
-static void report(const char *what, double unc, double comp) {
-    printf("%-44s uncompiled %10.3f ms   compiled %10.3f ms   speedup %5.2fx\n", what, unc * 1e3,
-           comp * 1e3, unc / comp);
+/* Uncompiled and compiled repetitions alternate, so that a change of load on this shared machine
+ * hits both; reports the best time of each and the median of the per-round ratios. */
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static void compare(const char *what, lx_closure *c, const lx_array *in, int n_in, int n_out,
+                    int iters, int rounds) {
+    double bu = 1e30, bk = 1e30, ratio[64];
+    if (rounds > 64) rounds = 64;
+    time_calls(c, in, n_in, n_out, true, true, 1, 1); /* trace, compile, warm */
+    for (int r = 0; r < rounds; r++) {
+        double u = time_calls(c, in, n_in, n_out, false, true, iters, 1);
+        double k = time_calls(c, in, n_in, n_out, true, true, iters, 1);
+        bu = u < bu ? u : bu;
+        bk = k < bk ? k : bk;
+        ratio[r] = u / k;
+    }
+    qsort(ratio, (size_t)rounds, sizeof *ratio, cmp_double);
+    printf("%-32s uncompiled %8.3f ms   compiled %8.3f ms   speedup %5.2fx best/best, "
+           "%5.2fx median of %d rounds (%.2f-%.2f)\n",
+           what, bu * 1e3, bk * 1e3, bu / bk, ratio[rounds / 2], rounds, ratio[0],
+           ratio[rounds - 1]);
 }
 
 int main(int argc, char **argv) {
     bool quick = argc > 1 && strcmp(argv[1], "quick") == 0;
-    int reps = quick ? 2 : 5;
+    int reps = quick ? 2 : 5, rounds = quick ? 5 : 21;
     printf("lx %s; %s\n", LX_VERSION_STRING, lx_backend_info());
 
     /* 1. GELU x10 */
@@ -151,10 +173,7 @@ int main(int argc, char **argv) {
         lx_keep(x);
         lx_eval(x);
         lx_closure *c = lx_compile(fn_gelu10, NULL, 1, 0);
-        int it = quick ? 2 : 5;
-        double u = time_calls(c, &x, 1, 1, false, true, it, reps);
-        double k = time_calls(c, &x, 1, 1, true, true, it, reps);
-        report("GELU x10 [1000, 1024] f32", u, k);
+        compare("GELU x10 [1000, 1024] f32", c, &x, 1, 1, quick ? 2 : 5, rounds);
         lx_closure_free(c);
         lx_free(x);
     }
@@ -165,10 +184,7 @@ int main(int argc, char **argv) {
         lx_keep(in[0], in[1]);
         lx_eval(in[0], in[1]);
         lx_closure *c = lx_compile(fn_swiglu10, NULL, 1, 0);
-        int it = quick ? 200 : 1000;
-        double u = time_calls(c, in, 2, 1, false, true, it, reps);
-        double k = time_calls(c, in, 2, 1, true, true, it, reps);
-        report("SwiGLU x10 [1, 2880] f32", u, k);
+        compare("SwiGLU x10 [1, 2880] f32", c, in, 2, 1, quick ? 200 : 1000, rounds);
         lx_closure_free(c);
         lx_free(in[0]);
         lx_free(in[1]);
@@ -179,10 +195,7 @@ int main(int argc, char **argv) {
         lx_keep(in[0], in[1]);
         lx_eval(in[0], in[1]);
         lx_closure *c = lx_compile(fn_topp, NULL, 2, 0);
-        int it = quick ? 5 : 20;
-        double u = time_calls(c, in, 2, 2, false, true, it, reps);
-        double k = time_calls(c, in, 2, 2, true, true, it, reps);
-        report("top-p sampler [1, 131072] f32", u, k);
+        compare("top-p sampler [1, 131072] f32", c, in, 2, 2, quick ? 5 : 20, rounds);
         lx_closure_free(c);
         lx_free(in[0]);
         lx_free(in[1]);
