@@ -194,18 +194,56 @@ static inline void lx_ew_erf_n_f(const float *x, float *y, int64_t n) {
 }
 static inline double lx_ew_erf_d(double x) { return erf(x); }
 
-static inline float lx_ew_sigmoid_f(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
+/* exp(x) in float within 2 ulp, written so that loops over it vectorize (libm's expf is a
+ * scalar call): Cephes' range reduction and polynomial, 2^n built in the exponent bits as two
+ * factors so that results down to the subnormals are right. exp(x > 88.72) = Inf,
+ * exp(x < -103.97) = 0, NaN stays NaN. The multiply-adds are LX_EW_FMAF, where the reduction
+ * wants them anyway. Also the exp of the softmax and logsumexp kernels (rowconv.h). */
+LX_EW_INLINE float lx_ew_exp_f(float x) {
+    const float hi = 88.72283f, lo = -103.97208f;
+    /* every select is a bit mask (see lx_ew_select_f) */
+    uint32_t over = 0u - (uint32_t)(x > hi), under = 0u - (uint32_t)(x < lo);
+    uint32_t xb = (lx_bits_from_f32(x) & ~(over | under)) | (lx_bits_from_f32(hi) & over) |
+                  (lx_bits_from_f32(lo) & under);
+    float xc = lx_f32_from_bits(xb);
+    const float magic = 12582912.0f; /* 1.5 * 2^23: rounds to an integer in the low bits */
+    float t = LX_EW_FMAF(xc, 1.44269504088896341f, magic);
+    float n = t - magic;
+    int32_t ni = (int32_t)(lx_bits_from_f32(t) - 0x4b400000u); /* round(x / ln 2) */
+    float r = LX_EW_FMAF(-n, 0.693359375f, xc);                /* ln 2 in two parts */
+    r = LX_EW_FMAF(-n, -2.12194440e-4f, r);
+    float z = r * r;
+    float p = 1.9875691500e-4f;
+    p = LX_EW_FMAF(p, r, 1.3981999507e-3f);
+    p = LX_EW_FMAF(p, r, 8.3334519073e-3f);
+    p = LX_EW_FMAF(p, r, 4.1665795894e-2f);
+    p = LX_EW_FMAF(p, r, 1.6666665459e-1f);
+    p = LX_EW_FMAF(p, r, 5.0000001201e-1f);
+    p = LX_EW_FMAF(p, z, r) + 1.0f;
+    /* 2^ni = 2^h1 * 2^h2 with both halves in the normal range (ni is in [-150, 128]) */
+    int32_t h1 = ni / 2, h2 = ni - h1;
+    float s1 = lx_f32_from_bits((uint32_t)(h1 + 127) << 23);
+    float s2 = lx_f32_from_bits((uint32_t)(h2 + 127) << 23);
+    uint32_t rb = lx_bits_from_f32(p * s1 * s2);
+    return lx_f32_from_bits(((rb & ~over) | (0x7f800000u & over)) & ~under);
+}
+static inline double lx_ew_exp_d(double x) { return exp(x); }
+
+/* sigmoid = 1/(1+e) for x >= 0 and e/(1+e) below, e = exp(-|x|) <= 1: neither overflows nor
+ * loses small results, and without a branch the loops vectorize. sigmoid(NaN) is x itself, so
+ * that x * sigmoid(x) (silu and the like) multiplies two equal NaNs: which operand's NaN a
+ * product returns depends on the order the compiler puts them in. */
+LX_EW_INLINE float lx_ew_sigmoid_f(float x) {
+    float e = lx_ew_exp_f(-fabsf(x));
+    return lx_ew_select_f(x != x, x, lx_ew_select_f(x >= 0.0f, 1.0f, e) / (1.0f + e));
 }
 static inline double lx_ew_sigmoid_d(double x) {
     if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
     double e = exp(x);
     return e / (1.0 + e);
 }
-static inline float lx_ew_silu_f(float x) {
-    return isinf(x) && x < 0 ? -0.0f : x * lx_ew_sigmoid_f(x);
+LX_EW_INLINE float lx_ew_silu_f(float x) { /* silu(-Inf) = -0, its limit */
+    return lx_ew_select_f(x == -INFINITY, -0.0f, x * lx_ew_sigmoid_f(x));
 }
 static inline double lx_ew_silu_d(double x) {
     return isinf(x) && x < 0 ? -0.0 : x * lx_ew_sigmoid_d(x);
@@ -257,7 +295,7 @@ static inline bool lx_ew_unary_is_expensive(int op) {
         case LX_UNARY_SQRT: return sqrt##SUF(v);                                        \
         case LX_UNARY_RSQRT: return (CT)1 / sqrt##SUF(v);                               \
         case LX_UNARY_RECIPROCAL: return (CT)1 / v;                                     \
-        case LX_UNARY_EXP: return exp##SUF(v);                                          \
+        case LX_UNARY_EXP: return lx_ew_exp_##SF(v);                                    \
         case LX_UNARY_EXPM1: return expm1##SUF(v);                                      \
         case LX_UNARY_LOG: return log##SUF(v);                                          \
         case LX_UNARY_LOG1P: return log1p##SUF(v);                                      \

@@ -228,8 +228,8 @@ static double sumexp_f32(const float *x, int64_t n, float m) {
         float acc[LX_ROW_LANES] = {0};
         int64_t j = 0;
         for (; j + LX_ROW_LANES <= len; j += LX_ROW_LANES)
-            for (int k = 0; k < LX_ROW_LANES; k++) acc[k] += lx_expf_fast(p[j + k] - m);
-        for (int k = 0; j + k < len; k++) acc[k] += lx_expf_fast(p[j + k] - m);
+            for (int k = 0; k < LX_ROW_LANES; k++) acc[k] += lx_ew_exp_f(p[j + k] - m);
+        for (int k = 0; j + k < len; k++) acc[k] += lx_ew_exp_f(p[j + k] - m);
         for (int w = LX_ROW_LANES / 2; w > 0; w /= 2)
             for (int k = 0; k < w; k++) acc[k] += acc[k + w];
         total += acc[0];
@@ -502,7 +502,7 @@ static void row_accum(row_acc *restrict a, row_acc *restrict m, int op, int kind
                     m->f[j] = (x[j] > m->f[j] || x[j] != x[j]) ? x[j] : m->f[j];
             } else {
                 for (int64_t j = 0; j < n; j++) {
-                    float e = lx_expf_fast(x[j] - m->f[j]);
+                    float e = lx_ew_exp_f(x[j] - m->f[j]);
                     a->d[j] += isfinite(m->f[j]) ? e : 0.0f;
                 }
             }

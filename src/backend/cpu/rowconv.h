@@ -1,7 +1,7 @@
 /*
  * rowconv.h -- helpers shared by the row-wise CPU kernels (reductions, softmax, norms, matmul):
- * converting a strided run of any dtype to float32 (and back), a vectorizable expf and the
- * blocked float32 sum whose error bound the reductions document.
+ * converting a strided run of any dtype to float32 (and back) and the blocked float32 sum whose
+ * error bound the reductions document. (Their expf is elementwise_ops.h's lx_ew_exp_f.)
  *
  * Everything is static inline: this header is compiled into every ISA variant, and on the
  * x86-64-v3/v4 variants (F16C) float16 runs convert eight values per instruction.
@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "backend/cpu/elementwise_ops.h" /* lx_ew_exp_f */
 #include "core/dtype.h"
 
 #if defined(__F16C__) && defined(__AVX__)
@@ -152,52 +153,6 @@ static inline void lx_row_store_f32(void *dst, lx_dtype t, int64_t stride, const
         for (; i < n; i++) lx_row_put_f64(dst, t, i * stride, src[i]);
         return;
     }
-}
-
-/* exp(x) in float32 within 2 ulp, written so that loops over it vectorize: Cephes' range
- * reduction and polynomial, 2^n built in the exponent bits as two factors so that results
- * down to the subnormals are right. exp(x > 88.72) = inf, exp(x < -103.97) = 0, NaN stays
- * NaN. */
-static inline float lx_expf_fast(float x) {
-    const float hi = 88.72283f, lo = -103.97208f;
-    /* every select is a bit mask: float selects next to arithmetic become branches (GCC will
-     * not speculate floating-point operations under trapping math), which would keep loops
-     * over this function from vectorizing */
-    uint32_t xb, hib, lob, over = 0u - (uint32_t)(x > hi), under = 0u - (uint32_t)(x < lo);
-    memcpy(&xb, &x, 4);
-    memcpy(&hib, &hi, 4);
-    memcpy(&lob, &lo, 4);
-    xb = (xb & ~(over | under)) | (hib & over) | (lob & under);
-    float xc;
-    memcpy(&xc, &xb, 4);
-    const float magic = 12582912.0f; /* 1.5 * 2^23: rounds to an integer in the low bits */
-    float t = xc * 1.44269504088896341f + magic;
-    float n = t - magic;
-    uint32_t tb;
-    memcpy(&tb, &t, 4);
-    int32_t ni = (int32_t)(tb - 0x4b400000u); /* round(x / ln 2), in [-150, 128] */
-    float r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float z = r * r;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * z + r + 1.0f;
-    /* 2^ni = 2^h1 * 2^h2 with both halves in the normal range */
-    int32_t h1 = ni / 2, h2 = ni - h1;
-    uint32_t e1 = (uint32_t)(h1 + 127) << 23, e2 = (uint32_t)(h2 + 127) << 23;
-    float s1, s2;
-    memcpy(&s1, &e1, 4);
-    memcpy(&s2, &e2, 4);
-    float res = p * s1 * s2;
-    uint32_t rb;
-    memcpy(&rb, &res, 4);
-    rb = ((rb & ~over) | (0x7f800000u & over)) & ~under;
-    memcpy(&res, &rb, 4);
-    return res;
 }
 
 /* Sum of n contiguous floats: LX_ROW_LANES lanes over blocks of LX_ROW_BLOCK, lanes added

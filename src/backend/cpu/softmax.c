@@ -37,17 +37,17 @@ static void softmax_f32(const float *x, float *y, int64_t n, bool log_out) {
         int64_t j = 0;
         if (log_out) {
             for (; j + LX_ROW_LANES <= len; j += LX_ROW_LANES)
-                for (int k = 0; k < LX_ROW_LANES; k++) acc[k] += lx_expf_fast(p[j + k] - m);
-            for (int k = 0; j + k < len; k++) acc[k] += lx_expf_fast(p[j + k] - m);
+                for (int k = 0; k < LX_ROW_LANES; k++) acc[k] += lx_ew_exp_f(p[j + k] - m);
+            for (int k = 0; j + k < len; k++) acc[k] += lx_ew_exp_f(p[j + k] - m);
         } else {
             for (; j + LX_ROW_LANES <= len; j += LX_ROW_LANES)
                 for (int k = 0; k < LX_ROW_LANES; k++) {
-                    float e = lx_expf_fast(p[j + k] - m);
+                    float e = lx_ew_exp_f(p[j + k] - m);
                     q[j + k] = e;
                     acc[k] += e;
                 }
             for (int k = 0; j + k < len; k++) {
-                float e = lx_expf_fast(p[j + k] - m);
+                float e = lx_ew_exp_f(p[j + k] - m);
                 q[j + k] = e;
                 acc[k] += e;
             }
@@ -109,8 +109,8 @@ static void softmax_row_f32(const char *x, int64_t is, char *y, int64_t os, lx_d
             float acc[LX_ROW_LANES] = {0};
             int64_t j = 0;
             for (; j + LX_ROW_LANES <= bl; j += LX_ROW_LANES)
-                for (int k = 0; k < LX_ROW_LANES; k++) acc[k] += lx_expf_fast(p[j + k] - m);
-            for (int k = 0; j + k < bl; k++) acc[k] += lx_expf_fast(p[j + k] - m);
+                for (int k = 0; k < LX_ROW_LANES; k++) acc[k] += lx_ew_exp_f(p[j + k] - m);
+            for (int k = 0; j + k < bl; k++) acc[k] += lx_ew_exp_f(p[j + k] - m);
             for (int w = LX_ROW_LANES / 2; w > 0; w /= 2)
                 for (int k = 0; k < w; k++) acc[k] += acc[k + w];
             total += acc[0];
@@ -123,7 +123,7 @@ static void softmax_row_f32(const char *x, int64_t is, char *y, int64_t os, lx_d
         if (log_out)
             for (int64_t j = 0; j < len; j++) buf[j] = (buf[j] - m) - ls;
         else
-            for (int64_t j = 0; j < len; j++) buf[j] = lx_expf_fast(buf[j] - m) * inv;
+            for (int64_t j = 0; j < len; j++) buf[j] = lx_ew_exp_f(buf[j] - m) * inv;
         lx_row_store_f32(y + q * os * (int64_t)esz, t, os, buf, len);
     }
 }
