@@ -192,7 +192,7 @@ static inline void lx_ew_erf_n_f(const float *x, float *y, int64_t n) {
 #endif
     for (int64_t i = nv; i < n; i++) y[i] = lx_ew_erf_f(x[i]);
 }
-static inline double lx_ew_erf_d(double x) { return erf(x); }
+LX_EW_INLINE double lx_ew_erf_d(double x) { return erf(x); }
 
 /* exp(x) in float within 2 ulp, written so that loops over it vectorize (libm's expf is a
  * scalar call): Cephes' range reduction and polynomial, 2^n built in the exponent bits as two
@@ -227,7 +227,7 @@ LX_EW_INLINE float lx_ew_exp_f(float x) {
     uint32_t rb = lx_bits_from_f32(p * s1 * s2);
     return lx_f32_from_bits(((rb & ~over) | (0x7f800000u & over)) & ~under);
 }
-static inline double lx_ew_exp_d(double x) { return exp(x); }
+LX_EW_INLINE double lx_ew_exp_d(double x) { return exp(x); }
 
 /* sigmoid = 1/(1+e) for x >= 0 and e/(1+e) below, e = exp(-|x|) <= 1: neither overflows nor
  * loses small results, and without a branch the loops vectorize. sigmoid(NaN) is x itself, so
@@ -237,7 +237,7 @@ LX_EW_INLINE float lx_ew_sigmoid_f(float x) {
     float e = lx_ew_exp_f(-fabsf(x));
     return lx_ew_select_f(x != x, x, lx_ew_select_f(x >= 0.0f, 1.0f, e) / (1.0f + e));
 }
-static inline double lx_ew_sigmoid_d(double x) {
+LX_EW_INLINE double lx_ew_sigmoid_d(double x) {
     if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
     double e = exp(x);
     return e / (1.0 + e);
@@ -245,22 +245,22 @@ static inline double lx_ew_sigmoid_d(double x) {
 LX_EW_INLINE float lx_ew_silu_f(float x) { /* silu(-Inf) = -0, its limit */
     return lx_ew_select_f(x == -INFINITY, -0.0f, x * lx_ew_sigmoid_f(x));
 }
-static inline double lx_ew_silu_d(double x) {
+LX_EW_INLINE double lx_ew_silu_d(double x) {
     return isinf(x) && x < 0 ? -0.0 : x * lx_ew_sigmoid_d(x);
 }
-static inline float lx_ew_gelu_f(float x) {
+LX_EW_INLINE float lx_ew_gelu_f(float x) {
     return isinf(x) && x < 0 ? -0.0f : 0.5f * x * erfcf(-x * 0.70710678118654752f);
 }
-static inline double lx_ew_gelu_d(double x) {
+LX_EW_INLINE double lx_ew_gelu_d(double x) {
     return isinf(x) && x < 0 ? -0.0 : 0.5 * x * erfc(-x * 0.70710678118654752440);
 }
 /* x + 0.044715 x^3 is the multiply-add (0.044715 x x) x + x, fused where the variant has FMA. */
-static inline float lx_ew_gelu_approx_f(float x) {
+LX_EW_INLINE float lx_ew_gelu_approx_f(float x) {
     if (isinf(x)) return x < 0 ? -0.0f : x;
     float u = 0.79788456080286536f * LX_EW_FMAF(0.044715f * x * x, x, x);
     return x * lx_ew_sigmoid_f(2.0f * u);
 }
-static inline double lx_ew_gelu_approx_d(double x) {
+LX_EW_INLINE double lx_ew_gelu_approx_d(double x) {
     if (isinf(x)) return x < 0 ? -0.0 : x;
     double u = 0.79788456080286535588 * LX_EW_FMA(0.044715 * x * x, x, x);
     return x * lx_ew_sigmoid_d(2.0 * u);
@@ -443,37 +443,37 @@ static inline bool lx_ew_binary_is_expensive(int op, int cls) {
 
 /* ---- scalar helpers ---- */
 
-static inline float lx_ew_fmax_nan_f(float u, float v) { return u != u ? u : (u > v ? u : v); }
-static inline float lx_ew_fmin_nan_f(float u, float v) { return u != u ? u : (u < v ? u : v); }
-static inline double lx_ew_fmax_nan_d(double u, double v) { return u != u ? u : (u > v ? u : v); }
-static inline double lx_ew_fmin_nan_d(double u, double v) { return u != u ? u : (u < v ? u : v); }
-static inline float lx_ew_rem_f(float u, float v) {
+LX_EW_INLINE float lx_ew_fmax_nan_f(float u, float v) { return u != u ? u : (u > v ? u : v); }
+LX_EW_INLINE float lx_ew_fmin_nan_f(float u, float v) { return u != u ? u : (u < v ? u : v); }
+LX_EW_INLINE double lx_ew_fmax_nan_d(double u, double v) { return u != u ? u : (u > v ? u : v); }
+LX_EW_INLINE double lx_ew_fmin_nan_d(double u, double v) { return u != u ? u : (u < v ? u : v); }
+LX_EW_INLINE float lx_ew_rem_f(float u, float v) {
     float r = fmodf(u, v);
     if (r != 0 && ((r < 0) != (v < 0))) r += v;
     return r;
 }
-static inline double lx_ew_rem_d(double u, double v) {
+LX_EW_INLINE double lx_ew_rem_d(double u, double v) {
     double r = fmod(u, v);
     if (r != 0 && ((r < 0) != (v < 0))) r += v;
     return r;
 }
 
-static inline int64_t lx_ew_neg_i(int64_t u) { return (int64_t)(0u - (uint64_t)u); }
-static inline int64_t lx_ew_div_i(int64_t u, int64_t v) {
+LX_EW_INLINE int64_t lx_ew_neg_i(int64_t u) { return (int64_t)(0u - (uint64_t)u); }
+LX_EW_INLINE int64_t lx_ew_div_i(int64_t u, int64_t v) {
     return v == 0 ? 0 : (v == -1 ? lx_ew_neg_i(u) : u / v);
 }
-static inline int64_t lx_ew_floordiv_i(int64_t u, int64_t v) {
+LX_EW_INLINE int64_t lx_ew_floordiv_i(int64_t u, int64_t v) {
     if (v == 0) return 0;
     if (v == -1) return lx_ew_neg_i(u);
     int64_t q = u / v;
     return (u % v != 0 && ((u < 0) != (v < 0))) ? q - 1 : q;
 }
-static inline int64_t lx_ew_rem_i(int64_t u, int64_t v) {
+LX_EW_INLINE int64_t lx_ew_rem_i(int64_t u, int64_t v) {
     if (v == 0 || v == -1) return 0;
     int64_t r = u % v;
     return (r != 0 && ((r < 0) != (v < 0))) ? r + v : r;
 }
-static inline uint64_t lx_ew_pow_u(uint64_t base, uint64_t e) {
+LX_EW_INLINE uint64_t lx_ew_pow_u(uint64_t base, uint64_t e) {
     uint64_t r = 1;
     while (e) {
         if (e & 1u) r *= base;
@@ -482,7 +482,7 @@ static inline uint64_t lx_ew_pow_u(uint64_t base, uint64_t e) {
     }
     return r;
 }
-static inline int64_t lx_ew_pow_i(int64_t base, int64_t e) {
+LX_EW_INLINE int64_t lx_ew_pow_i(int64_t base, int64_t e) {
     if (e < 0) return base == 1 ? 1 : (base == -1 ? (e % 2 != 0 ? -1 : 1) : 0);
     return (int64_t)lx_ew_pow_u((uint64_t)base, (uint64_t)e);
 }

@@ -128,6 +128,28 @@ static int input_dtype(const lx_fused_header *h, int k) {
     return -1;
 }
 
+/* A UNARY or BINARY value result of dtype t rounded by a pass over the block after its loop
+ * (float16 in class F: lx_round_f16_n, the hardware conversions where there are), rather than
+ * per element inside the loop. */
+static bool rounds_after(const lx_fused_instr *ins) {
+    return (ins->op == LX_FOP_UNARY || ins->op == LX_FOP_BINARY) && ins->dtype == LX_FLOAT16 &&
+           !(ins->op == LX_FOP_UNARY ? lx_ew_unary_is_pred(ins->sub)
+                                     : lx_ew_binary_is_pred(ins->sub));
+}
+
+/* Opens the narrowing of a class-cls value to dtype t (as the interpreter's rounders), returning
+ * what closes it: nothing for dtypes stored as their class and float16 rounded after the loop,
+ * the round trip in float for bfloat16, a store-and-load conversion otherwise. */
+static const char *put_narrow(sbuf *b, lx_dtype t, int cls) {
+    if (lx_dtype_is_direct(t) || (t == LX_FLOAT16 && cls == LX_CLASS_F)) return "";
+    if (t == LX_BFLOAT16 && cls == LX_CLASS_F) {
+        sb_put(b, "lx_round_bf16_F(");
+        return ")";
+    }
+    sb_put(b, "LX_LOAD_%s(lx_cvt_%s_%s(", dtype_sfx[t], dtype_sfx[t], class_name[cls]);
+    return "))";
+}
+
 /* The statement of one instruction for element l of the block (no loop around it). */
 static bool put_statement(sbuf *b, const lx_fused_instr *ins, const bool *is_const,
                           const uint8_t *kinds) {
@@ -150,27 +172,27 @@ static bool put_statement(sbuf *b, const lx_fused_instr *ins, const bool *is_con
             sb_put(b, ");\n");
             return true;
         }
-        bool narrow = !lx_dtype_is_direct(t); /* as the interpreter's rounders */
-        if (narrow) sb_put(b, "LX_LOAD_%s(lx_cvt_%s_%s(", ds, ds, class_name[cls]);
+        const char *close = put_narrow(b, t, cls);
         sb_put(b, "lx_ew_unary1_%s(%s, ", class_name[ac], unary_name[ins->sub]);
         put_operand(b, is_const, ins->a, ac);
-        sb_put(b, narrow ? ")));\n" : ");\n");
+        sb_put(b, ")%s;\n", close);
         return true;
     }
     case LX_FOP_BINARY: {
         int ac = lx_dtype_class((lx_dtype)ins->adtype);
-        bool pred = lx_ew_binary_is_pred(ins->sub), narrow = !lx_dtype_is_direct(t);
+        bool pred = lx_ew_binary_is_pred(ins->sub);
+        const char *close = "";
         sb_put(b, REG " = ", ins->dst, class_name[cls]);
         if (pred) sb_put(b, "(uint64_t)lx_ew_binary_pred1_%s(%s, ", class_name[ac],
                          binary_name[ins->sub]);
         else {
-            if (narrow) sb_put(b, "LX_LOAD_%s(lx_cvt_%s_%s(", ds, ds, class_name[cls]);
+            close = put_narrow(b, t, cls);
             sb_put(b, "lx_ew_binary1_%s(%s, ", class_name[ac], binary_name[ins->sub]);
         }
         put_operand(b, is_const, ins->a, ac);
         sb_put(b, ", ");
         put_operand(b, is_const, ins->b, ac);
-        sb_put(b, !pred && narrow ? ")));\n" : ");\n");
+        sb_put(b, ")%s;\n", close);
         return true;
     }
     case LX_FOP_WHERE:
@@ -268,7 +290,7 @@ static bool generate(sbuf *b, const lx_fused_header *h, const uint8_t *kinds) {
         if (ins->op == LX_FOP_CONST) continue;
         const lx_dtype t = (lx_dtype)ins->dtype;
         const int cls = lx_dtype_class(t);
-        const bool alone = expensive(ins) || !uniform_class(ins, cls);
+        const bool alone = expensive(ins) || !uniform_class(ins, cls) || rounds_after(ins);
         if (open >= 0 && (alone || open != cls)) {
             sb_put(b, "    }\n");
             open = -1;
@@ -277,11 +299,13 @@ static bool generate(sbuf *b, const lx_fused_header *h, const uint8_t *kinds) {
             !lx_ew_unary_is_pred(ins->sub)) {
             sb_put(b, "    lx_ew_unary_%s(%s, r%d%s, r%d%s, m);\n", class_name[cls],
                    unary_name[ins->sub], ins->a, class_name[cls], ins->dst, class_name[cls]);
-            if (!lx_dtype_is_direct(t)) /* narrowed as the interpreter's rounders */
-                sb_put(b, "    for (int l = 0; l < m; l++) " REG " = LX_LOAD_%s(lx_cvt_%s_%s(" REG
-                          "));\n",
-                       ins->dst, class_name[cls], dtype_sfx[t], dtype_sfx[t], class_name[cls],
-                       ins->dst, class_name[cls]);
+            if (rounds_after(ins)) {
+                sb_put(b, "    lx_round_f16_n(r%dF, m);\n", ins->dst);
+            } else if (!lx_dtype_is_direct(t)) { /* narrowed as the interpreter's rounders */
+                sb_put(b, "    for (int l = 0; l < m; l++) " REG " = ", ins->dst, class_name[cls]);
+                const char *close = put_narrow(b, t, cls);
+                sb_put(b, REG "%s;\n", ins->dst, class_name[cls], close);
+            }
             continue;
         }
         if (alone) {
@@ -292,6 +316,7 @@ static bool generate(sbuf *b, const lx_fused_header *h, const uint8_t *kinds) {
             sb_put(b, "        ");
         }
         if (!put_statement(b, ins, is_const, kinds)) return false;
+        if (rounds_after(ins)) sb_put(b, "    lx_round_f16_n(r%dF, m);\n", ins->dst);
     }
     if (open >= 0) sb_put(b, "    }\n");
     sb_put(b, "}\n\n");

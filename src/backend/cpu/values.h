@@ -20,7 +20,8 @@
  * Self-contained: besides system headers it includes only core/dtype.h (itself only system
  * headers and lx.h), and calls nothing but static inline functions and libm, because the CPU
  * JIT compiles it (through elementwise_ops.h) into standalone code linked against libm alone.
- * Every helper is static inline: this header is also compiled into each CPU variant.
+ * Every helper is static inline (always inlined: LX_INLINE_ALWAYS): this header is also
+ * compiled into each CPU variant.
  */
 #ifndef LX_BACKEND_CPU_VALUES_H
 #define LX_BACKEND_CPU_VALUES_H
@@ -85,7 +86,7 @@
 #define LX_DIRECT_f64 1
 /* LX_DIRECT_<s> at run time: a value of dtype t is stored as its class value, so results need
  * no narrowing and contiguous data can be used in place. */
-static inline bool lx_dtype_is_direct(lx_dtype t) {
+LX_INLINE_ALWAYS bool lx_dtype_is_direct(lx_dtype t) {
     switch (t) {
 #define LX_DIRECT_CASE_(E, T, S) case E: return LX_DIRECT_##S;
         LX_FOR_EACH_DTYPE(LX_DIRECT_CASE_)
@@ -115,7 +116,7 @@ static inline bool lx_dtype_is_direct(lx_dtype t) {
 /* ---- rounding helpers for float16 / bfloat16 destinations ---- */
 
 /* float64 -> float32 rounding to odd: truncate toward zero, set the last bit if inexact. */
-static inline float lx_f64_to_f32_odd(double d) {
+LX_INLINE_ALWAYS float lx_f64_to_f32_odd(double d) {
     float f = (float)d;
     if ((double)f == d || d != d) return f;
     if (fabs(d) > 3.4028234663852886e38) /* beyond FLT_MAX: still beyond any half range */
@@ -126,7 +127,7 @@ static inline float lx_f64_to_f32_odd(double d) {
 }
 
 /* uint64 -> float32 rounding to odd (exact below 2^24). */
-static inline float lx_u64_to_f32_odd(uint64_t m) {
+LX_INLINE_ALWAYS float lx_u64_to_f32_odd(uint64_t m) {
     if (m < (1u << 24)) return (float)m;
     int len = 64 - __builtin_clzll(m);
     int sh = len - 24;
@@ -135,7 +136,7 @@ static inline float lx_u64_to_f32_odd(uint64_t m) {
     return ldexpf((float)top, sh);
 }
 
-static inline float lx_i64_to_f32_odd(int64_t v) {
+LX_INLINE_ALWAYS float lx_i64_to_f32_odd(int64_t v) {
     uint64_t m = v < 0 ? 0u - (uint64_t)v : (uint64_t)v;
     float f = lx_u64_to_f32_odd(m);
     return v < 0 ? -f : f;
@@ -145,7 +146,7 @@ static inline float lx_i64_to_f32_odd(int64_t v) {
 
 /* lx_clamp_f64's rule (NaN -> 0, then clamp), inline: the library's copy is not linked into
  * generated code. */
-static inline double lx_cvt_clamp_(double v, double lo, double hi) {
+LX_INLINE_ALWAYS double lx_cvt_clamp_(double v, double lo, double hi) {
     if (isnan(v)) return 0.0;
     return v < lo ? lo : (v > hi ? hi : v);
 }
@@ -166,34 +167,71 @@ LX_DEF_CVT_INT_(i32, int32_t, -2147483648.0, 2147483647.0)
 LX_DEF_CVT_INT_(i64, int64_t, -9223372036854775808.0, 9223372036854774784.0) /* < 2^63 */
 #undef LX_DEF_CVT_INT_
 
-static inline uint8_t lx_cvt_bool_U(uint64_t v) { return v != 0; }
-static inline uint8_t lx_cvt_bool_I(int64_t v) { return v != 0; }
-static inline uint8_t lx_cvt_bool_F(float v) { return v != 0; }
-static inline uint8_t lx_cvt_bool_D(double v) { return v != 0; }
+LX_INLINE_ALWAYS uint8_t lx_cvt_bool_U(uint64_t v) { return v != 0; }
+LX_INLINE_ALWAYS uint8_t lx_cvt_bool_I(int64_t v) { return v != 0; }
+LX_INLINE_ALWAYS uint8_t lx_cvt_bool_F(float v) { return v != 0; }
+LX_INLINE_ALWAYS uint8_t lx_cvt_bool_D(double v) { return v != 0; }
 
-static inline lx_f16 lx_cvt_f16_U(uint64_t v) { return lx_f32_to_f16(lx_u64_to_f32_odd(v)); }
-static inline lx_f16 lx_cvt_f16_I(int64_t v) { return lx_f32_to_f16(lx_i64_to_f32_odd(v)); }
-static inline lx_f16 lx_cvt_f16_F(float v) { return lx_f32_to_f16(v); }
-static inline lx_f16 lx_cvt_f16_D(double v) { return lx_f32_to_f16(lx_f64_to_f32_odd(v)); }
+LX_INLINE_ALWAYS lx_f16 lx_cvt_f16_U(uint64_t v) { return lx_f32_to_f16(lx_u64_to_f32_odd(v)); }
+LX_INLINE_ALWAYS lx_f16 lx_cvt_f16_I(int64_t v) { return lx_f32_to_f16(lx_i64_to_f32_odd(v)); }
+LX_INLINE_ALWAYS lx_f16 lx_cvt_f16_F(float v) { return lx_f32_to_f16(v); }
+LX_INLINE_ALWAYS lx_f16 lx_cvt_f16_D(double v) { return lx_f32_to_f16(lx_f64_to_f32_odd(v)); }
 
-static inline lx_bf16 lx_cvt_bf16_U(uint64_t v) { return lx_f32_to_bf16(lx_u64_to_f32_odd(v)); }
-static inline lx_bf16 lx_cvt_bf16_I(int64_t v) { return lx_f32_to_bf16(lx_i64_to_f32_odd(v)); }
-static inline lx_bf16 lx_cvt_bf16_F(float v) { return lx_f32_to_bf16(v); }
-static inline lx_bf16 lx_cvt_bf16_D(double v) { return lx_f32_to_bf16(lx_f64_to_f32_odd(v)); }
+LX_INLINE_ALWAYS lx_bf16 lx_cvt_bf16_U(uint64_t v) { return lx_f32_to_bf16(lx_u64_to_f32_odd(v)); }
+LX_INLINE_ALWAYS lx_bf16 lx_cvt_bf16_I(int64_t v) { return lx_f32_to_bf16(lx_i64_to_f32_odd(v)); }
+LX_INLINE_ALWAYS lx_bf16 lx_cvt_bf16_F(float v) { return lx_f32_to_bf16(v); }
+LX_INLINE_ALWAYS lx_bf16 lx_cvt_bf16_D(double v) { return lx_f32_to_bf16(lx_f64_to_f32_odd(v)); }
 
-static inline float lx_cvt_f32_U(uint64_t v) { return (float)v; }
-static inline float lx_cvt_f32_I(int64_t v) { return (float)v; }
-static inline float lx_cvt_f32_F(float v) { return v; }
-static inline float lx_cvt_f32_D(double v) { return (float)v; }
+LX_INLINE_ALWAYS float lx_cvt_f32_U(uint64_t v) { return (float)v; }
+LX_INLINE_ALWAYS float lx_cvt_f32_I(int64_t v) { return (float)v; }
+LX_INLINE_ALWAYS float lx_cvt_f32_F(float v) { return v; }
+LX_INLINE_ALWAYS float lx_cvt_f32_D(double v) { return (float)v; }
 
-static inline double lx_cvt_f64_U(uint64_t v) { return (double)v; }
-static inline double lx_cvt_f64_I(int64_t v) { return (double)v; }
-static inline double lx_cvt_f64_F(float v) { return (double)v; }
-static inline double lx_cvt_f64_D(double v) { return v; }
+LX_INLINE_ALWAYS double lx_cvt_f64_U(uint64_t v) { return (double)v; }
+LX_INLINE_ALWAYS double lx_cvt_f64_I(int64_t v) { return (double)v; }
+LX_INLINE_ALWAYS double lx_cvt_f64_F(float v) { return (double)v; }
+LX_INLINE_ALWAYS double lx_cvt_f64_D(double v) { return v; }
+
+/* A float narrowed to float16 / bfloat16 and widened back (what storing and reloading does),
+ * without leaving float: the same bits as LX_LOAD_<s>(lx_cvt_<s>_F(v)), in fewer operations.
+ * float16: the rounding of lx_f32_to_f16 (normal: add and clear the 13 low bits; subnormal:
+ * round |v| to the 2^-24 grid with |v| + 0.5 - 0.5; from 65520 up: Inf; NaN: quiet, payload
+ * cut to 10 bits). */
+LX_INLINE_ALWAYS float lx_round_f16_F(float v) {
+    uint32_t u = lx_bits_from_f32(v), sign = u & 0x80000000u, a = u & 0x7fffffffu;
+    uint32_t normal = (a + 0xfffu + ((a >> 13) & 1u)) & 0xffffe000u;
+    uint32_t small = lx_bits_from_f32((lx_f32_from_bits(a) + 0.5f) - 0.5f);
+    uint32_t nan = 0x7fc00000u | (a & 0x007fe000u);
+    uint32_t is_nan = lx_mask_u32(a > 0x7f800000u);
+    uint32_t is_inf = lx_mask_u32(a >= 0x477ff000u) & ~is_nan;
+    uint32_t is_small = lx_mask_u32(a < 0x38800000u);
+    return lx_f32_from_bits(sign | (nan & is_nan) | (0x7f800000u & is_inf) | (small & is_small) |
+                            (normal & ~(is_nan | is_inf | is_small)));
+}
+LX_INLINE_ALWAYS float lx_round_bf16_F(float v) {
+    uint32_t u = lx_bits_from_f32(v), nan = lx_mask_u32((u & 0x7fffffffu) > 0x7f800000u);
+    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    return lx_f32_from_bits(((u | 0x00400000u) & 0xffff0000u & nan) | (rounded & ~nan));
+}
+
+/* lx_round_f16_F over n floats in place; with F16C, eight at a time by the hardware
+ * conversions, which round the same way (to nearest even, NaN quieted with its payload cut). */
+#if defined(__F16C__) && defined(__AVX__)
+#include <immintrin.h>
+#endif
+static inline void lx_round_f16_n(float *x, int64_t n) {
+    int64_t i = 0;
+#if defined(__F16C__) && defined(__AVX__)
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+                                                                _MM_FROUND_TO_NEAREST_INT)));
+#endif
+    for (; i < n; i++) x[i] = lx_round_f16_F(x[i]);
+}
 
 /* The value class of a dtype (0 U, 1 I, 2 F, 3 D). */
 enum { LX_CLASS_U = 0, LX_CLASS_I, LX_CLASS_F, LX_CLASS_D };
-static inline int lx_dtype_class(lx_dtype t) {
+LX_INLINE_ALWAYS int lx_dtype_class(lx_dtype t) {
     switch (t) {
     case LX_INT8: case LX_INT16: case LX_INT32: case LX_INT64: return LX_CLASS_I;
     case LX_FLOAT16: case LX_BFLOAT16: case LX_FLOAT32: return LX_CLASS_F;
