@@ -2,6 +2,7 @@
  * bench_compile.c -- compiled closures vs the same ops uncompiled (results in BENCHMARKS.md):
  *   1. GELU x10 on [1000, 1024] float32 (x * (1 + erf(x / sqrt2)) / 2 written with primitives,
  *      applied ten times: 50 elementwise ops); goal >= 4x, required >= 2.5x;
+ *      and the same in float16 and bfloat16;
  *   2. GPT-OSS SwiGLU x10 on [1, 2880] (clip, sigmoid(alpha x) x (y + 1), ten times);
  *   3. a top-p sampler (softmax, argsort, cumsum, mask, categorical) over a 128k vocabulary;
  *   4. the per-call overhead of a cached 20-op closure on tiny inputs: lx_call alone, and
@@ -174,6 +175,18 @@ int main(int argc, char **argv) {
         lx_eval(x);
         lx_closure *c = lx_compile(fn_gelu10, NULL, 1, 0);
         compare("GELU x10 [1000, 1024] f32", c, &x, 1, 1, quick ? 2 : 5, rounds);
+        lx_closure_free(c);
+        lx_free(x);
+    }
+    /* 1b. the same in float16 and bfloat16 (every op rounds to the dtype, compiled or not) */
+    for (int h = 0; h < 2; h++) {
+        lx_dtype t = h ? LX_BFLOAT16 : LX_FLOAT16;
+        lx_array x = lx_astype(rand_f32((const int[]){1000, 1024}, 2, 1), t);
+        lx_keep(x);
+        lx_eval(x);
+        lx_closure *c = lx_compile(fn_gelu10, NULL, 1, 0);
+        compare(h ? "GELU x10 [1000, 1024] bf16" : "GELU x10 [1000, 1024] f16", c, &x, 1, 1,
+                quick ? 2 : 5, quick ? rounds : 7);
         lx_closure_free(c);
         lx_free(x);
     }

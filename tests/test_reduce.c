@@ -28,6 +28,7 @@
 
 #include "core/dtype.h"
 #include "test_util.h"
+#include "test_layout.h"
 
 #define NDT 13
 static const lx_dtype ALL_DT[NDT] = {LX_BOOL,  LX_UINT8,  LX_UINT16,   LX_UINT32,  LX_UINT64,
@@ -35,23 +36,10 @@ static const lx_dtype ALL_DT[NDT] = {LX_BOOL,  LX_UINT8,  LX_UINT16,   LX_UINT32
                                      LX_BFLOAT16, LX_FLOAT32, LX_FLOAT64};
 static const lx_dtype FLOAT_DT[4] = {LX_FLOAT16, LX_BFLOAT16, LX_FLOAT32, LX_FLOAT64};
 
-static bool is_float(lx_dtype t) { return lx_dtype_is_float(t); }
+/* the layouts the reductions run over (the transposes are one case for them) */
+static const int REDUCE_LAYOUTS[5] = {LAYOUT_CONTIGUOUS, LAYOUT_PERMUTED, LAYOUT_STRIDED,
+                                      LAYOUT_BROADCAST, LAYOUT_REVERSED};
 static bool is_signed_int(lx_dtype t) { return t >= LX_INT8 && t <= LX_INT64; }
-
-static double unit_round(lx_dtype t) {
-    switch (t) {
-    case LX_FLOAT16: return 1.0 / 2048;
-    case LX_BFLOAT16: return 1.0 / 256;
-    case LX_FLOAT64: return 1.1102230246251565e-16;
-    default: return 5.960464477539063e-08;
-    }
-}
-
-static double round_to(double v, lx_dtype t) {
-    unsigned char b[8];
-    lx_dtype_store(t, b, v);
-    return lx_dtype_load(t, b);
-}
 
 /* A random value representable in t, for op `kind` (0 general, 1 near 1 for products). */
 static double rand_val(lx_dtype t, int kind) {
@@ -72,139 +60,6 @@ static double rand_val(lx_dtype t, int kind) {
     case LX_INT64: return (double)((int64_t)(t_next() >> 20) - (1ll << 43));
     default: return round_to(t_uniform(-2.0, 2.0), t);
     }
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Arrays in several layouts                                                                 */
-
-static size_t shape_size(const int *s, int nd) {
-    size_t n = 1;
-    for (int i = 0; i < nd; i++) n *= (size_t)s[i];
-    return n;
-}
-
-static lx_array from_doubles(const double *v, const int *shape, int nd, lx_dtype t) {
-    size_t n = shape_size(shape, nd), es = lx_dtype_size(t);
-    unsigned char *buf = malloc(n * es + 1);
-    for (size_t i = 0; i < n; i++) lx_dtype_store(t, buf + i * es, v[i]);
-    lx_array a = lx_array_new(buf, shape, nd, t);
-    free(buf);
-    return a;
-}
-
-/* Row-major index -> multi-index. */
-static void unravel(size_t i, const int *shape, int nd, int *idx) {
-    for (int d = nd - 1; d >= 0; d--) {
-        idx[d] = shape[d] ? (int)(i % (size_t)shape[d]) : 0;
-        if (shape[d]) i /= (size_t)shape[d];
-    }
-}
-static size_t ravel(const int *idx, const int *shape, int nd) {
-    size_t o = 0;
-    for (int d = 0; d < nd; d++) o = o * (size_t)shape[d] + (size_t)idx[d];
-    return o;
-}
-
-static const char *MODE_NAME[5] = {"contiguous", "transposed", "strided", "broadcast", "reversed"};
-
-/* An array with logical values v (row-major over shape) laid out by `mode`: 0 contiguous,
- * 1 transposed, 2 strided (every other element of a larger array), 3 broadcast along one axis
- * (v is first made constant along that axis, in place), 4 reversed (negative strides). */
-static lx_array make_array(double *v, const int *shape, int nd, lx_dtype t, int mode) {
-    size_t n = shape_size(shape, nd);
-    if (mode == 1 && nd >= 2) {
-        int P[LX_MAX_NDIM], Q[LX_MAX_NDIM], ps[LX_MAX_NDIM];
-        for (int i = 0; i < nd; i++) P[i] = i;
-        for (int i = nd - 1; i > 0; i--) {
-            int j = t_int(0, i), tmp = P[i];
-            P[i] = P[j];
-            P[j] = tmp;
-        }
-        if (nd == 2) { P[0] = 1; P[1] = 0; }
-        for (int k = 0; k < nd; k++) {
-            ps[k] = shape[P[k]];
-            Q[P[k]] = k;
-        }
-        double *phys = malloc((n + 1) * sizeof(double));
-        int idx[LX_MAX_NDIM], j[LX_MAX_NDIM];
-        for (size_t i = 0; i < n; i++) {
-            unravel(i, shape, nd, idx);
-            for (int k = 0; k < nd; k++) j[k] = idx[P[k]];
-            phys[ravel(j, ps, nd)] = v[i];
-        }
-        lx_array base = from_doubles(phys, ps, nd, t);
-        free(phys);
-        return lx_transpose(base, Q, nd);
-    }
-    if (mode == 2 && nd >= 1) {
-        int ps[LX_MAX_NDIM], start[LX_MAX_NDIM], stop[LX_MAX_NDIM], step[LX_MAX_NDIM];
-        for (int k = 0; k < nd; k++) {
-            ps[k] = 2 * shape[k] + 1;
-            start[k] = 1;
-            stop[k] = ps[k];
-            step[k] = 2;
-        }
-        size_t pn = shape_size(ps, nd);
-        double *phys = malloc((pn + 1) * sizeof(double));
-        for (size_t i = 0; i < pn; i++) phys[i] = is_float(t) ? 1e4 : (t == LX_BOOL ? 1 : 99);
-        int idx[LX_MAX_NDIM], j[LX_MAX_NDIM];
-        for (size_t i = 0; i < n; i++) {
-            unravel(i, shape, nd, idx);
-            for (int k = 0; k < nd; k++) j[k] = 2 * idx[k] + 1;
-            phys[ravel(j, ps, nd)] = v[i];
-        }
-        lx_array base = from_doubles(phys, ps, nd, t);
-        free(phys);
-        return lx_slice(base, start, stop, step, nd);
-    }
-    if (mode == 4 && nd >= 1) { /* negative strides: lx_slice with step -1 on every axis */
-        int start[LX_MAX_NDIM], stop[LX_MAX_NDIM], step[LX_MAX_NDIM], idx[LX_MAX_NDIM];
-        for (int k = 0; k < nd; k++) {
-            start[k] = shape[k] - 1;
-            stop[k] = -shape[k] - 1;
-            step[k] = -1;
-        }
-        double *phys = malloc((n + 1) * sizeof(double));
-        for (size_t i = 0; i < n; i++) {
-            unravel(i, shape, nd, idx);
-            for (int k = 0; k < nd; k++) idx[k] = shape[k] - 1 - idx[k];
-            phys[ravel(idx, shape, nd)] = v[i];
-        }
-        lx_array base = from_doubles(phys, shape, nd, t);
-        free(phys);
-        return lx_slice(base, start, stop, step, nd);
-    }
-    if (mode == 3 && nd >= 1) {
-        int k = t_int(0, nd - 1), bs[LX_MAX_NDIM], idx[LX_MAX_NDIM];
-        for (int d = 0; d < nd; d++) bs[d] = d == k ? 1 : shape[d];
-        size_t bn = shape_size(bs, nd);
-        double *b = malloc((bn + 1) * sizeof(double));
-        for (size_t i = 0; i < n; i++) {
-            unravel(i, shape, nd, idx);
-            idx[k] = 0;
-            v[i] = v[ravel(idx, shape, nd)];
-        }
-        for (size_t i = 0; i < bn; i++) {
-            unravel(i, bs, nd, idx);
-            b[i] = v[ravel(idx, shape, nd)];
-        }
-        lx_array base = from_doubles(b, bs, nd, t);
-        free(b);
-        return lx_broadcast_to(base, shape, nd);
-    }
-    return from_doubles(v, shape, nd, t);
-}
-
-/* Reads an array of any dtype as doubles (n values). */
-static bool read_doubles(lx_array a, double *out, size_t n) {
-    lx_dtype t = lx_dtype_of(a);
-    size_t es = lx_dtype_size(t);
-    if (lx_size(a) != n) return false;
-    unsigned char *buf = malloc(n * es + 1);
-    lx_status st = lx_read(a, buf, n * es);
-    for (size_t i = 0; st == LX_OK && i < n; i++) out[i] = lx_dtype_load(t, buf + i * es);
-    free(buf);
-    return st == LX_OK;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -468,7 +323,7 @@ static void test_reductions_random(void) {
             int bad = 0;
             /* small shapes, then wider ones (rows of >= 16 outputs take the row loop) */
             for (int rep = 0; rep < 32; rep++) {
-                int mode = rep % 5;
+                int mode = REDUCE_LAYOUTS[rep % 5];
                 bool wide = rep >= 24 && op != OP_PROD;
                 if (!reduce_case(op, ALL_DT[k], mode, wide ? 40 : (op == OP_PROD ? 4 : 7), wide ? 3 : 4))
                     bad++;
@@ -693,7 +548,7 @@ static void test_arg_reduce(void) {
     for (int k = 0; k < NDT; k++) {
         lx_dtype t = ALL_DT[k];
         for (int rep = 0; rep < 25; rep++) {
-            int mode = rep % 5, nd = t_int(1, 4), shape[LX_MAX_NDIM];
+            int mode = REDUCE_LAYOUTS[rep % 5], nd = t_int(1, 4), shape[LX_MAX_NDIM];
             for (int d = 0; d < nd; d++) shape[d] = t_int(1, rep >= 20 ? 40 : 6);
             size_t n = shape_size(shape, nd);
             double *v = malloc(n * sizeof(double));
@@ -772,7 +627,7 @@ static void test_softmax(void) {
         lx_dtype t = ti < 4 ? FLOAT_DT[ti] : (ti == 4 ? LX_INT32 : LX_BOOL);
         lx_dtype ot = is_float(t) ? t : LX_FLOAT32;
         for (int rep = 0; rep < 25; rep++) {
-            int mode = rep % 5, nd = t_int(1, 4), shape[LX_MAX_NDIM];
+            int mode = REDUCE_LAYOUTS[rep % 5], nd = t_int(1, 4), shape[LX_MAX_NDIM];
             for (int d = 0; d < nd; d++) shape[d] = t_int(1, rep >= 20 ? 300 : 7);
             size_t n = shape_size(shape, nd);
             if (n > 200000) { shape[0] = 1; n = shape_size(shape, nd); }
@@ -843,7 +698,7 @@ static void test_rms_norm(void) {
     for (int ti = 0; ti < 4; ti++) {
         lx_dtype t = FLOAT_DT[ti];
         for (int rep = 0; rep < 20; rep++) {
-            int mode = rep % 5, nd = t_int(1, 4), shape[LX_MAX_NDIM];
+            int mode = REDUCE_LAYOUTS[rep % 5], nd = t_int(1, 4), shape[LX_MAX_NDIM];
             for (int d = 0; d < nd; d++) shape[d] = t_int(1, 6);
             if (rep >= 15) shape[nd - 1] = t_int(500, 3000);
             size_t n = shape_size(shape, nd);
