@@ -181,49 +181,32 @@ typedef union {
 } cval;
 
 /* op(a[i], s) (swap false) or op(s, a[i]) (swap true) for a scalar operand s */
-static void run_binary_scalar(int cls, int op, const void *a, cval s, bool swap, void *y,
-                              int64_t n) {
-    switch (cls) {
-    case LX_CLASS_F:
-        if (swap) lx_ew_binary_sv_F(op, s.f, a, y, n);
-        else lx_ew_binary_vs_F(op, a, s.f, y, n);
-        break;
-    case LX_CLASS_D:
-        if (swap) lx_ew_binary_sv_D(op, s.d, a, y, n);
-        else lx_ew_binary_vs_D(op, a, s.d, y, n);
-        break;
-    case LX_CLASS_I:
-        if (swap) lx_ew_binary_sv_I(op, s.i, a, y, n);
-        else lx_ew_binary_vs_I(op, a, s.i, y, n);
-        break;
-    default:
-        if (swap) lx_ew_binary_sv_U(op, s.u, a, y, n);
-        else lx_ew_binary_vs_U(op, a, s.u, y, n);
-        break;
+/* A binary op between a tile and a scalar s (s first when swap), per class: the value ops'
+ * loops (results in the class) and the predicates' (bytes). */
+#define DEF_RUN_SCALAR(NAME, PFX, YT)                                                       \
+    static void NAME(int cls, int op, const void *a, cval s, bool swap, YT *y, int64_t n) { \
+        switch (cls) {                                                                      \
+        case LX_CLASS_F:                                                                    \
+            if (swap) PFX##sv_F(op, s.f, a, (void *)y, n);                                  \
+            else PFX##vs_F(op, a, s.f, (void *)y, n);                                       \
+            break;                                                                          \
+        case LX_CLASS_D:                                                                    \
+            if (swap) PFX##sv_D(op, s.d, a, (void *)y, n);                                  \
+            else PFX##vs_D(op, a, s.d, (void *)y, n);                                       \
+            break;                                                                          \
+        case LX_CLASS_I:                                                                    \
+            if (swap) PFX##sv_I(op, s.i, a, (void *)y, n);                                  \
+            else PFX##vs_I(op, a, s.i, (void *)y, n);                                       \
+            break;                                                                          \
+        default:                                                                            \
+            if (swap) PFX##sv_U(op, s.u, a, (void *)y, n);                                  \
+            else PFX##vs_U(op, a, s.u, (void *)y, n);                                       \
+            break;                                                                          \
+        }                                                                                   \
     }
-}
-
-static void run_binary_pred_scalar(int cls, int op, const void *a, cval s, bool swap,
-                                   uint8_t *y, int64_t n) {
-    switch (cls) {
-    case LX_CLASS_F:
-        if (swap) lx_ew_binary_pred_sv_F(op, s.f, a, y, n);
-        else lx_ew_binary_pred_vs_F(op, a, s.f, y, n);
-        break;
-    case LX_CLASS_D:
-        if (swap) lx_ew_binary_pred_sv_D(op, s.d, a, y, n);
-        else lx_ew_binary_pred_vs_D(op, a, s.d, y, n);
-        break;
-    case LX_CLASS_I:
-        if (swap) lx_ew_binary_pred_sv_I(op, s.i, a, y, n);
-        else lx_ew_binary_pred_vs_I(op, a, s.i, y, n);
-        break;
-    default:
-        if (swap) lx_ew_binary_pred_sv_U(op, s.u, a, y, n);
-        else lx_ew_binary_pred_vs_U(op, a, s.u, y, n);
-        break;
-    }
-}
+DEF_RUN_SCALAR(run_binary_scalar, lx_ew_binary_, void)
+DEF_RUN_SCALAR(run_binary_pred_scalar, lx_ew_binary_pred_, uint8_t)
+#undef DEF_RUN_SCALAR
 
 static void run_binary_pred(int cls, int op, const void *a, const void *b, uint8_t *y,
                             int64_t n) {
