@@ -229,6 +229,42 @@ LX_EW_INLINE float lx_ew_exp_f(float x) {
 }
 LX_EW_INLINE double lx_ew_exp_d(double x) { return exp(x); }
 
+/* log(x) in float within 1 ulp, branch-free so that loops over it vectorize (libm's logf is a
+ * scalar call): Cephes' reduction x = m 2^e with m in [sqrt(1/2), sqrt(2)), a degree-8
+ * polynomial in m - 1 and ln 2 in two parts. Subnormals are scaled by 2^23 first.
+ * log(+-0) = -Inf, log(x < 0) = NaN, log(+Inf) = +Inf, NaN stays NaN (the same NaN). */
+LX_EW_INLINE float lx_ew_log_f(float x) {
+    uint32_t tiny = 0u - (uint32_t)(x < 1.17549435e-38f); /* subnormal (or <= 0: replaced) */
+    float xs = lx_f32_from_bits((lx_bits_from_f32(x * 8388608.0f) & tiny) |
+                                (lx_bits_from_f32(x) & ~tiny));
+    uint32_t u = lx_bits_from_f32(xs);
+    int32_t e = (int32_t)((u >> 23) & 0xffu) - 126 - (int32_t)(tiny & 23u);
+    float m = lx_f32_from_bits((u & 0x007fffffu) | 0x3f000000u); /* [0.5, 1) */
+    uint32_t lo = 0u - (uint32_t)(m < 0.707106781186547524f);
+    e -= (int32_t)(lo & 1u);
+    m = m + lx_f32_from_bits(lx_bits_from_f32(m) & lo) - 1.0f; /* 2m - 1 or m - 1 */
+    float fe = (float)e;
+    float z = m * m;
+    float p = 7.0376836292e-2f;
+    p = LX_EW_FMAF(p, m, -1.1514610310e-1f);
+    p = LX_EW_FMAF(p, m, 1.1676998740e-1f);
+    p = LX_EW_FMAF(p, m, -1.2420140846e-1f);
+    p = LX_EW_FMAF(p, m, 1.4249322787e-1f);
+    p = LX_EW_FMAF(p, m, -1.6668057665e-1f);
+    p = LX_EW_FMAF(p, m, 2.0000714765e-1f);
+    p = LX_EW_FMAF(p, m, -2.4999993993e-1f);
+    p = LX_EW_FMAF(p, m, 3.3333331174e-1f);
+    float y = p * m * z;
+    y = LX_EW_FMAF(fe, -2.12194440e-4f, y);
+    y = LX_EW_FMAF(-0.5f, z, y);
+    float r = LX_EW_FMAF(fe, 0.693359375f, m + y);
+    r = lx_ew_select_f(x == INFINITY, INFINITY, r);
+    r = lx_ew_select_f(x == 0.0f, -INFINITY, r);
+    r = lx_ew_select_f(x < 0.0f, NAN, r);
+    return lx_ew_select_f(x != x, x, r);
+}
+LX_EW_INLINE double lx_ew_log_d(double x) { return log(x); }
+
 /* sigmoid = 1/(1+e) for x >= 0 and e/(1+e) below, e = exp(-|x|) <= 1: neither overflows nor
  * loses small results, and without a branch the loops vectorize. sigmoid(NaN) is x itself, so
  * that x * sigmoid(x) (silu and the like) multiplies two equal NaNs: which operand's NaN a
@@ -297,7 +333,7 @@ static inline bool lx_ew_unary_is_expensive(int op) {
         case LX_UNARY_RECIPROCAL: return (CT)1 / v;                                     \
         case LX_UNARY_EXP: return lx_ew_exp_##SF(v);                                    \
         case LX_UNARY_EXPM1: return expm1##SUF(v);                                      \
-        case LX_UNARY_LOG: return log##SUF(v);                                          \
+        case LX_UNARY_LOG: return lx_ew_log_##SF(v);                                    \
         case LX_UNARY_LOG1P: return log1p##SUF(v);                                      \
         case LX_UNARY_LOG2: return log2##SUF(v);                                        \
         case LX_UNARY_LOG10: return log10##SUF(v);                                      \
