@@ -622,6 +622,32 @@ static void test_take_along(void) {
     }
 }
 
+/* Long rows along the last axis take the 32-bit-index fast path, split into segments over
+ * the threads; other dtypes and index types the general path. */
+static void test_take_along_long_rows(void) {
+    t_seed(23);
+    const lx_dtype dts[] = {LX_FLOAT32, LX_FLOAT16, LX_FLOAT64, LX_INT8};
+    const lx_dtype its[] = {LX_INT32, LX_UINT32, LX_INT64};
+    for (int iter = 0; iter < 12; iter++) {
+        lx_dtype t = dts[iter % 4], it = its[iter % 3];
+        int shape[2] = {iter % 2 ? 1 : 2, 20000 + t_int(0, 30000)};
+        ref_t a = rand_ref(shape, 2, t);
+        lx_array x = make_input(&a, t, t_int(0, L_COUNT - 1));
+        int64_t *iref;
+        lx_array ix = rand_indices(shape, 2, it, shape[1], true, &iref);
+        ref_t want = ref_new(shape, 2);
+        for (int64_t k = 0; k < ref_size(&want); k++) {
+            int64_t r = k / shape[1];
+            want.v[k] = a.v[r * shape[1] + iref[k]];
+        }
+        check_ref("take_along_axis (long rows)", lx_take_along_axis(x, ix, -1), &want, t);
+        free(iref);
+        free(a.v);
+        free(want.v);
+        lx_sweep();
+    }
+}
+
 static void test_put_along(void) {
     t_seed(18);
     for (int iter = 0; iter < 150; iter++) {
@@ -1088,6 +1114,7 @@ int main(void) {
     RUN_TEST(test_take);
     RUN_TEST(test_take_embedding);
     RUN_TEST(test_take_along);
+    RUN_TEST(test_take_along_long_rows);
     RUN_TEST(test_put_along);
     RUN_TEST(test_pad);
     RUN_TEST(test_tile_repeat);

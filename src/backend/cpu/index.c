@@ -112,8 +112,24 @@ typedef struct {
     bool scatter;
 } along_ctx;
 
-static void along_rows(void *vctx, int64_t begin, int64_t end) {
-    const along_ctx *t = vctx;
+/* Gathers along the last axis with 32-bit indices, contiguous: the common case (a sampler's
+ * take_along_axis over a sorted vocabulary), without the per-element dtype switches. */
+#define DEF_GATHER_FAST(T)                                                                  \
+    static void gather_fast_##T(T *dst, const char *src, int64_t step, const int32_t *ix,   \
+                                bool is_unsigned, int64_t d, int64_t n) {                   \
+        for (int64_t k = 0; k < n; k++) {                                                   \
+            int64_t j = is_unsigned ? (int64_t)(uint32_t)ix[k] : (int64_t)ix[k];             \
+            j = lx_mv_clamp_index(j, d);                                                    \
+            memcpy(&dst[k], src + j * step, sizeof(T));                                     \
+        }                                                                                   \
+    }
+DEF_GATHER_FAST(uint16_t)
+DEF_GATHER_FAST(uint32_t)
+DEF_GATHER_FAST(uint64_t)
+#undef DEF_GATHER_FAST
+
+/* Elements [k0, k1) of row r of the index array. */
+static void along_row(const along_ctx *t, int64_t r, int64_t k0, int64_t k1) {
     const lx_node *idx = t->idx;
     const int nd = idx->ndim, last = nd - 1;
     const int64_t L = idx->shape[last];
@@ -121,29 +137,57 @@ static void along_rows(void *vctx, int64_t begin, int64_t end) {
     const lx_dtype it = (lx_dtype)idx->dtype;
     const char *ip = lx_node_ptr(idx);
     const int64_t *vst = t->scatter ? t->values->strides : NULL;
-    for (int64_t r = begin; r < end; r++) {
-        int64_t rem = r, aoff = 0, ioff = 0, voff = 0;
-        for (int i = last - 1; i >= 0; i--) {
-            int64_t c = rem % idx->shape[i];
-            rem /= idx->shape[i];
-            if (i != t->axis) aoff += c * t->a_strides[i];
-            ioff += c * idx->strides[i];
-            if (vst) voff += c * vst[i];
+    int64_t rem = r, aoff = 0, ioff = 0, voff = 0;
+    for (int i = last - 1; i >= 0; i--) {
+        int64_t c = rem % idx->shape[i];
+        rem /= idx->shape[i];
+        if (i != t->axis) aoff += c * t->a_strides[i];
+        ioff += c * idx->strides[i];
+        if (vst) voff += c * vst[i];
+    }
+    if (!t->scatter && last == t->axis && idx->strides[last] == 1 &&
+        (it == LX_INT32 || it == LX_UINT32) && (es == 2 || es == 4 || es == 8)) {
+        const int32_t *ix = (const int32_t *)(const void *)(ip + ioff * ies) + k0;
+        char *dst = t->v_base + (r * L + k0) * es;
+        const char *src = t->a_base + aoff * es;
+        int64_t step = t->a_axis_stride * es;
+        bool u = it == LX_UINT32;
+        if (es == 2) gather_fast_uint16_t((uint16_t *)(void *)dst, src, step, ix, u, t->d, k1 - k0);
+        else if (es == 4) gather_fast_uint32_t((uint32_t *)(void *)dst, src, step, ix, u, t->d, k1 - k0);
+        else gather_fast_uint64_t((uint64_t *)(void *)dst, src, step, ix, u, t->d, k1 - k0);
+        return;
+    }
+    for (int64_t k = k0; k < k1; k++) {
+        int64_t j = lx_mv_load_index(ip + (ioff + k * idx->strides[last]) * ies, it);
+        int64_t ao = aoff + (last == t->axis ? 0 : k * t->a_strides[last]);
+        if (t->scatter) {
+            if (j < 0) j += t->d;
+            if (j < 0 || j >= t->d) continue; /* out of range: the write is dropped */
+            lx_mv_copy1(t->a_base + (ao + j * t->a_axis_stride) * es,
+                        t->v_base + (voff + k * vst[last]) * es, t->es);
+        } else {
+            j = lx_mv_clamp_index(j, t->d);
+            lx_mv_copy1(t->v_base + (r * L + k) * es, t->a_base + (ao + j * t->a_axis_stride) * es,
+                        t->es);
         }
-        for (int64_t k = 0; k < L; k++) {
-            int64_t j = lx_mv_load_index(ip + (ioff + k * idx->strides[last]) * ies, it);
-            int64_t ao = aoff + (last == t->axis ? 0 : k * t->a_strides[last]);
-            if (t->scatter) {
-                if (j < 0) j += t->d;
-                if (j < 0 || j >= t->d) continue; /* out of range: the write is dropped */
-                lx_mv_copy1(t->a_base + (ao + j * t->a_axis_stride) * es,
-                            t->v_base + (voff + k * vst[last]) * es, t->es);
-            } else {
-                j = lx_mv_clamp_index(j, t->d);
-                lx_mv_copy1(t->v_base + (r * L + k) * es, t->a_base + (ao + j * t->a_axis_stride) * es,
-                            t->es);
-            }
-        }
+    }
+}
+
+static void along_rows(void *vctx, int64_t begin, int64_t end) {
+    const along_ctx *t = vctx;
+    const int64_t L = t->idx->shape[t->idx->ndim - 1];
+    for (int64_t r = begin; r < end; r++) along_row(t, r, 0, L);
+}
+
+/* Gathers only: tasks are segments of SEGMENT elements of a row, so that a few long rows still
+ * use every thread (a scatter keeps whole rows: its writes may meet). */
+#define SEGMENT 8192
+static void along_segments(void *vctx, int64_t begin, int64_t end) {
+    const along_ctx *t = vctx;
+    const int64_t L = t->idx->shape[t->idx->ndim - 1], nseg = (L + SEGMENT - 1) / SEGMENT;
+    for (int64_t task = begin; task < end; task++) {
+        int64_t r = task / nseg, k0 = (task % nseg) * SEGMENT;
+        along_row(t, r, k0, k0 + SEGMENT < L ? k0 + SEGMENT : L);
     }
 }
 
@@ -165,7 +209,8 @@ lx_status LX_CPU_KERNEL(TAKE_ALONG)(lx_node *out) {
     t.es = lx_dtype_size((lx_dtype)out->dtype);
     int64_t L = idx->shape[idx->ndim - 1];
     int64_t rows = out->size / L, grain = 4096 / L;
-    lx_parallel_for(rows, grain < 1 ? 1 : grain, along_rows, &t);
+    if (L >= 2 * SEGMENT) lx_parallel_for(rows * ((L + SEGMENT - 1) / SEGMENT), 1, along_segments, &t);
+    else lx_parallel_for(rows, grain < 1 ? 1 : grain, along_rows, &t);
     return LX_OK;
 }
 

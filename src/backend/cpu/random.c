@@ -34,38 +34,53 @@ static uint32_t key_word(const lx_node *key, int64_t i) {
     return ((const uint32_t *)lx_node_ptr(key))[off];
 }
 
+/* v[j - j0] for j in [j0, j1): the first word of threefry(key, (j, j + off)), or the second of
+ * threefry(key, (j - off, j)). Straight loops over j, so they vectorize (8 lanes with AVX2). */
+static void words_first(uint32_t k0, uint32_t k1, int64_t j0, int64_t j1, uint32_t off,
+                        uint32_t *v) {
+    for (int64_t j = j0; j < j1; j++) {
+        uint32_t x0 = (uint32_t)j, x1 = (uint32_t)j + off;
+        lx_threefry2x32(k0, k1, &x0, &x1);
+        v[j - j0] = x0;
+    }
+}
+static void words_second(uint32_t k0, uint32_t k1, int64_t j0, int64_t j1, uint32_t off,
+                         uint32_t *v) {
+    for (int64_t j = j0; j < j1; j++) {
+        uint32_t x0 = (uint32_t)j - off, x1 = (uint32_t)j;
+        lx_threefry2x32(k0, k1, &x0, &x1);
+        v[j - j0] = x1;
+    }
+}
+
 static void bits_fn(void *ctx, int64_t b, int64_t e) {
     const bitsctx *c = ctx;
     /* tasks are (key, block of 256 words) */
     int64_t blocks = (c->words + 255) / 256;
+    const int64_t mid = c->half + c->odd; /* words from here are second halves */
     for (int64_t t = b; t < e; t++) {
         int64_t k = t / blocks, w0 = (t % blocks) * 256;
         int64_t w1 = w0 + 256 < c->words ? w0 + 256 : c->words;
         uint32_t k0 = key_word(c->key, 2 * k), k1 = key_word(c->key, 2 * k + 1);
-        unsigned char *dst = c->out + k * c->bytes_per_key;
-        for (int64_t j = w0; j < w1; j++) {
-            uint32_t x0, x1, v;
-            if (j < c->half) {
-                x0 = (uint32_t)j;
-                x1 = (uint32_t)(j + c->half + c->odd);
-                lx_threefry2x32(k0, k1, &x0, &x1);
-                v = x0;
-            } else if (c->odd && j == c->half) {
-                x0 = (uint32_t)c->half;
-                x1 = 0;
-                lx_threefry2x32(k0, k1, &x0, &x1);
-                v = x0;
-            } else {
-                x0 = (uint32_t)(j - c->half - c->odd);
-                x1 = (uint32_t)j;
-                lx_threefry2x32(k0, k1, &x0, &x1);
-                v = x1;
-            }
-            unsigned char le[4] = {(unsigned char)v, (unsigned char)(v >> 8),
-                                   (unsigned char)(v >> 16), (unsigned char)(v >> 24)};
-            int64_t nb = c->bytes_per_key - 4 * j < 4 ? c->bytes_per_key - 4 * j : 4;
-            memcpy(dst + 4 * j, le, (size_t)nb);
+        uint32_t v[256];
+        int64_t a = w0 < c->half ? w0 : c->half, a1 = w1 < c->half ? w1 : c->half;
+        if (a < a1) words_first(k0, k1, a, a1, (uint32_t)mid, v + (a - w0));
+        if (c->odd && w0 <= c->half && c->half < w1) { /* the middle word of an odd count */
+            uint32_t x0 = (uint32_t)c->half, x1 = 0;
+            lx_threefry2x32(k0, k1, &x0, &x1);
+            v[c->half - w0] = x0;
         }
+        int64_t s0 = w0 > mid ? w0 : mid;
+        if (s0 < w1) words_second(k0, k1, s0, w1, (uint32_t)mid, v + (s0 - w0));
+        /* little-endian bytes of the words, the last one possibly cut */
+        unsigned char *dst = c->out + k * c->bytes_per_key + 4 * w0;
+        int64_t nb = c->bytes_per_key - 4 * w0 < 4 * (w1 - w0) ? c->bytes_per_key - 4 * w0
+                                                                 : 4 * (w1 - w0);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(dst, v, (size_t)nb);
+#else
+        for (int64_t q = 0; q < nb; q++) dst[q] = (unsigned char)(v[q / 4] >> (8 * (q % 4)));
+#endif
     }
 }
 
