@@ -15,6 +15,10 @@
  * which is the same function without the cancellation for negative x; gelu_approx =
  * x/2 * (1 + tanh(u)), u = sqrt(2/pi) * (x + 0.044715 x^3), computed as x * sigmoid(2u);
  * silu, gelu and gelu_approx of -Inf are -0 (their limit) rather than NaN.
+ * Float accuracy where lx computes rather than calls libm (elementwise_ops.h; all branch-free
+ * so the loops vectorize; measured against float64 by tests/test_exp_log_accuracy.c and
+ * test_erf_exhaustive.c): exp 1.01 ulp, log 0.82, sigmoid 2.4, silu 3.1, erf 5.9 (7.0 without
+ * FMA). float64 and the other functions are libm's.
  * erfinv: Giles' single-precision approximation (M. Giles, "Approximating the erfinv
  * function", GPU Computing Gems, 2011) as the start, then Halley steps on erf(y) - x in double
  * (residual through erfc near +-1): one step for float inputs (correctly rounded in practice),
