@@ -99,7 +99,7 @@ static inline double lx_ew_erfinv_core(double x, int steps) {
 /* A branch-free select through bit masks, so that loops over it vectorize (GCC does not
  * if-convert an ordinary ?: on floats under -ftrapping-math). */
 LX_EW_INLINE float lx_ew_select_f(int c, float a, float b) {
-    uint32_t m = 0u - (uint32_t)(c != 0);
+    uint32_t m = lx_mask_u32(c);
     return lx_f32_from_bits((lx_bits_from_f32(a) & m) | (lx_bits_from_f32(b) & ~m));
 }
 
@@ -202,7 +202,7 @@ LX_EW_INLINE double lx_ew_erf_d(double x) { return erf(x); }
 LX_EW_INLINE float lx_ew_exp_f(float x) {
     const float hi = 88.72283f, lo = -103.97208f;
     /* every select is a bit mask (see lx_ew_select_f) */
-    uint32_t over = 0u - (uint32_t)(x > hi), under = 0u - (uint32_t)(x < lo);
+    uint32_t over = lx_mask_u32(x > hi), under = lx_mask_u32(x < lo);
     uint32_t xb = (lx_bits_from_f32(x) & ~(over | under)) | (lx_bits_from_f32(hi) & over) |
                   (lx_bits_from_f32(lo) & under);
     float xc = lx_f32_from_bits(xb);
@@ -234,13 +234,13 @@ LX_EW_INLINE double lx_ew_exp_d(double x) { return exp(x); }
  * polynomial in m - 1 and ln 2 in two parts. Subnormals are scaled by 2^23 first.
  * log(+-0) = -Inf, log(x < 0) = NaN, log(+Inf) = +Inf, NaN stays NaN (the same NaN). */
 LX_EW_INLINE float lx_ew_log_f(float x) {
-    uint32_t tiny = 0u - (uint32_t)(x < 1.17549435e-38f); /* subnormal (or <= 0: replaced) */
+    uint32_t tiny = lx_mask_u32(x < 1.17549435e-38f); /* subnormal (or <= 0: replaced) */
     float xs = lx_f32_from_bits((lx_bits_from_f32(x * 8388608.0f) & tiny) |
                                 (lx_bits_from_f32(x) & ~tiny));
     uint32_t u = lx_bits_from_f32(xs);
     int32_t e = (int32_t)((u >> 23) & 0xffu) - 126 - (int32_t)(tiny & 23u);
     float m = lx_f32_from_bits((u & 0x007fffffu) | 0x3f000000u); /* [0.5, 1) */
-    uint32_t lo = 0u - (uint32_t)(m < 0.707106781186547524f);
+    uint32_t lo = lx_mask_u32(m < 0.707106781186547524f);
     e -= (int32_t)(lo & 1u);
     m = m + lx_f32_from_bits(lx_bits_from_f32(m) & lo) - 1.0f; /* 2m - 1 or m - 1 */
     float fe = (float)e;

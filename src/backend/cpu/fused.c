@@ -407,7 +407,6 @@ static void fused_range(void *ctx, int64_t begin, int64_t end) {
 
 /* ---- native code ------------------------------------------------------------------------ */
 
-
 typedef struct {
     const fused_job *job;
     lx_fused_native_fn fn;
@@ -420,9 +419,9 @@ static void native_range(void *ctx, int64_t begin, int64_t end) {
     const lx_fused_header *h = job->h;
     const void *in[LX_FUSED_MAX_IN];
     void *out[LX_FUSED_MAX_OUT];
-    bool gathers = false;
-    for (int k = 0; k < h->n_in; k++) gathers = gathers || nj->kind[k] == 2;
-    if (!gathers) { /* one call for the whole range */
+    int n_gather = 0;
+    for (int k = 0; k < h->n_in; k++) n_gather += nj->kind[k] == 2;
+    if (n_gather == 0) { /* one call for the whole range */
         for (int k = 0; k < h->n_in; k++)
             in[k] = nj->kind[k] == 1 ? job->in[k]
                                      : job->in[k] + begin * (int64_t)lx_dtype_size(
@@ -434,8 +433,6 @@ static void native_range(void *ctx, int64_t begin, int64_t end) {
     }
     /* tiles: gathered inputs in stack buffers (at most 8 bytes an element) */
     _Alignas(64) unsigned char scratch[SCRATCH_BYTES];
-    int n_gather = 0;
-    for (int k = 0; k < h->n_in; k++) n_gather += nj->kind[k] == 2;
     int64_t T = SCRATCH_BYTES / (8 * n_gather);
     if (T > TILE_MAX) T = TILE_MAX;
     for (int64_t p = begin; p < end; p += T) {
