@@ -894,16 +894,9 @@ static void test_switch(void) {
 static const char *g_self;
 
 static void test_env_switch(void) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("LX_DISABLE_COMPILE", "1", 1);
-        execl(g_self, g_self, "--env-child", (char *)NULL);
-        _exit(3);
-    }
-    int status = 0;
-    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
-    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child exit %d",
-              WEXITSTATUS(status));
+    int rc = t_run_self(g_self, "--env-child",
+                        (const char *const[]){"LX_DISABLE_COMPILE", "1", NULL});
+    CHECK_MSG(rc == 0, "child exit %d", rc);
 }
 
 static int env_child(void) {

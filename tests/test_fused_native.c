@@ -278,32 +278,16 @@ static void test_untrusted_cache_dir(void) {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/jit-open-%d", tmp && *tmp ? tmp : "/tmp", (int)getpid());
     CHECK(mkdir(dir, 0700) == 0 && chmod(dir, 0777) == 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("LX_JIT_CACHE", dir, 1);
-        setenv("LX_JIT", "always", 1);
-        execl(g_self, g_self, "--untrusted-child", (char *)NULL);
-        _exit(3);
-    }
-    int status = 0;
-    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
-    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child exit %d",
-              WEXITSTATUS(status));
+    int rc = t_run_self(g_self, "--untrusted-child",
+                        (const char *const[]){"LX_JIT_CACHE", dir, "LX_JIT", "always", NULL});
+    CHECK_MSG(rc == 0, "child exit %d", rc);
     CHECK(rmdir(dir) == 0); /* still empty */
 }
 
 /* LX_JIT=0 in the environment: a program well past the compile threshold stays interpreted. */
 static void test_env_off(void) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("LX_JIT", "0", 1);
-        execl(g_self, g_self, "--off-child", (char *)NULL);
-        _exit(3);
-    }
-    int status = 0;
-    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
-    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child exit %d",
-              WEXITSTATUS(status));
+    int rc = t_run_self(g_self, "--off-child", (const char *const[]){"LX_JIT", "0", NULL});
+    CHECK_MSG(rc == 0, "child exit %d", rc);
 }
 
 static int off_child(void) {

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "lx.h"
 
@@ -123,6 +125,21 @@ static inline int t_check_close_f32(const char *what, const float *got, const do
                 atol);
     }
     return bad == 0;
+}
+
+/* Runs this test program again as `self arg` with env set (name, value, ..., NULL: for
+ * settings read once per process) and returns its exit status, or -1 when it could not run
+ * or did not exit normally. */
+static inline int t_run_self(const char *self, const char *arg, const char *const *env) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (int i = 0; env && env[i] && env[i + 1]; i += 2) setenv(env[i], env[i + 1], 1);
+        execl(self, self, arg, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+    return WEXITSTATUS(status);
 }
 
 #endif
