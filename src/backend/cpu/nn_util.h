@@ -135,31 +135,6 @@ static inline float lx_nn_h2f(uint16_t h) {
 LX_NN_DEFINE_CONVERT(float, f32)
 LX_NN_DEFINE_CONVERT(double, f64)
 
-/* expf for the softmax kernels: Cephes' range reduction and degree-6 polynomial (about 1 ulp),
- * branch-free so loops over it vectorise. exp(x) for x < -87 (below FLT_MIN) is 0; x > 88 is
- * clamped (the kernels only ask for x <= 0); NaN stays NaN. */
-static inline float lx_nn_expf(float x) {
-    if (x != x) return x;
-    float xc = x > 88.0f ? 88.0f : (x < -87.0f ? -87.0f : x);
-    float t = xc * 1.44269504088896341f + 12582912.0f; /* round to nearest via 1.5 * 2^23 */
-    float n = t - 12582912.0f;
-    float r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    uint32_t tb;
-    memcpy(&tb, &t, 4);
-    uint32_t e = (tb - 0x4B400000u + 127u) << 23; /* the low bits of t hold n */
-    float scale;
-    memcpy(&scale, &e, 4);
-    float y = p * scale;
-    return x < -87.0f ? 0.0f : y;
-}
 static inline double lx_nn_exp(double x) { return exp(x); }
 
 /* GCC/Clang vector extensions for the hot loops (AVX registers on v3/v4, SSE registers on the
@@ -179,27 +154,6 @@ typedef int32_t lx_nn_vi32 __attribute__((vector_size(LX_NN_VBYTES)));
 typedef int64_t lx_nn_vi64 __attribute__((vector_size(LX_NN_VBYTES)));
 typedef uint32_t lx_nn_vu32 __attribute__((vector_size(LX_NN_VBYTES)));
 
-/* lx_nn_expf on a vector. The exponent 2^n comes from the bits of t = x*log2(e) + 1.5*2^23,
- * whose low mantissa bits hold n. Below -87 the result is 0; NaN propagates. */
-static inline lx_nn_vf32 lx_nn_expf_v(lx_nn_vf32 x) {
-    lx_nn_vi32 lo = x < -87.0f;
-    lx_nn_vi32 hi = x > 88.0f;
-    lx_nn_vf32 xc = (lx_nn_vf32)(((lx_nn_vi32)x & ~(lo | hi)) |
-                                 ((lx_nn_vi32)((lx_nn_vf32){0} + 88.0f) & hi));
-    lx_nn_vf32 t = xc * 1.44269504088896341f + 12582912.0f;
-    lx_nn_vf32 n = t - 12582912.0f;
-    lx_nn_vf32 r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    lx_nn_vf32 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    lx_nn_vu32 e = ((lx_nn_vu32)t - 0x4B400000u + 127u) << 23;
-    lx_nn_vf32 y = p * (lx_nn_vf32)e;
-    return (lx_nn_vf32)((lx_nn_vi32)y & ~lo);
-}
 #endif
 
 /* Element offset (from the node's first element) of the row-major index `index` over the

@@ -23,6 +23,7 @@
 
 #include <stdatomic.h>
 
+#include "backend/cpu/elementwise_ops.h"
 #include "backend/cpu/nn_util.h"
 #include "backend/prims_nn.h"
 
@@ -30,13 +31,21 @@
 #define KB 64 /* keys per block */
 #define LX_SDPA_LANES 16
 
+/* The float exp of the elementwise ops and softmax (elementwise_ops.h), with weights below
+ * FLT_MIN (x < -87.34) set to 0: a subnormal weight adds nothing to a row's sum or to P.V but
+ * can cost a microcode assist per multiply on CPUs that handle subnormals slowly. Written
+ * as a select so that the loops over it vectorize. */
+static inline float sdpa_expf(float x) {
+    float e = lx_ew_exp_f(x);
+    return lx_f32_from_bits(lx_bits_from_f32(e) & ~lx_mask_u32(x < -87.336544f));
+}
+
 #define LX_NN_TEMPLATE_PASS
 #define CT float
 #define SFX(name) name##_f32
-#define CT_EXP lx_nn_expf
+#define CT_EXP sdpa_expf
 #define CT_VEC lx_nn_vf32
 #define CT_IVEC lx_nn_vi32
-#define CT_VEXP lx_nn_expf_v
 #define CT_DTYPE LX_FLOAT32
 #include "backend/cpu/sdpa.c"
 #undef CT
@@ -44,7 +53,6 @@
 #undef CT_EXP
 #undef CT_VEC
 #undef CT_IVEC
-#undef CT_VEXP
 #undef CT_DTYPE
 #define CT double
 #define SFX(name) name##_f64
@@ -160,23 +168,18 @@ static CT SFX(sdpa_rowmax)(const CT *s, int64_t n, bool *nan) {
     return mx;
 }
 
-/* s[j] = exp(s[j] - m) for j < n; returns their sum. */
+/* s[j] = exp(s[j] - m) for j < n; returns their sum. The exp loop vectorizes on its own (float);
+ * the sum keeps vector accumulators. */
 static CT SFX(sdpa_exp_sum)(CT *s, int64_t n, CT m) {
+    for (int64_t j = 0; j < n; j++) s[j] = CT_EXP(s[j] - m);
     CT sum = 0;
     int64_t j = 0;
-#if defined(LX_NN_VEC) && defined(CT_VEXP)
+#if defined(LX_NN_VEC)
     CT_VEC acc = {0};
-    for (; j + VL <= n; j += VL) {
-        CT_VEC v = CT_VEXP(SFX(vload)(s + j) - m);
-        memcpy(s + j, &v, sizeof v);
-        acc += v;
-    }
+    for (; j + VL <= n; j += VL) acc += SFX(vload)(s + j);
     sum = SFX(vsum)(acc);
 #endif
-    for (; j < n; j++) {
-        s[j] = CT_EXP(s[j] - m);
-        sum += s[j];
-    }
+    for (; j < n; j++) sum += s[j];
     return sum;
 }
 
