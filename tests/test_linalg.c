@@ -5,7 +5,8 @@
  * dtype and several integer ones, laid out contiguous, with the last two dims transposed (the
  * BLAS transposed-operand path), fully permuted, strided (lx_slice step 2), broadcast (zero
  * strides) or reversed (negative strides: the copy path); the batch-into-M fold (a [B, L, K] @ b [K, N]); sizes from 1 to a
- * few hundred (OpenBLAS threads) ; K = 0 and empty results; addmm with broadcast c and
+ * few hundred (OpenBLAS threads); one row or one column (BLAS GEMV, also on a recycled buffer
+ * of NaN); K = 0 and empty results; addmm with broadcast c and
  * alpha/beta; the error cases.
  *
  * Tolerances, per output with S = sum_k |a_ik b_kj| (inputs rounded to their dtype first):
@@ -233,7 +234,13 @@ static void test_matmul_large(void) {
         {{256, 300}, 2, {300, 200}, 2, 1, 1},         /* both transposed: Trans/Trans */
         {{3, 70, 128}, 3, {128, 96}, 2, 0, 1},        /* fold batch into M, b^T */
         {{3, 70, 128}, 3, {128, 96}, 2, 1, 0},        /* a transposed: no fold */
-        {{1, 4096}, 2, {4096, 300}, 2, 0, 1},         /* a decode-like row times W^T */
+        {{1, 4096}, 2, {4096, 300}, 2, 0, 1},         /* a decode-like row times W^T (GEMV) */
+        {{1, 512}, 2, {512, 300}, 2, 1, 0},           /* GEMV: a row read at a stride, times W */
+        {{1, 512}, 2, {512, 300}, 2, 3, 3},           /* GEMV on strided views (copies) */
+        {{300, 512}, 2, {512, 1}, 2, 0, 0},           /* one column: GEMV on a */
+        {{300, 512}, 2, {512, 1}, 2, 1, 1},           /* one column, a transposed, b a row view */
+        {{4, 1, 512}, 3, {512, 200}, 2, 0, 1},        /* a batch of rows folds into M = 4 */
+        {{3, 1, 256}, 3, {3, 256, 64}, 3, 0, 1},      /* batched GEMVs */
         {{300, 64}, 2, {2, 64, 90}, 3, 0, 0},         /* a shared, b batched */
         {{8, 16, 16}, 3, {8, 16, 16}, 3, 0, 0},       /* many small products (parallel) */
         {{2, 200, 100}, 3, {2, 100, 150}, 3, 3, 4},   /* strided and broadcast: copies */
@@ -298,6 +305,31 @@ static void test_matmul_edges(void) {
     lx_array e = lx_matmul(lx_zeros((int[]){0, 4}, 2, LX_FLOAT32), lx_zeros((int[]){4, 3}, 2, LX_FLOAT32));
     CHECK(lx_dim(e, 0) == 0 && lx_dim(e, 1) == 3);
     CHECK_OK(lx_eval(e));
+    /* a row (M = 1) or a column (N = 1) is a BLAS GEMV that starts from zeros: a recycled
+     * buffer full of NaN does not leak into the result (BLAS may scale y by beta = 0) */
+    for (int col = 0; col < 2; col++) {
+        int os[2] = {col ? 300 : 1, col ? 1 : 300};
+        lx_array junk = lx_mul_scalar(lx_ones(os, 2, LX_FLOAT32), NAN);
+        CHECK_OK(lx_eval(junk));
+        lx_free(junk);
+        lx_sweep(); /* its buffer goes back to the cache */
+        lx_array g = col ? lx_matmul(lx_ones((int[]){300, 512}, 2, LX_FLOAT32),
+                                     lx_ones((int[]){512, 1}, 2, LX_FLOAT32))
+                         : lx_matmul(lx_ones((int[]){1, 512}, 2, LX_FLOAT32),
+                                     lx_ones((int[]){512, 300}, 2, LX_FLOAT32));
+        float gv[300];
+        CHECK_OK(lx_read(g, gv, sizeof gv));
+        int off = 0;
+        for (int i = 0; i < 300; i++) off += gv[i] != 512.0f;
+        CHECK_MSG(off == 0, "GEMV (%s): %d of 300 results are not 512", col ? "column" : "row", off);
+        lx_array h = lx_addmm(lx_ones((int[]){300}, 1, LX_FLOAT32), lx_ones((int[]){1, 512}, 2, LX_FLOAT32),
+                              lx_ones((int[]){512, 300}, 2, LX_FLOAT32), 0.5f, -1.5f);
+        CHECK_OK(lx_read(h, gv, sizeof gv));
+        off = 0;
+        for (int i = 0; i < 300; i++) off += gv[i] != 254.5f;
+        CHECK_MSG(off == 0, "addmm GEMV: %d of 300 results are not 254.5", off);
+        lx_sweep();
+    }
     /* dtype promotion: float16 @ float32 is float32; int32 @ float16 is float16 */
     CHECK(lx_dtype_of(lx_matmul(lx_ones((int[]){2, 2}, 2, LX_FLOAT16), lx_ones((int[]){2, 2}, 2, LX_FLOAT32))) == LX_FLOAT32);
     CHECK(lx_dtype_of(lx_matmul(lx_ones((int[]){2, 2}, 2, LX_INT32), lx_ones((int[]){2, 2}, 2, LX_FLOAT16))) == LX_FLOAT16);

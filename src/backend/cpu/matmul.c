@@ -7,7 +7,8 @@
  *
  *  - float32 / float64: cblas_sgemm / cblas_dgemm straight on the inputs' memory, with the
  *    transposed-operand flag when a matrix is stored column-major (a transposed view), and a
- *    row-major copy only when a matrix has neither layout (broadcast or oddly strided). Small
+ *    row-major copy only when a matrix has neither layout (broadcast or oddly strided). A
+ *    product with one row or one column is cblas_sgemv / cblas_dgemv instead. Small
  *    per-batch products (below OpenBLAS's own threading threshold) run batches in parallel on
  *    the lx pool; large ones run one by one with OpenBLAS's threads.
  *  - float16 / bfloat16: up to 8 rows of a (decode) with b's rows or columns contiguous: the
@@ -97,6 +98,44 @@ static void gather_matrix(char *dst, const char *src, int64_t R, int64_t C, int6
 
 /* ---- float32 / float64 through BLAS ------------------------------------------------------- */
 
+/* A product with one row (M == 1: decoding, x @ W) or one column (N == 1) as a BLAS GEMV.
+ * OpenBLAS's GEMM packs the whole of b even for a single row of a (0.3.21 has no forwarding),
+ * which ran x[1,4096] @ W^T[4096,4096] at a quarter of the GEMV's speed. A, B and their
+ * layouts as blas_batch found them; the vector is read in place at its stride. */
+static void blas_gemv(const mmctx *c, const char *A, bool ta, int64_t lda, const char *B, bool tb,
+                      int64_t ldb, float beta, char *C) {
+    const char *mat, *vec;
+    enum CBLAS_TRANSPOSE tr;
+    blasint rows, cols, ld, inc;
+    if (c->M == 1) { /* y[N] = x[K] . B */
+        vec = A;
+        inc = (blasint)(ta ? lda : 1);
+        mat = B;
+        ld = (blasint)ldb;
+        tr = tb ? CblasNoTrans : CblasTrans; /* B stored as [N][K], or as [K][N] */
+        rows = (blasint)(tb ? c->N : c->K);
+        cols = (blasint)(tb ? c->K : c->N);
+    } else { /* y[M] = A . b[K] */
+        vec = B;
+        inc = (blasint)(tb ? 1 : ldb);
+        mat = A;
+        ld = (blasint)lda;
+        tr = ta ? CblasTrans : CblasNoTrans; /* A stored as [K][M], or as [M][K] */
+        rows = (blasint)(ta ? c->K : c->M);
+        cols = (blasint)(ta ? c->M : c->K);
+    }
+    int64_t n_out = c->M * c->N;
+    /* BLAS need not read y when beta is 0, but OpenBLAS versions differ in whether they scale
+     * it (0 * NaN): start from zeros */
+    if (!c->with_c) memset(C, 0, (size_t)n_out * c->esz);
+    if (c->t == LX_FLOAT32)
+        cblas_sgemv(CblasRowMajor, tr, rows, cols, c->alpha, (const float *)mat, ld,
+                    (const float *)vec, inc, beta, (float *)C, 1);
+    else
+        cblas_dgemv(CblasRowMajor, tr, rows, cols, (double)c->alpha, (const double *)mat, ld,
+                    (const double *)vec, inc, (double)beta, (double *)C, 1);
+}
+
 /* One GEMM of batch bi (out rows already hold c when with_c). Returns false on OOM. */
 static bool blas_batch(const mmctx *c, int64_t bi) {
     int64_t oa, ob;
@@ -126,6 +165,12 @@ static bool blas_batch(const mmctx *c, int64_t bi) {
         ldb = c->N;
     }
     float beta = c->with_c ? c->beta : 0.0f;
+    if ((c->M == 1 || c->N == 1) && c->K > 0) { /* K = 0: GEMV would skip beta * c */
+        blas_gemv(c, A, ta, lda, B, tb, ldb, beta, C);
+        free(sa);
+        free(sb);
+        return true;
+    }
     if (c->t == LX_FLOAT32)
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     (blasint)c->M, (blasint)c->N, (blasint)c->K, c->alpha, (const float *)A,
