@@ -236,6 +236,7 @@ static void test_matmul_large(void) {
         {{3, 70, 128}, 3, {128, 96}, 2, 1, 0},        /* a transposed: no fold */
         {{1, 4096}, 2, {4096, 300}, 2, 0, 1},         /* a decode-like row times W^T (GEMV) */
         {{1, 512}, 2, {512, 300}, 2, 1, 0},           /* GEMV: a row read at a stride, times W */
+        {{1, 1000}, 2, {1000, 299}, 2, 0, 1},         /* W^T rows in fours, K and N with tails */
         {{1, 512}, 2, {512, 300}, 2, 3, 3},           /* GEMV on strided views (copies) */
         {{300, 512}, 2, {512, 1}, 2, 0, 0},           /* one column: GEMV on a */
         {{300, 512}, 2, {512, 1}, 2, 1, 1},           /* one column, a transposed, b a row view */

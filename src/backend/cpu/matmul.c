@@ -13,7 +13,8 @@
  *    the lx pool; large ones run one by one with OpenBLAS's threads.
  *  - float16 / bfloat16: up to 8 rows of a (decode) with b's rows or columns contiguous: the
  *    weight is read once, a chunk at a time converted to float32 and used at once (dot products
- *    or axpy, lx's threads over N); otherwise panels of a and b converted to float32, sgemm,
+ *    or axpy, lx's threads over N; a single row against W^T converts in registers, four weight
+ *    rows at a time); otherwise panels of a and b converted to float32, sgemm,
  *    converted back. Both accumulate in float32 and round once: |error| <= K * 2^-24 *
  *    sum|a||b| + 1/2 ulp of the output.
  *  - integers and bool: a plain loop accumulating in 64 bits (wrapping), narrowed at the end;
@@ -274,6 +275,56 @@ static void half_tiles_fn(void *ctx, int64_t b, int64_t e) {
 #define GEMV_M 8
 #define GEMV_NB 64
 #define GEMV_KB 512
+#define GEMV_LANES 32
+
+/* out[r] = sum_k a[k] * w[r][k] for r < R <= GEMV_ROWS rows of n float16 or bfloat16 values,
+ * converted in registers: one row of a streams the weight rows GEMV_ROWS at a time, sharing
+ * the loads of a, with GEMV_ROWS * 2 independent FMA chains and no staging buffer (converting
+ * 512 values into L1 and then taking one dot product at a time left the memory idle). */
+#define GEMV_ROWS 4
+static inline float gemv_half1(const uint16_t *w, int64_t k, lx_dtype t) {
+    return t == LX_BFLOAT16 ? lx_bf16_to_f32(w[k]) : lx_f16_to_f32(w[k]);
+}
+static void gemv_rows_half(float *out, const float *a, const uint16_t *const *w, int R, int64_t n,
+                           lx_dtype t) {
+    float ln[GEMV_ROWS][16];
+    memset(ln, 0, sizeof ln);
+    int64_t k = 0;
+#if defined(__AVX2__) && defined(__FMA__) && defined(LX_ROW_F16C)
+    /* 16 values of row r from k: two vectors of 8 floats */
+#define GEMV_CVT_(p) (t == LX_BFLOAT16                                                          \
+                          ? _mm256_castsi256_ps(_mm256_slli_epi32(                                \
+                                _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16)) \
+                          : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p))))
+    if (R == GEMV_ROWS) {
+        __m256 s[GEMV_ROWS][2];
+        for (int r = 0; r < GEMV_ROWS; r++) s[r][0] = s[r][1] = _mm256_setzero_ps();
+        for (; k + 16 <= n; k += 16) {
+            __m256 a0 = _mm256_loadu_ps(a + k), a1 = _mm256_loadu_ps(a + k + 8);
+            for (int r = 0; r < GEMV_ROWS; r++) {
+                s[r][0] = _mm256_fmadd_ps(a0, GEMV_CVT_(w[r] + k), s[r][0]);
+                s[r][1] = _mm256_fmadd_ps(a1, GEMV_CVT_(w[r] + k + 8), s[r][1]);
+            }
+        }
+        for (int r = 0; r < GEMV_ROWS; r++) {
+            _mm256_storeu_ps(ln[r], s[r][0]);
+            _mm256_storeu_ps(ln[r] + 8, s[r][1]);
+        }
+    }
+#undef GEMV_CVT_
+#else
+    if (R == GEMV_ROWS)
+        for (; k + 16 <= n; k += 16)
+            for (int r = 0; r < GEMV_ROWS; r++)
+                for (int l = 0; l < 16; l++) ln[r][l] += a[k + l] * gemv_half1(w[r], k + l, t);
+#endif
+    for (int r = 0; r < R; r++) {
+        for (int64_t i = k; i < n; i++) ln[r][(i - k) & 15] += a[i] * gemv_half1(w[r], i, t);
+        for (int h = 8; h > 0; h /= 2)
+            for (int l = 0; l < h; l++) ln[r][l] += ln[r][l + h];
+        out[r] = ln[r][0];
+    }
+}
 
 typedef struct {
     mmctx *c;
@@ -294,25 +345,39 @@ static void gemv_fn(void *ctx, int64_t b, int64_t e) {
         batch_offsets(c, bi, &oa, &ob);
         const float *A = g->af + bi * M * K;
         memset(acc, 0, sizeof acc);
-        if (c->b_rs == 1) { /* column n of b is a contiguous run of K (a row of W) */
+        if (c->b_rs == 1 && M == 1) { /* one row of a, W's rows contiguous */
+            for (int64_t j = 0; j < nb; j += GEMV_ROWS) {
+                int R = nb - j < GEMV_ROWS ? (int)(nb - j) : GEMV_ROWS;
+                const uint16_t *rows[GEMV_ROWS];
+                for (int r = 0; r < R; r++)
+                    rows[r] = (const uint16_t *)(c->b + (ob + (n0 + j + r) * c->b_cs) * (int64_t)c->esz);
+                gemv_rows_half(acc[0] + j, A, rows, R, K, c->t);
+            }
+        } else if (c->b_rs == 1) { /* column n of b is a contiguous run of K (a row of W) */
             for (int64_t j = 0; j < nb; j++) {
                 const char *col = c->b + (ob + (n0 + j) * c->b_cs) * (int64_t)c->esz;
-                float lanes[GEMV_M][8];
+                /* GEMV_LANES partial sums per row of a: several independent FMA chains (one
+                 * chain of 8 lanes was latency-bound) */
+                float lanes[GEMV_M][GEMV_LANES];
                 memset(lanes, 0, sizeof lanes);
                 for (int64_t k0 = 0; k0 < K; k0 += GEMV_KB) {
                     int64_t kb = K - k0 < GEMV_KB ? K - k0 : GEMV_KB;
                     lx_row_load_f32(wb, col + k0 * (int64_t)c->esz, c->t, 1, kb);
                     for (int64_t m = 0; m < M; m++) {
                         const float *ar = A + m * K + k0;
+                        float *ln = lanes[m];
                         int64_t k = 0;
-                        for (; k + 8 <= kb; k += 8)
-                            for (int l = 0; l < 8; l++) lanes[m][l] += ar[k + l] * wb[k + l];
-                        for (int l = 0; k + l < kb; l++) lanes[m][l] += ar[k + l] * wb[k + l];
+                        for (; k + GEMV_LANES <= kb; k += GEMV_LANES)
+                            for (int l = 0; l < GEMV_LANES; l++) ln[l] += ar[k + l] * wb[k + l];
+                        for (int l = 0; k + l < kb; l++) ln[l] += ar[k + l] * wb[k + l];
                     }
                 }
-                for (int64_t m = 0; m < M; m++)
-                    acc[m][j] = ((lanes[m][0] + lanes[m][4]) + (lanes[m][2] + lanes[m][6])) +
-                                ((lanes[m][1] + lanes[m][5]) + (lanes[m][3] + lanes[m][7]));
+                for (int64_t m = 0; m < M; m++) {
+                    float *ln = lanes[m];
+                    for (int w = GEMV_LANES / 2; w > 0; w /= 2)
+                        for (int l = 0; l < w; l++) ln[l] += ln[l + w];
+                    acc[m][j] = ln[0];
+                }
             }
         } else { /* b's rows are contiguous (b_cs == 1): acc[m] += a[m, k] * b[k, n0:n0+nb] */
             for (int64_t k = 0; k < K; k++) {
