@@ -19,7 +19,9 @@
  * Quantized matmul never dequantizes the whole matrix and accumulates in float32:
  * - small M (decode; QMM_SMALL_M_T with transpose, QMM_SMALL_M without): each packed byte
  *   is read once, 8 values at a time unpacked into registers; the bias term uses per-group
- *   sums of x (sum_j x_j*(s*q_j + b) = s*dot(q, x) + b*sum(x)). With transpose the work is
+ *   sums of x (sum_j x_j*(s*q_j + b) = s*dot(q, x) + b*sum(x)). One row of x against 4-bit
+ *   rows (the common decode case) has its own AVX2 kernel: 16 nibbles from 8 bytes by a mask
+ *   and a shift, against x reordered once per call (QT_NIBBLES). With transpose the work is
  *   split over output columns; without, over rows of w (each thread streams its rows into
  *   float32 partial sums, added up at the end).
  * - larger M (prefill): panels of the weights are dequantized to float32 (in scratch from the
@@ -153,6 +155,8 @@ typedef struct {
     const int64_t *xb, *wb;   /* per output matrix: which x and which w matrix */
     const float *x;           /* float32 x, [count, M, K] */
     const float *xsum;        /* transpose, small M: per x row, per group, the sum of x */
+    const float *xp;          /* transpose, M = 1, 4 bits (QT_NIBBLES): x with each run of 16
+                                 values reordered evens then odds, or NULL */
     const uint8_t *w;
     int64_t w_mat, w_row;     /* bytes per w matrix and per packed row */
     const void *s, *b;
@@ -179,6 +183,57 @@ typedef struct {
     void (*to_f32)(const void *, float *, int64_t);
     void (*from_f32)(const float *, void *, int64_t);
 } qt_ops;
+
+/* The 4-bit single-row kernel with AVX2 and FMA (see qt_t_quad4 in QT_KERNELS); elsewhere
+ * the pair kernel runs. */
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define QT_NIBBLES 1
+#define QT_NIBBLE_CALL(S, c, wr, sr, br, xp, xs, o) qt_t_quad4_##S(c, wr, sr, br, xp, xs, o)
+#define QT_NIBBLE_QUAD(S, T, LD, ST)                                                           \
+    static inline __attribute__((always_inline)) void qt_t_quad4_##S(                          \
+        const qt_mm_ctx *c, const uint8_t *wr, const T *sr, const T *br, const float *xp,      \
+        const float *xs, T *o) {                                                               \
+        const int G = c->G, gs = c->gs, gbytes = gs / 2;                                       \
+        const int64_t wrow = c->w_row;                                                         \
+        const __m256i low4 = _mm256_set1_epi32(15);                                            \
+        __m256 acc[4];                                                                         \
+        float bacc[4] = {0};                                                                   \
+        for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();                              \
+        for (int g = 0; g < G; g++) {                                                          \
+            const float *xg = xp + (int64_t)g * gs;                                            \
+            const uint8_t *wg = wr + (int64_t)g * gbytes;                                      \
+            __m256 d[4], e[4];                                                                 \
+            for (int r = 0; r < 4; r++) d[r] = e[r] = _mm256_setzero_ps();                     \
+            for (int i = 0; i < gs; i += 16) {                                                 \
+                __m256 xe = _mm256_loadu_ps(xg + i), xo = _mm256_loadu_ps(xg + i + 8);         \
+                for (int r = 0; r < 4; r++) {                                                  \
+                    __m256i v = _mm256_cvtepu8_epi32(                                          \
+                        _mm_loadl_epi64((const __m128i *)(wg + r * wrow + i / 2)));            \
+                    d[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, low4)), xe,   \
+                                           d[r]);                                              \
+                    e[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)), xo,     \
+                                           e[r]);                                              \
+                }                                                                              \
+            }                                                                                  \
+            float xsg = xs[g];                                                                 \
+            for (int r = 0; r < 4; r++) {                                                      \
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(LD(sr[(int64_t)r * G + g])),            \
+                                         _mm256_add_ps(d[r], e[r]), acc[r]);                   \
+                bacc[r] += LD(br[(int64_t)r * G + g]) * xsg;                                   \
+            }                                                                                  \
+        }                                                                                      \
+        for (int r = 0; r < 4; r++) {                                                          \
+            qt_f32x8 a;                                                                        \
+            memcpy(&a, &acc[r], sizeof a);                                                     \
+            o[r] = ST(qt_hsum(&a) + bacc[r]);                                                  \
+        }                                                                                      \
+    }
+#else
+#define QT_NIBBLES 0
+#define QT_NIBBLE_CALL(S, c, wr, sr, br, xp, xs, o) ((void)0)
+#define QT_NIBBLE_QUAD(S, T, LD, ST)
+#endif
 
 #define QT_KERNELS(S, T, LD, ST, ROUND)                                                        \
     /* MLX's rule, group by group */                                                          \
@@ -273,6 +328,12 @@ typedef struct {
         }                                                                                     \
         for (int m = 0; m < MB; m++) o[(int64_t)m * N] = ST(qt_hsum(&acc[m]) + bacc[m]);      \
     }                                                                                         \
+    /* transpose, M = 1, 4 bits: four packed rows (outputs o[0..3]) against x reordered     \
+     * (xp). Byte j of a run of 8 holds values 2j (low nibble) and 2j+1 (high), so 8 bytes    \
+     * zero-extended to 32 bits give the even values by a mask and the odd ones by a shift,   \
+     * matching xp's evens-then-odds: 2 integer ops and 2 conversions per 16 weights, against \
+     * a broadcast, a variable shift, a mask and a conversion per 8 in QT_CHUNK. */           \
+    QT_NIBBLE_QUAD(S, T, LD, ST)                                                              \
     /* transpose, M = 1: two packed rows (outputs o[0], o[1]) share the loads of x */         \
     static inline __attribute__((always_inline)) void qt_t_pair_##S(                         \
         const qt_mm_ctx *c, const uint8_t *wr, const T *sr, const T *br, const float *x,      \
@@ -322,6 +383,11 @@ typedef struct {
             const float *x = c->x + xm * M * (int64_t)K;                                      \
             const float *xs = c->xsum + xm * M * (int64_t)G;                                  \
             T *o = (T *)c->out + bi * M * (int64_t)N + n;                                     \
+            if (QT_NIBBLES && bits == 4 && c->xp && n + 3 < N && u + 3 < u1) {               \
+                QT_NIBBLE_CALL(S, c, wr, sr, br, c->xp + xm * (int64_t)K, xs, o);              \
+                u += 3;                                                                       \
+                continue;                                                                     \
+            }                                                                                 \
             if (M == 1 && n + 1 < N && u + 1 < u1) { /* two columns of the same matrix */     \
                 qt_t_pair_##S(c, wr, sr, br, x, xs, o, bits);                                 \
                 u++;                                                                          \
@@ -590,6 +656,17 @@ static void xsum_rows(void *vc, int64_t r0, int64_t r1) {
     }
 }
 
+/* x rows for the 4-bit single-row kernel: each run of 16 values as its 8 even-indexed values,
+ * then its 8 odd ones (the order in which nibbles come out of 8 packed bytes). */
+static void nibble_order(const float *x, float *xp, int64_t rows, int64_t K) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i + 16 <= K; i += 16)
+            for (int j = 0; j < 8; j++) {
+                xp[r * K + i + j] = x[r * K + i + 2 * j];
+                xp[r * K + i + 8 + j] = x[r * K + i + 2 * j + 1];
+            }
+}
+
 static lx_status oom(const lx_node *out) {
     return lx_set_error(LX_E_OOM, "%s: out of memory for %s scratch", out->op,
                         lx_prim_name(out->prim));
@@ -686,7 +763,7 @@ lx_status LX_CPU_KERNEL(QUANTIZED_MATMUL)(lx_node *out) {
     c.s_mat = (int64_t)c.G * w->shape[w->ndim - 2];
     c.out = lx_node_ptr(out);
 
-    float *x32 = NULL, *xsum = NULL;
+    float *x32 = NULL, *xsum = NULL, *xperm = NULL;
     if (out->dtype == LX_FLOAT32) {
         c.x = lx_node_ptr(x);
     } else {
@@ -708,6 +785,11 @@ lx_status LX_CPU_KERNEL(QUANTIZED_MATMUL)(lx_node *out) {
             } else {
                 c.xsum = xsum;
                 lx_parallel_for(rows, 64, xsum_rows, &c);
+                if (QT_NIBBLES && M == 1 && c.bits == 4 && c.gs % 16 == 0 &&
+                    (xperm = malloc(sizeof(float) * (size_t)x->size)) != NULL) {
+                    nibble_order(c.x, xperm, rows, K);
+                    c.xp = xperm;
+                }
                 int64_t grain = 65536 / ((int64_t)K * M) + 1;
                 lx_parallel_for(nbatch * N, grain, ops->mm_t_small, &c);
             }
@@ -732,6 +814,7 @@ lx_status LX_CPU_KERNEL(QUANTIZED_MATMUL)(lx_node *out) {
         st = qmm_large(out, &c, ops, transpose, nbatch);
     }
     free(xsum);
+    free(xperm);
     free(x32);
     free(xb);
     return st;
