@@ -184,17 +184,17 @@ typedef struct {
     void (*from_f32)(const float *, void *, int64_t);
 } qt_ops;
 
-/* The 4-bit single-row kernel with AVX2 and FMA (see qt_t_quad4 in QT_KERNELS); elsewhere
+/* The 4- and 8-bit single-row kernel with AVX2 and FMA (qt_t_quad in QT_KERNELS); elsewhere
  * the pair kernel runs. */
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define QT_NIBBLES 1
-#define QT_NIBBLE_CALL(S, c, wr, sr, br, xp, xs, o) qt_t_quad4_##S(c, wr, sr, br, xp, xs, o)
+#define QT_NIBBLE_CALL(S, c, wr, sr, br, xp, xs, o, bits) qt_t_quad_##S(c, wr, sr, br, xp, xs, o, bits)
 #define QT_NIBBLE_QUAD(S, T, LD, ST)                                                           \
-    static inline __attribute__((always_inline)) void qt_t_quad4_##S(                          \
+    static inline __attribute__((always_inline)) void qt_t_quad_##S(                           \
         const qt_mm_ctx *c, const uint8_t *wr, const T *sr, const T *br, const float *xp,      \
-        const float *xs, T *o) {                                                               \
-        const int G = c->G, gs = c->gs, gbytes = gs / 2;                                       \
+        const float *xs, T *o, const int bits) {                                               \
+        const int G = c->G, gs = c->gs, gbytes = gs * bits / 8;                                \
         const int64_t wrow = c->w_row;                                                         \
         const __m256i low4 = _mm256_set1_epi32(15);                                            \
         __m256 acc[4];                                                                         \
@@ -208,12 +208,19 @@ typedef struct {
             for (int i = 0; i < gs; i += 16) {                                                 \
                 __m256 xe = _mm256_loadu_ps(xg + i), xo = _mm256_loadu_ps(xg + i + 8);         \
                 for (int r = 0; r < 4; r++) {                                                  \
-                    __m256i v = _mm256_cvtepu8_epi32(                                          \
-                        _mm_loadl_epi64((const __m128i *)(wg + r * wrow + i / 2)));            \
-                    d[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, low4)), xe,   \
-                                           d[r]);                                              \
-                    e[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)), xo,     \
-                                           e[r]);                                              \
+                    const uint8_t *p = wg + r * wrow + i * bits / 8;                           \
+                    __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));     \
+                    if (bits == 4) { /* xe, xo: the even and the odd values of the run */       \
+                        d[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, low4)),   \
+                                               xe, d[r]);                                      \
+                        e[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)),     \
+                                               xo, e[r]);                                      \
+                    } else { /* 8 bits: one byte per value, x in order */                      \
+                        __m256i v2 = _mm256_cvtepu8_epi32(                                     \
+                            _mm_loadl_epi64((const __m128i *)(p + 8)));                        \
+                        d[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), xe, d[r]);               \
+                        e[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v2), xo, e[r]);              \
+                    }                                                                          \
                 }                                                                              \
             }                                                                                  \
             float xsg = xs[g];                                                                 \
@@ -231,7 +238,7 @@ typedef struct {
     }
 #else
 #define QT_NIBBLES 0
-#define QT_NIBBLE_CALL(S, c, wr, sr, br, xp, xs, o) ((void)0)
+#define QT_NIBBLE_CALL(S, c, wr, sr, br, xp, xs, o, bits) ((void)0)
 #define QT_NIBBLE_QUAD(S, T, LD, ST)
 #endif
 
@@ -328,11 +335,12 @@ typedef struct {
         }                                                                                     \
         for (int m = 0; m < MB; m++) o[(int64_t)m * N] = ST(qt_hsum(&acc[m]) + bacc[m]);      \
     }                                                                                         \
-    /* transpose, M = 1, 4 bits: four packed rows (outputs o[0..3]) against x reordered     \
-     * (xp). Byte j of a run of 8 holds values 2j (low nibble) and 2j+1 (high), so 8 bytes    \
-     * zero-extended to 32 bits give the even values by a mask and the odd ones by a shift,   \
-     * matching xp's evens-then-odds: 2 integer ops and 2 conversions per 16 weights, against \
-     * a broadcast, a variable shift, a mask and a conversion per 8 in QT_CHUNK. */           \
+    /* transpose, M = 1, 4 or 8 bits: four packed rows (outputs o[0..3]) against x, runs of \
+     * 16 values. 4 bits: byte j of a run's 8 holds values 2j (low nibble) and 2j+1 (high),   \
+     * so the bytes zero-extended to 32 bits give the even values by a mask and the odd ones  \
+     * by a shift, against x reordered evens-then-odds (xp): 2 integer ops and 2 conversions  \
+     * per 16 weights, where QT_CHUNK takes a broadcast, a variable shift, a mask and a       \
+     * conversion per 8. 8 bits: a zero-extension and a conversion per 8. */                  \
     QT_NIBBLE_QUAD(S, T, LD, ST)                                                              \
     /* transpose, M = 1: two packed rows (outputs o[0], o[1]) share the loads of x */         \
     static inline __attribute__((always_inline)) void qt_t_pair_##S(                         \
@@ -383,8 +391,10 @@ typedef struct {
             const float *x = c->x + xm * M * (int64_t)K;                                      \
             const float *xs = c->xsum + xm * M * (int64_t)G;                                  \
             T *o = (T *)c->out + bi * M * (int64_t)N + n;                                     \
-            if (QT_NIBBLES && bits == 4 && c->xp && n + 3 < N && u + 3 < u1) {               \
-                QT_NIBBLE_CALL(S, c, wr, sr, br, c->xp + xm * (int64_t)K, xs, o);              \
+            if (QT_NIBBLES && M == 1 && (bits == 4 ? c->xp != NULL : bits == 8) &&          \
+                c->gs % 16 == 0 && n + 3 < N && u + 3 < u1) {                                 \
+                QT_NIBBLE_CALL(S, c, wr, sr, br, bits == 4 ? c->xp + xm * (int64_t)K : x, xs,  \
+                               o, bits);                                                      \
                 u += 3;                                                                       \
                 continue;                                                                     \
             }                                                                                 \
