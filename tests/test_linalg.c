@@ -6,7 +6,7 @@
  * BLAS transposed-operand path), fully permuted, strided (lx_slice step 2), broadcast (zero
  * strides) or reversed (negative strides: the copy path); the batch-into-M fold (a [B, L, K] @ b [K, N]); sizes from 1 to a
  * few hundred (OpenBLAS threads); one row or one column (BLAS GEMV, also on a recycled buffer
- * of NaN); K = 0 and empty results; addmm with broadcast c and
+ * of NaN); a few rows against W^T (the skinny kernel); K = 0 and empty results; addmm with broadcast c and
  * alpha/beta; the error cases.
  *
  * Tolerances, per output with S = sum_k |a_ik b_kj| (inputs rounded to their dtype first):
@@ -241,6 +241,8 @@ static void test_matmul_large(void) {
         {{300, 512}, 2, {512, 1}, 2, 0, 0},           /* one column: GEMV on a */
         {{300, 512}, 2, {512, 1}, 2, 1, 1},           /* one column, a transposed, b a row view */
         {{4, 1, 512}, 3, {512, 200}, 2, 0, 1},        /* a batch of rows folds into M = 4 */
+        {{5, 1024}, 2, {1024, 1030}, 2, 0, 1},        /* skinny: 5 rows against W^T, N % 4 = 2 */
+        {{8, 1000}, 2, {1000, 600}, 2, 0, 1},         /* skinny: 8 rows, K % 8 = 0, tails */
         {{3, 1, 256}, 3, {3, 256, 64}, 3, 0, 1},      /* batched GEMVs */
         {{300, 64}, 2, {2, 64, 90}, 3, 0, 0},         /* a shared, b batched */
         {{8, 16, 16}, 3, {8, 16, 16}, 3, 0, 0},       /* many small products (parallel) */
@@ -329,6 +331,19 @@ static void test_matmul_edges(void) {
         off = 0;
         for (int i = 0; i < 300; i++) off += gv[i] != 254.5f;
         CHECK_MSG(off == 0, "addmm GEMV: %d of 300 results are not 254.5", off);
+        lx_sweep();
+    }
+    /* a few rows against W^T (the skinny kernel) with c: alpha * 1024 + beta * 1 */
+    {
+        lx_array h = lx_addmm(lx_ones((int[]){1030}, 1, LX_FLOAT32), lx_ones((int[]){3, 1024}, 2, LX_FLOAT32),
+                              lx_transpose(lx_ones((int[]){1030, 1024}, 2, LX_FLOAT32), NULL, 0),
+                              0.5f, -1.5f);
+        float *hv = malloc(3 * 1030 * sizeof(float));
+        CHECK_OK(lx_read(h, hv, 3 * 1030 * sizeof(float)));
+        int off = 0;
+        for (int i = 0; i < 3 * 1030; i++) off += hv[i] != 510.5f;
+        CHECK_MSG(off == 0, "skinny addmm: %d of %d results are not 510.5", off, 3 * 1030);
+        free(hv);
         lx_sweep();
     }
     /* dtype promotion: float16 @ float32 is float32; int32 @ float16 is float16 */
