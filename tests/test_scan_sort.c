@@ -756,7 +756,7 @@ static void test_large(void) {
     const int L = 200003;
     const lx_dtype dts[] = {LX_FLOAT32, LX_INT64, LX_FLOAT64, LX_UINT8, LX_BFLOAT16};
     for (int d = 0; d < 5; d++)
-        for (int pat = 0; pat < 5; pat++) {
+        for (int pat = 0; pat < 6; pat++) {
             lx_dtype t = dts[d];
             input big;
             big.dt = t;
@@ -770,8 +770,9 @@ static void test_large(void) {
                          : pat == 1 ? i                      /* sorted */
                          : pat == 2 ? L - i                  /* reversed */
                          : pat == 3 ? 7                      /* all equal */
-                                    : (i < L / 2 ? i : L - i); /* organ pipe */
-                if (t == LX_UINT8) v = fmod(v, 200);
+                         : pat == 4 ? (i < L / 2 ? i : L - i) /* organ pipe */
+                                    : (i % 3 ? 1 : -1) * (double)t_int(0, 1000000); /* signs */
+                if (t == LX_UINT8) v = fmod(fabs(v), 200);
                 if (is_flt(t)) lx_dtype_store(t, big.bytes + i * es, v);
                 else store_i(t, big.bytes + i * es, (int64_t)v);
             }
