@@ -220,13 +220,16 @@ LX_INLINE_ALWAYS float lx_round_bf16_F(float v) {
 #include <immintrin.h>
 #endif
 static inline void lx_round_f16_n(float *x, int64_t n) {
-    int64_t i = 0;
+    int64_t nv = 0; /* the vector part's end, computed first: with the loop below written as
+                       a continuation of the vector one, GCC 12 warned of an impossible
+                       2^62-iteration tail in the JIT's constant-size calls */
 #if defined(__F16C__) && defined(__AVX__)
-    for (; i + 8 <= n; i += 8)
+    nv = n - n % 8;
+    for (int64_t i = 0; i < nv; i += 8)
         _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i),
                                                                 _MM_FROUND_TO_NEAREST_INT)));
 #endif
-    for (; i < n; i++) x[i] = lx_round_f16_F(x[i]);
+    for (int64_t i = nv; i < n; i++) x[i] = lx_round_f16_F(x[i]);
 }
 
 /* The value class of a dtype (0 U, 1 I, 2 F, 3 D). */
