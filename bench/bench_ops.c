@@ -4,9 +4,10 @@
  *       larger than the last-level cache), on 1 thread and on as many pthreads as lx uses;
  *       also a read-only pass (sum), the access pattern of a GEMV;
  *   (b) float32 GEMV through lx, x[1,K] @ W[K,N] and x @ transpose(Wt[N,K]) (K = N = 4096),
- *       as a fraction of that bandwidth (bytes = the weights, 64 MiB);
+ *       as a fraction of that bandwidth (bytes = the weights, 64 MiB); 4 rows of x against
+ *       transpose(Wt); the bfloat16 GEMV against transpose(Wt) (32 MiB);
  *   (c) 4-bit quantized GEMV, lx_quantized_matmul (group 64, K = N = 4096), bytes = packed
- *       weights + scales + biases;
+ *       weights + scales + biases; the same with bfloat16 x/scales/biases, and 8 bits;
  *   (d) float32 matmul 1024^3 and 2048^3 as a fraction of the FLOP peak, estimated as
  *       cores * GHz * 32 flops/cycle (two 256-bit FMA pipes: 2 * 8 lanes * 2 flops); GHz is
  *       read from /proc/cpuinfo and measured with a dependent add chain (1 add per cycle; the
@@ -343,6 +344,7 @@ static lx_array random_f32(int rows, int cols, float scale, uint64_t seed) {
 
 typedef struct {
     lx_array x, w, scales, biases;
+    int bits; /* quantized: 0 means 4 */
 } ops_ctx;
 
 static lx_array f_gemv(void *p) {
@@ -355,7 +357,7 @@ static lx_array f_gemv_t(void *p) {
 }
 static lx_array f_qgemv(void *p) {
     ops_ctx *c = p;
-    return lx_quantized_matmul(c->x, c->w, c->scales, c->biases, true, 64, 4);
+    return lx_quantized_matmul(c->x, c->w, c->scales, c->biases, true, 64, c->bits ? c->bits : 4);
 }
 static lx_array f_matmul(void *p) {
     ops_ctx *c = p;
@@ -443,6 +445,29 @@ int main(int argc, char **argv) {
            "(b) GEMV x[1,4096] @ transpose(Wt[4096,4096]) f32", wbytes / t / 1e9,
            100.0 * wbytes / t / 1e9 / bw, 100.0 * wbytes / t / 1e9 / rbw);
 
+    /* (b) a few rows (batched decoding) and half weights, against W^T */
+    {
+        ops_ctx r4 = ctx;
+        r4.x = random_f32(4, K, 1.0f, 7);
+        t = time_lx(f_gemv_t, &r4, 3 * g_reps);
+        printf("%-58s %7.2f GB/s %8.1f%% (%.3f ms)\n", "(b) 4 rows x[4,4096] @ transpose(Wt) f32",
+               wbytes / t / 1e9, 100.0 * wbytes / t / 1e9 / bw, t * 1e3);
+        lx_free(r4.x);
+        ops_ctx hb = ctx;
+        hb.x = lx_astype(ctx.x, LX_BFLOAT16);
+        hb.w = lx_astype(ctx.w, LX_BFLOAT16);
+        lx_keep(hb.x, hb.w);
+        lx_eval(hb.x, hb.w);
+        double hbytes = (double)lx_nbytes(hb.w);
+        t = time_lx(f_gemv_t, &hb, 3 * g_reps);
+        printf("%-58s %7.2f GB/s %8.1f%% (%.3f ms)\n",
+               "(b) GEMV bfloat16 x @ transpose(Wt) (bytes = W, 32 MiB)", hbytes / t / 1e9,
+               100.0 * hbytes / t / 1e9 / bw, t * 1e3);
+        lx_free(hb.x);
+        lx_free(hb.w);
+        lx_sweep();
+    }
+
     /* (c) 4-bit quantized GEMV */
     lx_array wq, sc, bi;
     if (lx_quantize(ctx.w, 64, 4, &wq, &sc, &bi) != LX_OK) die_on_error("lx_quantize");
@@ -470,12 +495,29 @@ int main(int argc, char **argv) {
     lx_keep(xb);
     lx_eval(wq2, sc2, bi2, xb);
     lx_free(wf);
-    ops_ctx q2 = {xb, wq2, sc2, bi2};
+    ops_ctx q2 = {xb, wq2, sc2, bi2, 4};
     double qbytes2 = (double)(lx_nbytes(wq2) + lx_nbytes(sc2) + lx_nbytes(bi2));
     t = time_lx(f_qgemv, &q2, 3 * g_reps);
     printf("%-58s %7.2f GB/s %8.1f%% (%.1f%% of read)\n",
            "(c) q4 GEMV g64, bfloat16 x/scales/biases", qbytes2 / t / 1e9,
            100.0 * qbytes2 / t / 1e9 / bw, 100.0 * qbytes2 / t / 1e9 / rbw);
+    /* 8 bits, float32 scales */
+    {
+        lx_array w8f = random_f32(K, N, 0.02f, 4);
+        lx_array wq8, sc8, bi8;
+        if (lx_quantize(w8f, 64, 8, &wq8, &sc8, &bi8) != LX_OK) die_on_error("lx_quantize 8");
+        lx_keep(wq8, sc8, bi8);
+        lx_eval(wq8, sc8, bi8);
+        lx_free(w8f);
+        ops_ctx q8 = {ctx.x, wq8, sc8, bi8, 8};
+        double qbytes8 = (double)(lx_nbytes(wq8) + lx_nbytes(sc8) + lx_nbytes(bi8));
+        t = time_lx(f_qgemv, &q8, 3 * g_reps);
+        printf("%-58s %7.2f GB/s %8.1f%% (%.3f ms)\n", "(c) q8 GEMV g64 x[1,4096] @ W^T",
+               qbytes8 / t / 1e9, 100.0 * qbytes8 / t / 1e9 / bw, t * 1e3);
+        lx_free(wq8);
+        lx_free(sc8);
+        lx_free(bi8);
+    }
     lx_free(wq);
     lx_free(sc);
     lx_free(bi);
