@@ -34,53 +34,52 @@ static uint32_t key_word(const lx_node *key, int64_t i) {
     return ((const uint32_t *)lx_node_ptr(key))[off];
 }
 
-/* v[j - j0] for j in [j0, j1): the first word of threefry(key, (j, j + off)), or the second of
- * threefry(key, (j - off, j)). Straight loops over j, so they vectorize (8 lanes with AVX2). */
-static void words_first(uint32_t k0, uint32_t k1, int64_t j0, int64_t j1, uint32_t off,
-                        uint32_t *v) {
-    for (int64_t j = j0; j < j1; j++) {
-        uint32_t x0 = (uint32_t)j, x1 = (uint32_t)j + off;
+/* For p in [p0, p1): both words of threefry(key, (p, p + mid)), word p of the key's share
+ * (first) and word p + mid (second), so each evaluation serves two words. A straight loop over
+ * p, so it vectorizes (8 lanes with AVX2). */
+static void word_pairs(uint32_t k0, uint32_t k1, int64_t p0, int64_t p1, uint32_t mid,
+                       uint32_t *first, uint32_t *second) {
+    for (int64_t p = p0; p < p1; p++) {
+        uint32_t x0 = (uint32_t)p, x1 = (uint32_t)p + mid;
         lx_threefry2x32(k0, k1, &x0, &x1);
-        v[j - j0] = x0;
+        first[p - p0] = x0;
+        second[p - p0] = x1;
     }
 }
-static void words_second(uint32_t k0, uint32_t k1, int64_t j0, int64_t j1, uint32_t off,
-                         uint32_t *v) {
-    for (int64_t j = j0; j < j1; j++) {
-        uint32_t x0 = (uint32_t)j - off, x1 = (uint32_t)j;
-        lx_threefry2x32(k0, k1, &x0, &x1);
-        v[j - j0] = x1;
-    }
+
+/* Words [w, w + n) of key k's share as little-endian bytes, cut at the share's end. */
+static void put_words(const bitsctx *c, int64_t k, int64_t w, const uint32_t *v, int64_t n) {
+    int64_t room = c->bytes_per_key - 4 * w, nb = 4 * n < room ? 4 * n : room;
+    if (nb <= 0) return;
+    unsigned char *dst = c->out + k * c->bytes_per_key + 4 * w;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(dst, v, (size_t)nb);
+#else
+    for (int64_t q = 0; q < nb; q++) dst[q] = (unsigned char)(v[q / 4] >> (8 * (q % 4)));
+#endif
 }
 
 static void bits_fn(void *ctx, int64_t b, int64_t e) {
     const bitsctx *c = ctx;
-    /* tasks are (key, block of 256 words) */
-    int64_t blocks = (c->words + 255) / 256;
-    const int64_t mid = c->half + c->odd; /* words from here are second halves */
+    /* tasks are (key, block of 256 pairs); the first block of a key also makes the middle
+     * word of an odd count */
+    int64_t blocks = c->half > 0 ? (c->half + 255) / 256 : 1;
+    const int64_t mid = c->half + c->odd;
     for (int64_t t = b; t < e; t++) {
-        int64_t k = t / blocks, w0 = (t % blocks) * 256;
-        int64_t w1 = w0 + 256 < c->words ? w0 + 256 : c->words;
+        int64_t k = t / blocks, p0 = (t % blocks) * 256;
+        int64_t p1 = p0 + 256 < c->half ? p0 + 256 : c->half;
         uint32_t k0 = key_word(c->key, 2 * k), k1 = key_word(c->key, 2 * k + 1);
-        uint32_t v[256];
-        int64_t a = w0 < c->half ? w0 : c->half, a1 = w1 < c->half ? w1 : c->half;
-        if (a < a1) words_first(k0, k1, a, a1, (uint32_t)mid, v + (a - w0));
-        if (c->odd && w0 <= c->half && c->half < w1) { /* the middle word of an odd count */
+        if (p0 < p1) {
+            uint32_t first[256], second[256];
+            word_pairs(k0, k1, p0, p1, (uint32_t)mid, first, second);
+            put_words(c, k, p0, first, p1 - p0);
+            put_words(c, k, p0 + mid, second, p1 - p0);
+        }
+        if (c->odd && p0 == 0) {
             uint32_t x0 = (uint32_t)c->half, x1 = 0;
             lx_threefry2x32(k0, k1, &x0, &x1);
-            v[c->half - w0] = x0;
+            put_words(c, k, c->half, &x0, 1);
         }
-        int64_t s0 = w0 > mid ? w0 : mid;
-        if (s0 < w1) words_second(k0, k1, s0, w1, (uint32_t)mid, v + (s0 - w0));
-        /* little-endian bytes of the words, the last one possibly cut */
-        unsigned char *dst = c->out + k * c->bytes_per_key + 4 * w0;
-        int64_t nb = c->bytes_per_key - 4 * w0 < 4 * (w1 - w0) ? c->bytes_per_key - 4 * w0
-                                                                 : 4 * (w1 - w0);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        memcpy(dst, v, (size_t)nb);
-#else
-        for (int64_t q = 0; q < nb; q++) dst[q] = (unsigned char)(v[q / 4] >> (8 * (q % 4)));
-#endif
     }
 }
 
@@ -99,7 +98,7 @@ lx_status LX_CPU_KERNEL(RANDOM_BITS)(lx_node *out) {
     c.words = (c.bytes_per_key + 3) / 4;
     c.half = c.words / 2;
     c.odd = (int)(c.words % 2);
-    int64_t tasks = c.n_keys * ((c.words + 255) / 256);
+    int64_t tasks = c.n_keys * (c.half > 0 ? (c.half + 255) / 256 : 1);
     lx_parallel_for(tasks, 16, bits_fn, &c);
     return LX_OK;
 }
