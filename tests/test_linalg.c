@@ -243,6 +243,8 @@ static void test_matmul_large(void) {
         {{4, 1, 512}, 3, {512, 200}, 2, 0, 1},        /* a batch of rows folds into M = 4 */
         {{5, 1024}, 2, {1024, 1030}, 2, 0, 1},        /* skinny: 5 rows against W^T, N % 4 = 2 */
         {{8, 1000}, 2, {1000, 600}, 2, 0, 1},         /* skinny: 8 rows, K % 8 = 0, tails */
+        {{3, 2048}, 2, {2048, 600}, 2, 0, 0},         /* half rows @ W [K, N]: K split */
+        {{1, 2050}, 2, {2050, 520}, 2, 1, 0},         /* the same, one row; K and N with tails */
         {{3, 1, 256}, 3, {3, 256, 64}, 3, 0, 1},      /* batched GEMVs */
         {{300, 64}, 2, {2, 64, 90}, 3, 0, 0},         /* a shared, b batched */
         {{8, 16, 16}, 3, {8, 16, 16}, 3, 0, 0},       /* many small products (parallel) */
@@ -343,6 +345,18 @@ static void test_matmul_edges(void) {
         int off = 0;
         for (int i = 0; i < 3 * 1030; i++) off += hv[i] != 510.5f;
         CHECK_MSG(off == 0, "skinny addmm: %d of %d results are not 510.5", off, 3 * 1030);
+        free(hv);
+        lx_sweep();
+    }
+    /* float16 rows against W [K, N] with c (the K-split form): alpha * 2048 + beta * 1 */
+    {
+        lx_array h = lx_addmm(lx_ones((int[]){600}, 1, LX_FLOAT16), lx_ones((int[]){2, 2048}, 2, LX_FLOAT16),
+                              lx_ones((int[]){2048, 600}, 2, LX_FLOAT16), 0.5f, -1.5f);
+        float *hv = malloc(2 * 600 * sizeof(float));
+        CHECK_OK(lx_read(lx_astype(h, LX_FLOAT32), hv, 2 * 600 * sizeof(float)));
+        int off = 0;
+        for (int i = 0; i < 2 * 600; i++) off += hv[i] != 1022.5f;
+        CHECK_MSG(off == 0, "float16 K-split addmm: %d of %d results are not 1022.5", off, 1200);
         free(hv);
         lx_sweep();
     }

@@ -15,7 +15,8 @@
  *  - float16 / bfloat16: up to 8 rows of a (decode) with b's rows or columns contiguous: the
  *    weight is read once, a chunk at a time converted to float32 and used at once (dot products
  *    or axpy, lx's threads over N; a single row against W^T converts in registers, four weight
- *    rows at a time); otherwise panels of a and b converted to float32, sgemm,
+ *    rows at a time; against a large row-major W the threads split K instead, with partial
+ *    sums); otherwise panels of a and b converted to float32, sgemm,
  *    converted back. Both accumulate in float32 and round once: |error| <= K * 2^-24 *
  *    sum|a||b| + 1/2 ulp of the output.
  *  - integers and bool: a plain loop accumulating in 64 bits (wrapping), narrowed at the end;
@@ -515,6 +516,122 @@ static void aconv_fn(void *ctx, int64_t b, int64_t e) {
     }
 }
 
+/* The axpy form (b's rows contiguous along N: x @ W with W stored [K, N]) for a large b: the
+ * threads split K, each streaming whole rows of b into float32 partial sums [M][N] of its own
+ * (output-column units read 64 values of each row at a row's stride and ran at 9 GB/s), then
+ * the parts are added, scaled and stored by column blocks. */
+#define GEMVK_MIN (1 << 20) /* b elements from which K is split */
+#define GEMVK_NB 512
+
+typedef struct {
+    mmctx *c;
+    const float *af; /* a converted: [n_batch][M][K] */
+    int parts;
+    float *partial;  /* [n_batch][parts][M][N] */
+} gemvkctx;
+
+static void gemvk_fn(void *ctx, int64_t u0, int64_t u1) {
+    const gemvkctx *g = ctx;
+    const mmctx *c = g->c;
+    const int64_t M = c->M, N = c->N, K = c->K;
+    _Alignas(64) float wb[GEMVK_NB];
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t bi = u / g->parts, p = u % g->parts;
+        int64_t k0 = K * p / g->parts, k1 = K * (p + 1) / g->parts, oa, ob;
+        batch_offsets(c, bi, &oa, &ob);
+        const float *A = g->af + bi * M * K;
+        float *acc = g->partial + u * M * N;
+        memset(acc, 0, sizeof(float) * (size_t)(M * N));
+        int64_t k = k0;
+        /* one row of a: four rows of b per pass over acc, converted in registers (the staging
+         * buffer and a pass over acc for every row of b cost 2-3x) */
+        if (M == 1 && c->t == LX_BFLOAT16)
+            for (; k + 4 <= k1; k += 4) {
+                const uint16_t *w[4];
+                for (int i = 0; i < 4; i++)
+                    w[i] = (const uint16_t *)(const void *)(c->b + (ob + (k + i) * c->b_rs) *
+                                                                       (int64_t)c->esz);
+                float a0 = A[k], a1 = A[k + 1], a2 = A[k + 2], a3 = A[k + 3];
+                for (int64_t j = 0; j < N; j++)
+                    acc[j] += (a0 * lx_bf16_to_f32(w[0][j]) + a1 * lx_bf16_to_f32(w[1][j])) +
+                              (a2 * lx_bf16_to_f32(w[2][j]) + a3 * lx_bf16_to_f32(w[3][j]));
+            }
+#if defined(LX_ROW_F16C) && defined(__FMA__)
+        if (M == 1 && c->t == LX_FLOAT16) /* the same with the hardware conversion */
+            for (; k + 4 <= k1; k += 4) {
+                const uint16_t *w[4];
+                for (int i = 0; i < 4; i++)
+                    w[i] = (const uint16_t *)(const void *)(c->b + (ob + (k + i) * c->b_rs) *
+                                                                       (int64_t)c->esz);
+                __m256 a[4];
+                for (int i = 0; i < 4; i++) a[i] = _mm256_set1_ps(A[k + i]);
+                int64_t j = 0;
+                for (; j + 8 <= N; j += 8) {
+                    __m256 s = _mm256_loadu_ps(acc + j);
+                    for (int i = 0; i < 4; i++)
+                        s = _mm256_fmadd_ps(
+                            a[i], _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w[i] + j))), s);
+                    _mm256_storeu_ps(acc + j, s);
+                }
+                for (; j < N; j++)
+                    for (int i = 0; i < 4; i++) acc[j] += A[k + i] * lx_f16_to_f32(w[i][j]);
+            }
+#endif
+        for (; k < k1; k++) {
+            const char *row = c->b + (ob + k * c->b_rs) * (int64_t)c->esz;
+            for (int64_t n0 = 0; n0 < N; n0 += GEMVK_NB) {
+                int64_t nb = N - n0 < GEMVK_NB ? N - n0 : GEMVK_NB;
+                lx_row_load_f32(wb, row + n0 * (int64_t)c->esz, c->t, 1, nb);
+                for (int64_t m = 0; m < M; m++) {
+                    float av = A[m * K + k], *r = acc + m * N + n0;
+                    for (int64_t j = 0; j < nb; j++) r[j] += av * wb[j];
+                }
+            }
+        }
+    }
+}
+
+/* units: (batch, row m, block of GEMVK_NB columns) */
+static void gemvk_reduce(void *ctx, int64_t u0, int64_t u1) {
+    const gemvkctx *g = ctx;
+    const mmctx *c = g->c;
+    const int64_t M = c->M, N = c->N, nblk = (N + GEMVK_NB - 1) / GEMVK_NB;
+    _Alignas(64) float r[GEMVK_NB], cv[GEMVK_NB];
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t bm = u / nblk, n0 = (u % nblk) * GEMVK_NB, bi = bm / M, m = bm % M;
+        int64_t nb = N - n0 < GEMVK_NB ? N - n0 : GEMVK_NB;
+        memset(r, 0, sizeof r);
+        for (int p = 0; p < g->parts; p++) {
+            const float *part = g->partial + ((bi * g->parts + p) * M + m) * N + n0;
+            for (int64_t j = 0; j < nb; j++) r[j] += part[j];
+        }
+        char *orow = c->out + ((bi * M + m) * N + n0) * (int64_t)c->esz;
+        for (int64_t j = 0; j < nb; j++) r[j] *= c->alpha;
+        if (c->with_c) {
+            lx_row_load_f32(cv, orow, c->t, 1, nb);
+            for (int64_t j = 0; j < nb; j++) r[j] += c->beta * cv[j];
+        }
+        lx_row_store_f32(orow, c->t, 1, r, nb);
+    }
+}
+
+/* The K-split axpy form when it applies (and memory allows); false otherwise. */
+static bool half_gemv_ksplit(mmctx *c, const float *af) {
+    if (c->b_cs != 1 || c->b_rs == 1 || (double)c->K * (double)c->N < (double)GEMVK_MIN)
+        return false;
+    int threads = lx_num_threads();
+    int64_t parts = c->n_batch >= threads ? 1 : (2 * threads + c->n_batch - 1) / c->n_batch;
+    if (parts > c->K / 8) parts = c->K / 8 > 0 ? c->K / 8 : 1;
+    gemvkctx g = {c, af, (int)parts, NULL};
+    g.partial = malloc(sizeof(float) * (size_t)(c->n_batch * parts * c->M * c->N));
+    if (!g.partial) return false;
+    lx_parallel_for(c->n_batch * parts, 1, gemvk_fn, &g);
+    int64_t nblk = (c->N + GEMVK_NB - 1) / GEMVK_NB;
+    lx_parallel_for(c->n_batch * c->M * nblk, 4, gemvk_reduce, &g);
+    free(g.partial);
+    return true;
+}
+
 /* The small-M path when it applies; false to use panels. */
 static bool half_gemv(mmctx *c, lx_status *st, const char *op) {
     if (c->M > GEMV_M || (c->b_rs != 1 && c->b_cs != 1) || c->N < 2 ||
@@ -527,6 +644,11 @@ static bool half_gemv(mmctx *c, lx_status *st, const char *op) {
     }
     aconvctx v = {c, af};
     lx_parallel_for(c->n_batch * c->M, 1, aconv_fn, &v);
+    if (half_gemv_ksplit(c, af)) {
+        free(af);
+        *st = LX_OK;
+        return true;
+    }
     gemvctx g = {c, af, (c->N + GEMV_NB - 1) / GEMV_NB};
     int64_t work = GEMV_NB * c->K * c->M;
     lx_parallel_for(c->n_batch * g.n_chunks, work >= 32768 ? 1 : 32768 / work, gemv_fn, &g);
