@@ -260,22 +260,16 @@ static bool blas_batch(const mmctx *c, int64_t bi) {
         ldb = c->N;
     }
     float beta = c->with_c ? c->beta : 0.0f;
-    if ((c->M == 1 || c->N == 1) && c->K > 0) { /* K = 0: GEMV would skip beta * c */
-        blas_gemv(c, A, ta, lda, B, tb, ldb, beta, C);
-        free(sa);
-        free(sb);
-        return true;
-    }
-    if (skinny_gemm(c, A, ta, lda, B, tb, ldb, C)) {
-        free(sa);
-        free(sb);
-        return true;
-    }
-    if (c->t == LX_FLOAT32)
+    /* one row or column: GEMV (not for K = 0, where GEMV would skip beta * c); 2-8 rows against
+     * W^T: skinny_gemm; otherwise GEMM */
+    bool done = (c->M == 1 || c->N == 1) && c->K > 0;
+    if (done) blas_gemv(c, A, ta, lda, B, tb, ldb, beta, C);
+    else done = skinny_gemm(c, A, ta, lda, B, tb, ldb, C);
+    if (!done && c->t == LX_FLOAT32)
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     (blasint)c->M, (blasint)c->N, (blasint)c->K, c->alpha, (const float *)A,
                     (blasint)lda, (const float *)B, (blasint)ldb, beta, (float *)C, (blasint)c->N);
-    else
+    else if (!done)
         cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     (blasint)c->M, (blasint)c->N, (blasint)c->K, (double)c->alpha,
                     (const double *)A, (blasint)lda, (const double *)B, (blasint)ldb, (double)beta,
@@ -375,6 +369,17 @@ static void half_tiles_fn(void *ctx, int64_t b, int64_t e) {
 #define GEMV_NB 64
 #define GEMV_KB 512
 #define GEMV_LANES 32
+
+/* r[0..nb), float32 results of part of an output row: times alpha, plus beta times the c the
+ * row holds when with_c, rounded into the row. scratch holds nb floats. */
+static void half_row_out(const mmctx *c, char *orow, float *r, int64_t nb, float *scratch) {
+    for (int64_t j = 0; j < nb; j++) r[j] *= c->alpha;
+    if (c->with_c) {
+        lx_row_load_f32(scratch, orow, c->t, 1, nb);
+        for (int64_t j = 0; j < nb; j++) r[j] += c->beta * scratch[j];
+    }
+    lx_row_store_f32(orow, c->t, 1, r, nb);
+}
 
 /* out[r] = sum_k a[k] * w[r][k] for r < R <= GEMV_ROWS rows of n float16 or bfloat16 values,
  * converted in registers: one row of a streams the weight rows GEMV_ROWS at a time, sharing
@@ -487,16 +492,8 @@ static void gemv_fn(void *ctx, int64_t b, int64_t e) {
                 }
             }
         }
-        for (int64_t m = 0; m < M; m++) {
-            char *orow = c->out + ((bi * M + m) * N + n0) * (int64_t)c->esz;
-            float *r = acc[m];
-            for (int64_t j = 0; j < nb; j++) r[j] *= c->alpha;
-            if (c->with_c) {
-                lx_row_load_f32(wb, orow, c->t, 1, nb);
-                for (int64_t j = 0; j < nb; j++) r[j] += c->beta * wb[j];
-            }
-            lx_row_store_f32(orow, c->t, 1, r, nb);
-        }
+        for (int64_t m = 0; m < M; m++)
+            half_row_out(c, c->out + ((bi * M + m) * N + n0) * (int64_t)c->esz, acc[m], nb, wb);
     }
 }
 
@@ -545,38 +542,37 @@ static void gemvk_fn(void *ctx, int64_t u0, int64_t u1) {
         int64_t k = k0;
         /* one row of a: four rows of b per pass over acc, converted in registers (the staging
          * buffer and a pass over acc for every row of b cost 2-3x) */
-        if (M == 1 && c->t == LX_BFLOAT16)
-            for (; k + 4 <= k1; k += 4) {
-                const uint16_t *w[4];
-                for (int i = 0; i < 4; i++)
-                    w[i] = (const uint16_t *)(const void *)(c->b + (ob + (k + i) * c->b_rs) *
-                                                                       (int64_t)c->esz);
+        bool quad = M == 1 && c->t == LX_BFLOAT16;
+#if defined(LX_ROW_F16C) && defined(__FMA__)
+        quad = quad || (M == 1 && c->t == LX_FLOAT16);
+#endif
+        for (; quad && k + 4 <= k1; k += 4) {
+            const uint16_t *w[4];
+            for (int i = 0; i < 4; i++)
+                w[i] = (const uint16_t *)(const void *)(c->b + (ob + (k + i) * c->b_rs) *
+                                                                   (int64_t)c->esz);
+            if (c->t == LX_BFLOAT16) {
                 float a0 = A[k], a1 = A[k + 1], a2 = A[k + 2], a3 = A[k + 3];
                 for (int64_t j = 0; j < N; j++)
                     acc[j] += (a0 * lx_bf16_to_f32(w[0][j]) + a1 * lx_bf16_to_f32(w[1][j])) +
                               (a2 * lx_bf16_to_f32(w[2][j]) + a3 * lx_bf16_to_f32(w[3][j]));
+                continue;
             }
 #if defined(LX_ROW_F16C) && defined(__FMA__)
-        if (M == 1 && c->t == LX_FLOAT16) /* the same with the hardware conversion */
-            for (; k + 4 <= k1; k += 4) {
-                const uint16_t *w[4];
+            __m256 a[4]; /* float16: the hardware conversion */
+            for (int i = 0; i < 4; i++) a[i] = _mm256_set1_ps(A[k + i]);
+            int64_t j = 0;
+            for (; j + 8 <= N; j += 8) {
+                __m256 s = _mm256_loadu_ps(acc + j);
                 for (int i = 0; i < 4; i++)
-                    w[i] = (const uint16_t *)(const void *)(c->b + (ob + (k + i) * c->b_rs) *
-                                                                       (int64_t)c->esz);
-                __m256 a[4];
-                for (int i = 0; i < 4; i++) a[i] = _mm256_set1_ps(A[k + i]);
-                int64_t j = 0;
-                for (; j + 8 <= N; j += 8) {
-                    __m256 s = _mm256_loadu_ps(acc + j);
-                    for (int i = 0; i < 4; i++)
-                        s = _mm256_fmadd_ps(
-                            a[i], _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w[i] + j))), s);
-                    _mm256_storeu_ps(acc + j, s);
-                }
-                for (; j < N; j++)
-                    for (int i = 0; i < 4; i++) acc[j] += A[k + i] * lx_f16_to_f32(w[i][j]);
+                    s = _mm256_fmadd_ps(
+                        a[i], _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w[i] + j))), s);
+                _mm256_storeu_ps(acc + j, s);
             }
+            for (; j < N; j++)
+                for (int i = 0; i < 4; i++) acc[j] += A[k + i] * lx_f16_to_f32(w[i][j]);
 #endif
+        }
         for (; k < k1; k++) {
             const char *row = c->b + (ob + k * c->b_rs) * (int64_t)c->esz;
             for (int64_t n0 = 0; n0 < N; n0 += GEMVK_NB) {
@@ -605,13 +601,7 @@ static void gemvk_reduce(void *ctx, int64_t u0, int64_t u1) {
             const float *part = g->partial + ((bi * g->parts + p) * M + m) * N + n0;
             for (int64_t j = 0; j < nb; j++) r[j] += part[j];
         }
-        char *orow = c->out + ((bi * M + m) * N + n0) * (int64_t)c->esz;
-        for (int64_t j = 0; j < nb; j++) r[j] *= c->alpha;
-        if (c->with_c) {
-            lx_row_load_f32(cv, orow, c->t, 1, nb);
-            for (int64_t j = 0; j < nb; j++) r[j] += c->beta * cv[j];
-        }
-        lx_row_store_f32(orow, c->t, 1, r, nb);
+        half_row_out(c, c->out + ((bi * M + m) * N + n0) * (int64_t)c->esz, r, nb, cv);
     }
 }
 
