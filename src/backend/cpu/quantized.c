@@ -19,9 +19,9 @@
  * Quantized matmul never dequantizes the whole matrix and accumulates in float32:
  * - small M (decode; QMM_SMALL_M_T with transpose, QMM_SMALL_M without): each packed byte
  *   is read once, 8 values at a time unpacked into registers; the bias term uses per-group
- *   sums of x (sum_j x_j*(s*q_j + b) = s*dot(q, x) + b*sum(x)). One row of x against 4-bit
- *   rows (the common decode case) has its own AVX2 kernel: 16 nibbles from 8 bytes by a mask
- *   and a shift, against x reordered once per call (QT_NIBBLES). With transpose the work is
+ *   sums of x (sum_j x_j*(s*q_j + b) = s*dot(q, x) + b*sum(x)). One row of x against 4- or
+ *   8-bit rows (the common decode case) has its own AVX2 kernel: 16 nibbles from 8 bytes by a
+ *   mask and a shift, against x reordered once per call (QT_NIBBLES). With transpose the work is
  *   split over output columns; without, over rows of w (each thread streams its rows into
  *   float32 partial sums, added up at the end).
  * - larger M (prefill): panels of the weights are dequantized to float32 (in scratch from the
@@ -155,8 +155,9 @@ typedef struct {
     const int64_t *xb, *wb;   /* per output matrix: which x and which w matrix */
     const float *x;           /* float32 x, [count, M, K] */
     const float *xsum;        /* transpose, small M: per x row, per group, the sum of x */
-    const float *xp;          /* transpose, M = 1, 4 bits (QT_NIBBLES): x with each run of 16
-                                 values reordered evens then odds, or NULL */
+    const float *xp;          /* transpose, M = 1, 4 or 8 bits (QT_NIBBLES): x as the single-row
+                                 kernel reads it (4 bits: each run of 16 values reordered evens
+                                 then odds; 8 bits: x itself), or NULL: that kernel does not run */
     const uint8_t *w;
     int64_t w_mat, w_row;     /* bytes per w matrix and per packed row */
     const void *s, *b;
@@ -391,10 +392,8 @@ typedef struct {
             const float *x = c->x + xm * M * (int64_t)K;                                      \
             const float *xs = c->xsum + xm * M * (int64_t)G;                                  \
             T *o = (T *)c->out + bi * M * (int64_t)N + n;                                     \
-            if (QT_NIBBLES && M == 1 && (bits == 4 ? c->xp != NULL : bits == 8) &&          \
-                c->gs % 16 == 0 && n + 3 < N && u + 3 < u1) {                                 \
-                QT_NIBBLE_CALL(S, c, wr, sr, br, bits == 4 ? c->xp + xm * (int64_t)K : x, xs,  \
-                               o, bits);                                                      \
+            if (QT_NIBBLES && c->xp && n + 3 < N && u + 3 < u1) {                              \
+                QT_NIBBLE_CALL(S, c, wr, sr, br, c->xp + xm * (int64_t)K, xs, o, bits);        \
                 u += 3;                                                                       \
                 continue;                                                                     \
             }                                                                                 \
@@ -795,10 +794,13 @@ lx_status LX_CPU_KERNEL(QUANTIZED_MATMUL)(lx_node *out) {
             } else {
                 c.xsum = xsum;
                 lx_parallel_for(rows, 64, xsum_rows, &c);
-                if (QT_NIBBLES && M == 1 && c.bits == 4 && c.gs % 16 == 0 &&
-                    (xperm = malloc(sizeof(float) * (size_t)x->size)) != NULL) {
-                    nibble_order(c.x, xperm, rows, K);
-                    c.xp = xperm;
+                if (QT_NIBBLES && M == 1 && c.gs % 16 == 0) {
+                    if (c.bits == 8) c.xp = c.x;
+                    else if (c.bits == 4 &&
+                             (xperm = malloc(sizeof(float) * (size_t)x->size)) != NULL) {
+                        nibble_order(c.x, xperm, rows, K);
+                        c.xp = xperm;
+                    }
                 }
                 int64_t grain = 65536 / ((int64_t)K * M) + 1;
                 lx_parallel_for(nbatch * N, grain, ops->mm_t_small, &c);

@@ -20,6 +20,7 @@ typedef struct {
     const lx_node *key;
     unsigned char *out;
     int64_t bytes_per_key, words, half;
+    int64_t blocks; /* tasks per key: blocks of 256 word pairs (one when there are none) */
     int odd;
     int64_t n_keys;
 } bitsctx;
@@ -63,10 +64,9 @@ static void bits_fn(void *ctx, int64_t b, int64_t e) {
     const bitsctx *c = ctx;
     /* tasks are (key, block of 256 pairs); the first block of a key also makes the middle
      * word of an odd count */
-    int64_t blocks = c->half > 0 ? (c->half + 255) / 256 : 1;
     const int64_t mid = c->half + c->odd;
     for (int64_t t = b; t < e; t++) {
-        int64_t k = t / blocks, p0 = (t % blocks) * 256;
+        int64_t k = t / c->blocks, p0 = (t % c->blocks) * 256;
         int64_t p1 = p0 + 256 < c->half ? p0 + 256 : c->half;
         uint32_t k0 = key_word(c->key, 2 * k), k1 = key_word(c->key, 2 * k + 1);
         if (p0 < p1) {
@@ -98,7 +98,7 @@ lx_status LX_CPU_KERNEL(RANDOM_BITS)(lx_node *out) {
     c.words = (c.bytes_per_key + 3) / 4;
     c.half = c.words / 2;
     c.odd = (int)(c.words % 2);
-    int64_t tasks = c.n_keys * (c.half > 0 ? (c.half + 255) / 256 : 1);
-    lx_parallel_for(tasks, 16, bits_fn, &c);
+    c.blocks = c.half > 0 ? (c.half + 255) / 256 : 1;
+    lx_parallel_for(c.n_keys * c.blocks, 16, bits_fn, &c);
     return LX_OK;
 }
