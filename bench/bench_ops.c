@@ -344,7 +344,7 @@ static lx_array random_f32(int rows, int cols, float scale, uint64_t seed) {
 
 typedef struct {
     lx_array x, w, scales, biases;
-    int bits; /* quantized: 0 means 4 */
+    int bits; /* quantized: the width */
 } ops_ctx;
 
 static lx_array f_gemv(void *p) {
@@ -357,7 +357,7 @@ static lx_array f_gemv_t(void *p) {
 }
 static lx_array f_qgemv(void *p) {
     ops_ctx *c = p;
-    return lx_quantized_matmul(c->x, c->w, c->scales, c->biases, true, 64, c->bits ? c->bits : 4);
+    return lx_quantized_matmul(c->x, c->w, c->scales, c->biases, true, 64, c->bits);
 }
 static lx_array f_matmul(void *p) {
     ops_ctx *c = p;
@@ -475,6 +475,7 @@ int main(int argc, char **argv) {
     lx_eval(wq, sc, bi);
     lx_free(ctx.w);
     ops_ctx q = ctx;
+    q.bits = 4;
     q.w = wq;
     q.scales = sc;
     q.biases = bi;
