@@ -5,9 +5,9 @@
  * the stride keeps the run at a few seconds).
  *
  * Bound: 7 ulp of the float64 result (ulp taken at the float32 result's binade). Measured
- * over every float of [0, 5] when the rational approximation was chosen (elementwise_ops.h):
- * 5.94 ulp with FMA (x86-64-v3), 6.95 without (baseline SSE2), both near x = 3.6, where
- * erf ~ 1; a change of coefficients, evaluation order or contraction shows up here. Also exact: erf(+-0) = +-0
+ * over every float of [0, 5] (elementwise_ops.h): 5.83 ulp with FMA (x86-64-v3, the monic-Q
+ * form), 6.95 without (baseline SSE2), both near x = 3.5, where erf ~ 1; a change of
+ * coefficients, evaluation order or contraction shows up here. Also exact: erf(+-0) = +-0
  * with its sign, erf(x) = +-1 for |x| >= 4 and at +-Inf, |erf(x)| <= 1 everywhere, NaN
  * propagates. The sanitizer build runs the generic variant (no FMA), so both evaluation modes
  * are covered between the two CI builds. The reference runs on two threads (~10 s in all).
