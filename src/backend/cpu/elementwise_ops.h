@@ -298,6 +298,32 @@ LX_EW_INLINE double lx_ew_sigmoid_d(double x) {
     double e = exp(x);
     return e / (1.0 + e);
 }
+
+/* tanh in float, branch-free so that loops over it vectorize (libm's tanhf is a scalar call of
+ * ~10 ns an element; this is ~0.5 ns with AVX2). With a = |x| and the sign put back at the end:
+ *   a < 0.625:  a + a s P(s), s = a^2, P of degree 4 (a fit of (tanh(a) - a) / a^3 in s on
+ *               [0, 0.39], relative error 1.3e-7, scaled by s P(s) <= 0.13 in the result);
+ *   else:       1 - 2 / (exp(2a) + 1) with lx_ew_exp_f, a clamped to 9.1 (tanh is 1 in float
+ *               from 9.01; the clamp keeps exp finite).
+ * Both are computed and one is selected. Measured against float64 tanh over every float of
+ * [0, 10] (it is odd): at most 1.33 ulp with FMA and without (tests/test_unary_accuracy.c).
+ * tanh(+-0) = +-0, tiny x give x (subnormals too), tanh(+-Inf) = +-1, NaN is x itself. */
+#define LX_EW_TANH_P_(FMA, s)                                                           \
+    FMA(FMA(FMA(FMA(-0.006096937227994204f, s, 0.02099735476076603f), s,                \
+                -0.05385095253586769f), s, 0.13332770764827728f), s, -0.333333283662796f)
+LX_EW_INLINE float lx_ew_tanh_f(float x) {
+    uint32_t sign = lx_bits_from_f32(x) & 0x80000000u;
+    float a = fabsf(x);
+    float s = a * a;
+    float small = LX_EW_FMAF(s * LX_EW_TANH_P_(LX_EW_FMAF, s), a, a);
+    float e = lx_ew_exp_f(2.0f * lx_ew_minps_f(9.1f, a));
+    float large = 1.0f - 2.0f / (e + 1.0f);
+    float r = lx_ew_select_f(a < 0.625f, small, large);
+    r = lx_f32_from_bits(lx_bits_from_f32(r) | sign);
+    return lx_ew_select_f(x != x, x, r);
+}
+#undef LX_EW_TANH_P_
+LX_EW_INLINE double lx_ew_tanh_d(double x) { return tanh(x); }
 LX_EW_INLINE float lx_ew_silu_f(float x) { /* silu(-Inf) = -0, its limit */
     return lx_ew_select_f(x == -INFINITY, -0.0f, x * lx_ew_sigmoid_f(x));
 }
@@ -360,7 +386,7 @@ static inline bool lx_ew_unary_is_expensive(int op) {
         case LX_UNARY_SIN: return sin##SUF(v);                                          \
         case LX_UNARY_COS: return cos##SUF(v);                                          \
         case LX_UNARY_TAN: return tan##SUF(v);                                          \
-        case LX_UNARY_TANH: return tanh##SUF(v);                                        \
+        case LX_UNARY_TANH: return lx_ew_tanh_##SF(v);                                  \
         case LX_UNARY_ERF: return lx_ew_erf_##SF(v);                                    \
         case LX_UNARY_ERFINV: return (CT)lx_ew_erfinv_core((double)v, sizeof(CT) == 4 ? 1 : 3); \
         case LX_UNARY_SIGMOID: return lx_ew_sigmoid_##SF(v);                            \
