@@ -15,7 +15,6 @@
  */
 #ifndef LX_NN_TEMPLATE_PASS
 
-#include <cblas.h>
 #include <stdatomic.h>
 
 #include "backend/cpu/nn_util.h"
@@ -35,21 +34,17 @@ typedef struct {
 #define CT float
 #define SFX(name) name##_f32
 #define CT_DTYPE LX_FLOAT32
-#define CT_GEMM cblas_sgemm
 #include "backend/cpu/conv.c"
 #undef CT
 #undef SFX
 #undef CT_DTYPE
-#undef CT_GEMM
 #define CT double
 #define SFX(name) name##_f64
 #define CT_DTYPE LX_FLOAT64
-#define CT_GEMM cblas_dgemm
 #include "backend/cpu/conv.c"
 #undef CT
 #undef SFX
 #undef CT_DTYPE
-#undef CT_GEMM
 #undef LX_NN_TEMPLATE_PASS
 
 lx_status LX_CPU_KERNEL(CONV)(lx_node *out) {
@@ -231,10 +226,10 @@ static lx_status SFX(conv)(lx_node *out, const lx_conv_geom *g) {
             lx_parallel_for(m, 1024 / (g->Cout * c.kc + 1) + 1, SFX(conv_direct), &d);
         } else {
             for (int64_t gi = 0; gi < g->G; gi++)
-                CT_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)g->cout_g,
-                        (int)c.kc, (CT)1, a + gi * (in_place ? g->cin_g : c.kc), (int)lda,
-                        c.wf + gi * g->cout_g * c.kc, (int)c.kc, (CT)0, dst + gi * g->cout_g,
-                        (int)g->Cout);
+                lx_blas_gemm(CT_DTYPE, false, true, m, g->cout_g, c.kc, 1.0,
+                             a + gi * (in_place ? g->cin_g : c.kc), lda,
+                             c.wf + gi * g->cout_g * c.kc, c.kc, 0.0, dst + gi * g->cout_g,
+                             g->Cout);
         }
         if (!direct_out)
             SFX(lx_nn_store)(op + (size_t)(r0 * g->Cout) * esz, t, c.cbuf, m * g->Cout);

@@ -30,4 +30,15 @@
 typedef void (*lx_range_fn)(void *ctx, int64_t begin, int64_t end);
 void lx_parallel_for(int64_t n, int64_t grain, lx_range_fn fn, void *ctx);
 
+/* BLAS on lx's pool (backend/cpu/blas.c; OpenBLAS itself runs one thread), row-major, float32
+ * or float64 by t; dimensions at most INT_MAX (the callers check).
+ * gemm: C[M,N] = alpha op(A) op(B) + beta C, op(A) [M,K] (A stored [K][M] when ta), op(B)
+ * [K,N] (B stored [N][K] when tb). gemv: y = alpha op(A) x + beta y with A stored [rows][cols],
+ * y of cols elements when trans, else rows; y contiguous. */
+void lx_blas_gemm(lx_dtype t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+                  const void *A, int64_t lda, const void *B, int64_t ldb, double beta, void *C,
+                  int64_t ldc);
+void lx_blas_gemv(lx_dtype t, bool trans, int64_t rows, int64_t cols, double alpha, const void *A,
+                  int64_t lda, const void *x, int64_t incx, double beta, void *y);
+
 #endif

@@ -9,9 +9,10 @@
  *    transposed-operand flag when a matrix is stored column-major (a transposed view), and a
  *    row-major copy only when a matrix has neither layout (broadcast or oddly strided). A
  *    product with one row or one column is cblas_sgemv / cblas_dgemv instead, and 2-8 rows of
- *    float32 against W^T a kernel of lx's that reads W once (skinny_gemm). Small
- *    per-batch products (below OpenBLAS's own threading threshold) run batches in parallel on
- *    the lx pool; large ones run one by one with OpenBLAS's threads.
+ *    float32 against W^T a kernel of lx's that reads W once (skinny_gemm). BLAS runs one
+ *    thread per call (backend/cpu/blas.c): batches run in parallel on the lx pool when they are
+ *    small (below 2^18 multiply-adds each) or at least as many as the threads; otherwise one by
+ *    one, each product split across the pool by lx_blas_gemm.
  *  - float16 / bfloat16: up to 8 rows of a (decode) with b's rows or columns contiguous: the
  *    weight is read once, a chunk at a time converted to float32 and used at once (dot products
  *    or axpy, lx's threads over N; a single row against W^T converts in registers, four weight
@@ -23,7 +24,6 @@
  *    bool results are "any a & b".
  * With c (addmm) the output is first filled with c, then BLAS's beta (or the epilogue) adds it.
  */
-#include <cblas.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -32,8 +32,9 @@
 #include "backend/cpu/cpu.h"
 #include "backend/cpu/rowconv.h"
 
-/* OpenBLAS runs a GEMM on one thread below 65536 * 4 multiply-adds; products smaller than this
- * are parallelized across batches or panels by lx instead. */
+/* Products below this many multiply-adds are not worth splitting across threads (OpenBLAS's
+ * own threshold for threading a GEMM, and blas.c's); batches or panels of them run in
+ * parallel instead. */
 #define SMALL_GEMM (1 << 18)
 
 typedef struct {
@@ -108,35 +109,30 @@ static void gather_matrix(char *dst, const char *src, int64_t R, int64_t C, int6
 static void blas_gemv(const mmctx *c, const char *A, bool ta, int64_t lda, const char *B, bool tb,
                       int64_t ldb, float beta, char *C) {
     const char *mat, *vec;
-    enum CBLAS_TRANSPOSE tr;
-    blasint rows, cols, ld, inc;
+    bool tr;
+    int64_t rows, cols, ld, inc;
     if (c->M == 1) { /* y[N] = x[K] . B */
         vec = A;
-        inc = (blasint)(ta ? lda : 1);
+        inc = ta ? lda : 1;
         mat = B;
-        ld = (blasint)ldb;
-        tr = tb ? CblasNoTrans : CblasTrans; /* B stored as [N][K], or as [K][N] */
-        rows = (blasint)(tb ? c->N : c->K);
-        cols = (blasint)(tb ? c->K : c->N);
+        ld = ldb;
+        tr = !tb; /* B stored as [N][K], or as [K][N] */
+        rows = tb ? c->N : c->K;
+        cols = tb ? c->K : c->N;
     } else { /* y[M] = A . b[K] */
         vec = B;
-        inc = (blasint)(tb ? 1 : ldb);
+        inc = tb ? 1 : ldb;
         mat = A;
-        ld = (blasint)lda;
-        tr = ta ? CblasTrans : CblasNoTrans; /* A stored as [K][M], or as [M][K] */
-        rows = (blasint)(ta ? c->K : c->M);
-        cols = (blasint)(ta ? c->M : c->K);
+        ld = lda;
+        tr = ta; /* A stored as [K][M], or as [M][K] */
+        rows = ta ? c->K : c->M;
+        cols = ta ? c->M : c->K;
     }
     int64_t n_out = c->M * c->N;
     /* BLAS need not read y when beta is 0, but OpenBLAS versions differ in whether they scale
      * it (0 * NaN): start from zeros */
     if (!c->with_c) memset(C, 0, (size_t)n_out * c->esz);
-    if (c->t == LX_FLOAT32)
-        cblas_sgemv(CblasRowMajor, tr, rows, cols, c->alpha, (const float *)mat, ld,
-                    (const float *)vec, inc, beta, (float *)C, 1);
-    else
-        cblas_dgemv(CblasRowMajor, tr, rows, cols, (double)c->alpha, (const double *)mat, ld,
-                    (const double *)vec, inc, (double)beta, (double *)C, 1);
+    lx_blas_gemv(c->t, tr, rows, cols, c->alpha, mat, ld, vec, inc, beta, C);
 }
 
 /* A few rows of a (2 <= M <= SKINNY_M: batched decoding, draft tokens) against W^T, float32:
@@ -265,15 +261,8 @@ static bool blas_batch(const mmctx *c, int64_t bi) {
     bool done = (c->M == 1 || c->N == 1) && c->K > 0;
     if (done) blas_gemv(c, A, ta, lda, B, tb, ldb, beta, C);
     else done = skinny_gemm(c, A, ta, lda, B, tb, ldb, C);
-    if (!done && c->t == LX_FLOAT32)
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (blasint)c->M, (blasint)c->N, (blasint)c->K, c->alpha, (const float *)A,
-                    (blasint)lda, (const float *)B, (blasint)ldb, beta, (float *)C, (blasint)c->N);
-    else if (!done)
-        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (blasint)c->M, (blasint)c->N, (blasint)c->K, (double)c->alpha,
-                    (const double *)A, (blasint)lda, (const double *)B, (blasint)ldb, (double)beta,
-                    (double *)C, (blasint)c->N);
+    if (!done)
+        lx_blas_gemm(c->t, ta, tb, c->M, c->N, c->K, c->alpha, A, lda, B, ldb, beta, C, c->N);
     free(sa);
     free(sb);
     return true;
@@ -326,9 +315,7 @@ static bool half_tile(mmctx *c, int64_t bi, int64_t pm, int64_t pn, float *scrat
     bool tb = c->b_rs == 1 && c->b_cs != 1; /* b^T rows are contiguous: convert them */
     if (tb) convert_panel(c, Bf, B, nb, K, c->b_cs, c->b_rs, parallel);
     else convert_panel(c, Bf, B, K, nb, c->b_rs, c->b_cs, parallel);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)mb,
-                (blasint)nb, (blasint)K, c->alpha, Af, (blasint)K, Bf, (blasint)(tb ? K : nb), 0.0f,
-                Cf, (blasint)nb);
+    lx_blas_gemm(LX_FLOAT32, false, tb, mb, nb, K, c->alpha, Af, K, Bf, tb ? K : nb, 0.0, Cf, nb);
     char *O = c->out + ((bi * c->M + m0) * c->N + n0) * (int64_t)c->esz;
     for (int64_t i = 0; i < mb; i++) {
         float *crow = Cf + i * nb;
@@ -853,7 +840,7 @@ lx_status LX_CPU_KERNEL(MATMUL)(lx_node *out) {
     case LX_FLOAT32:
     case LX_FLOAT64: {
         double per = (double)c.M * (double)c.N * (double)c.K;
-        if (c.n_batch > 1 && per < SMALL_GEMM) {
+        if (c.n_batch > 1 && (per < SMALL_GEMM || c.n_batch >= lx_num_threads())) {
             int64_t grain = (int64_t)(SMALL_GEMM / (per > 1 ? per : 1));
             lx_parallel_for(c.n_batch, grain < 1 ? 1 : grain, blas_batches_fn, &c);
         } else {

@@ -25,10 +25,9 @@
  *   split over output columns; without, over rows of w (each thread streams its rows into
  *   float32 partial sums, added up at the end).
  * - larger M (prefill): panels of the weights are dequantized to float32 (in scratch from the
- *   caching allocator) and multiplied with cblas_sgemm.
+ *   caching allocator) and multiplied with sgemm (lx_blas_gemm).
  * Kernels are written once per dtype (float32, float16, bfloat16) through QT_DTYPES.
  */
-#include <cblas.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -708,12 +707,12 @@ static lx_status qmm_large(const lx_node *out, qt_mm_ctx *c, const qt_ops *ops, 
             c->nb = nb < N - n0 ? nb : N - n0;
             if (transpose) {
                 lx_parallel_for(c->nb, 8, ops->panel_t, c);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, c->nb, K, 1.0f, x, K,
-                            panel, K, 0.0f, o + n0, N);
+                lx_blas_gemm(LX_FLOAT32, false, true, M, c->nb, K, 1.0, x, K, panel, K, 0.0,
+                             o + n0, N);
             } else {
                 lx_parallel_for(K, 64, ops->panel_n, c);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, c->nb, K, 1.0f, x, K,
-                            panel, c->nb, 0.0f, o + n0, N);
+                lx_blas_gemm(LX_FLOAT32, false, false, M, c->nb, K, 1.0, x, K, panel, c->nb, 0.0,
+                             o + n0, N);
             }
         }
         if (!direct) {
@@ -923,13 +922,11 @@ lx_status LX_CPU_KERNEL(GATHER_MM)(lx_node *out) {
         const char *bm = (const char *)c.b + bb[i] * (int64_t)K * N * (int64_t)es;
         char *om = (char *)c.out + i * M * (int64_t)N * (int64_t)es;
         if (dt == LX_FLOAT32) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f,
-                        (const float *)am, K, (const float *)bm, N, 0.0f, (float *)om, N);
+            lx_blas_gemm(LX_FLOAT32, false, false, M, N, K, 1.0, am, K, bm, N, 0.0, om, N);
         } else {
             ops->to_f32(am, sa, (int64_t)M * K);
             ops->to_f32(bm, sb, (int64_t)K * N);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, sa, K, sb, N,
-                        0.0f, so, N);
+            lx_blas_gemm(LX_FLOAT32, false, false, M, N, K, 1.0, sa, K, sb, N, 0.0, so, N);
             ops->from_f32(so, om, (int64_t)M * N);
         }
     }
