@@ -330,9 +330,52 @@ LX_EW_INLINE float lx_ew_silu_f(float x) { /* silu(-Inf) = -0, its limit */
 LX_EW_INLINE double lx_ew_silu_d(double x) {
     return isinf(x) && x < 0 ? -0.0 : x * lx_ew_sigmoid_d(x);
 }
+/* gelu(x) = x/2 erfc(-x/sqrt2) in float, branch-free so that loops over it vectorize (libm's
+ * erfcf is a scalar call of ~10 ns an element). With a = |x| clamped to [T, 14.5], T = 1/sqrt2,
+ * two forms, both computed, one selected:
+ *   |x| <= T:  (x/2) (1 + erf(x/sqrt2)) with lx_ew_erf_f (1 + erf is in [0.48, 1.52]);
+ *   x < -T:    -g, g = gelu(-a) = H(a) exp(-a^2/2), where 1 + erf would cancel;
+ *   x > T:     x - g (gelu(x) = x + gelu(-x); g <= 0.24 x, and erf's error near 1 is avoided).
+ * H(a) = (a/2) erfc(a/sqrt2) exp(a^2/2) rises from 0.22 to its limit c = 1/sqrt(2 pi); it is
+ * computed as c - D(a), D a rational of degree 4/6 in a (fitted on [T, 14.6] against c rounded
+ * to float: relative error 1.1e-9), so that the rounding errors of D's Horner steps (several
+ * ulp of D) shrink by D/H, 0.83 at T and ~1/a^2 beyond. The exponent is split exactly,
+ * a^2 = hi + lo (FMA, or Dekker's product without it), and exp(-(hi + lo)/2) =
+ * exp(-hi/2) (1 - lo/2): rounding a^2 alone would cost up to ~100 ulp at a = 14. From
+ * a = 14.42, where gelu(-a) is below half the smallest subnormal, lx_ew_exp_f gives 0, so the
+ * clamp at 14.5 is exact.
+ * Measured against float64 over every float of [-15, 15] (subnormal results in units of their
+ * spacing): at most 3.32 ulp with FMA (x = -1.84), 3.71 without (x = -0.67, erf's form). gelu(+-0) = +-0, gelu(-Inf) = -0
+ * (as every x below -14.42), gelu(+Inf) = +Inf, NaN is x itself. */
+#define LX_EW_GELU_T_ 0.70710678f
+#define LX_EW_GELU_P_(FMA, a)                                                           \
+    FMA(FMA(FMA(FMA(0.0013931187568232417f, a, 0.016231851652264595f), a,               \
+                0.08787305653095245f), a, 0.2602311074733734f), a, 0.39894625544548035f)
+#define LX_EW_GELU_Q_(FMA, a)                                                           \
+    FMA(FMA(FMA(FMA(FMA(FMA(0.003491666866466403f, a, 0.04070117324590683f), a,         \
+                        0.23045888543128967f), a, 0.7779619097709656f), a,              \
+                1.6084848642349243f), a, 1.9056830406188965f), a, 1.0f)
 LX_EW_INLINE float lx_ew_gelu_f(float x) {
-    return isinf(x) && x < 0 ? -0.0f : 0.5f * x * erfcf(-x * 0.70710678118654752f);
+    float near = 0.5f * x * (1.0f + lx_ew_erf_f(x * 0.70710678118654752f));
+    float a = lx_ew_minps_f(14.5f, lx_ew_maxps_f(LX_EW_GELU_T_, fabsf(x)));
+    float hi = a * a;
+#if defined(__FMA__)
+    float lo = __builtin_fmaf(a, a, -hi);
+#else
+    float c = a * 4097.0f; /* Dekker: a = ah + al, 12 bits each, products exact */
+    float ah = c - (c - a), al = a - ah;
+    float lo = ((ah * ah - hi) + 2.0f * ah * al) + al * al;
+#endif
+    float h = 0.3989422917366028f - LX_EW_GELU_P_(LX_EW_FMAF, a) / LX_EW_GELU_Q_(LX_EW_FMAF, a);
+    h = LX_EW_FMAF(h, -0.5f * lo, h);
+    float g = h * lx_ew_exp_f(-0.5f * hi);
+    float r = lx_ew_select_f(x < 0.0f, -g, x - g);
+    r = lx_ew_select_f(fabsf(x) <= LX_EW_GELU_T_, near, r);
+    return lx_ew_select_f(x != x, x, r);
 }
+#undef LX_EW_GELU_T_
+#undef LX_EW_GELU_P_
+#undef LX_EW_GELU_Q_
 LX_EW_INLINE double lx_ew_gelu_d(double x) {
     return isinf(x) && x < 0 ? -0.0 : 0.5 * x * erfc(-x * 0.70710678118654752440);
 }
