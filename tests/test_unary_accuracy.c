@@ -14,7 +14,10 @@
  *   gelu  3.71 measured (generic; 3.32 with FMA) -> 4.0; subnormal results (x near -14)
  *         count in units of the subnormal spacing
  *   log2  1.21 measured (generic; 1.12 with FMA) over every positive float -> 1.4
- *   log10 1.06 measured (generic; V10 with FMA) over every positive float -> 1.3
+ *   log10 1.11 measured (v3; 1.06 generic) over every positive float -> 1.3
+ *   expm1 1.49 measured (generic; 1.44 with FMA) over every float of [-20, 89] -> 1.7
+ *   log1p 0.86 measured (generic; 0.85 with FMA) over every float of (-1, 2^32], every 7th
+ *         beyond -> 1.0
  */
 #include "test_util.h"
 
@@ -142,9 +145,26 @@ static void test_log2_log10(void) {
     check_range("log10", lx_log10, log10, 0.0f, INFINITY, false, 1.3);
 }
 
+static void test_expm1_log1p(void) {
+    const float in[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, SUBN, -SUBN, 1e-30f, -100.0f,
+                        100.0f};
+    const float want[] = {0.0f, -0.0f, INFINITY, -1.0f, NAN, SUBN, -SUBN, 1e-30f, -1.0f,
+                          INFINITY};
+    check_exact("expm1", lx_expm1, in, want, 10);
+    check_range("expm1", lx_expm1, expm1, 0.0f, 90.0f, true, 1.7);
+    const float lin[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, SUBN, -SUBN, 1e-30f, -1.0f,
+                         -2.0f};
+    const float lwant[] = {0.0f, -0.0f, INFINITY, NAN, NAN, SUBN, -SUBN, 1e-30f, -INFINITY,
+                           NAN};
+    check_exact("log1p", lx_log1p, lin, lwant, 10);
+    check_range("log1p", lx_log1p, log1p, 0.0f, 1.0f, true, 1.0); /* and (-1, 0] */
+    check_range("log1p", lx_log1p, log1p, 1.0f, INFINITY, false, 1.0);
+}
+
 int main(void) {
     RUN_TEST(test_tanh);
     RUN_TEST(test_gelu);
     RUN_TEST(test_log2_log10);
+    RUN_TEST(test_expm1_log1p);
     return test_finish();
 }

@@ -249,6 +249,43 @@ LX_EW_INLINE float lx_ew_exp_f(float x) {
 }
 LX_EW_INLINE double lx_ew_exp_d(double x) { return exp(x); }
 
+/* expm1(x) in float, branch-free (libm's expm1f is a scalar call of ~7 ns an element): exp's
+ * reduction x = n ln 2 + r, |r| <= ln2/2 (r = x when |x| < ln2/2), expm1(r) = r + r^2 Q(r)
+ * with Q of degree 5 (a fit of (expm1(r) - r)/r^2, relative error 2.7e-9), then with s = 2^n
+ * (p s is exact):
+ *   n >= -1:  expm1(x) = p s + (s - 1)      (s - 1 exact; one rounding),
+ *   n <= -2:  expm1(x) = (p s + s) - 1      (e^x <= 0.35 rounded first, then the exact 1),
+ * and n = 128 as 2^127 times 2. x is clamped to [-18, 88.72283]: expm1 is -1 in float below
+ * -17.33, +Inf above 88.72283 (as exp). Measured against float64 over every float of
+ * [-20, 89]: at most 1.44 ulp with FMA, 1.49 without. expm1(+-0) = +-0, tiny x give x
+ * (subnormals too), expm1(-Inf) = -1, expm1(+Inf) = +Inf, NaN is x itself. */
+LX_EW_INLINE float lx_ew_expm1_f(float x) {
+    const float hi = 88.72283f;
+    float xc = lx_ew_minps_f(hi, lx_ew_maxps_f(-18.0f, x));
+    const float magic = 12582912.0f; /* 1.5 * 2^23 (see lx_ew_exp_f) */
+    float t = LX_EW_FMAF(xc, 1.44269504088896341f, magic);
+    float n = t - magic;
+    int32_t ni = (int32_t)(lx_bits_from_f32(t) - 0x4b400000u); /* in [-26, 128] */
+    float r = LX_EW_FMAF(-n, 0.693359375f, xc);
+    r = LX_EW_FMAF(-n, -2.12194440e-4f, r);
+    float q = 0.00019857798179145902f;
+    q = LX_EW_FMAF(q, r, 0.0013933604350313544f);
+    q = LX_EW_FMAF(q, r, 0.008333360776305199f);
+    q = LX_EW_FMAF(q, r, 0.04166646674275398f);
+    q = LX_EW_FMAF(q, r, 0.1666666716337204f);
+    q = LX_EW_FMAF(q, r, 0.5f);
+    float p = LX_EW_FMAF(r * r, q, r);
+    int32_t n1 = ni < 127 ? ni : 127;
+    float s = lx_f32_from_bits((uint32_t)(n1 + 127) << 23);
+    int ge = ni >= -1;
+    float b = LX_EW_FMAF(p, s, lx_ew_select_f(ge, s - 1.0f, s));
+    float res = lx_ew_select_f(ge, b, b - 1.0f) * lx_ew_select_f(ni > n1, 2.0f, 1.0f);
+    res = lx_ew_select_f(x > hi, INFINITY, res);
+    res = lx_ew_select_f(x == 0.0f, x, res);
+    return lx_ew_select_f(x != x, x, res);
+}
+LX_EW_INLINE double lx_ew_expm1_d(double x) { return expm1(x); }
+
 /* The reduction and polynomial of log, log2, log10 and log1p: Cephes' reduction u = 2^e (1 + f)
  * with 1 + f in [sqrt(1/2), sqrt(2)) and a degree-8 polynomial P, log(1 + f) = f - f^2/2 +
  * f^3 P(f). Subnormal u are scaled by 2^23 first; u <= 0, Inf and NaN give finite garbage,
@@ -328,6 +365,27 @@ LX_EW_INLINE float lx_ew_log10_f(float x) {
     return lx_ew_log_specials_f(x, LX_EW_FMAF(fe, 0.301025390625f, r));
 }
 LX_EW_INLINE double lx_ew_log10_d(double x) { return log10(x); }
+
+/* log1p(x) in float, branch-free (libm's log1pf is a scalar call of ~7 ns an element): u = 1 + x
+ * rounded, d = (1 + x) - u exactly (Fast2Sum, the larger of |x| and 1 first), then
+ * log1p(x) = log(u) + log(1 + d/u) = e ln 2 + f + w + d/u with log's reduction of u; d/u is
+ * below half an ulp of u, so its own rounding does not matter, and for |x| < 2^-25 (u = 1,
+ * d = x) the result is x itself, subnormals too. Measured against float64 over every float of
+ * (-1, 2^32] and every 7th beyond: at most 0.85 ulp with FMA, 0.86 without. log1p(+-0) = +-0,
+ * log1p(-1) = -Inf, log1p(x < -1) = NaN, log1p(+Inf) = +Inf, NaN is x itself. */
+LX_EW_INLINE float lx_ew_log1p_f(float x) {
+    float u = 1.0f + x;
+    int big = fabsf(x) > 1.0f;
+    float d = lx_ew_select_f(big, 1.0f, x) - (u - lx_ew_select_f(big, x, 1.0f));
+    float fe, z, t;
+    float f = lx_ew_log_reduce_f(u, &fe, &z, &t);
+    float y = LX_EW_FMAF(fe, -2.12194440e-4f, t + d / u);
+    y = LX_EW_FMAF(-0.5f, z, y);
+    float r = lx_ew_log_specials_f(u, LX_EW_FMAF(fe, 0.693359375f, f + y));
+    r = lx_ew_select_f(x == 0.0f, x, r);
+    return lx_ew_select_f(x != x, x, r);
+}
+LX_EW_INLINE double lx_ew_log1p_d(double x) { return log1p(x); }
 
 /* sigmoid = 1/(1+e) for x >= 0 and e/(1+e) below, e = exp(-|x|) <= 1: neither overflows nor
  * loses small results, and without a branch the loops vectorize. sigmoid(NaN) is x itself, so
@@ -465,9 +523,9 @@ static inline bool lx_ew_unary_is_expensive(int op) {
         case LX_UNARY_RSQRT: return (CT)1 / sqrt##SUF(v);                               \
         case LX_UNARY_RECIPROCAL: return (CT)1 / v;                                     \
         case LX_UNARY_EXP: return lx_ew_exp_##SF(v);                                    \
-        case LX_UNARY_EXPM1: return expm1##SUF(v);                                      \
+        case LX_UNARY_EXPM1: return lx_ew_expm1_##SF(v);                                \
         case LX_UNARY_LOG: return lx_ew_log_##SF(v);                                    \
-        case LX_UNARY_LOG1P: return log1p##SUF(v);                                      \
+        case LX_UNARY_LOG1P: return lx_ew_log1p_##SF(v);                                \
         case LX_UNARY_LOG2: return lx_ew_log2_##SF(v);                                  \
         case LX_UNARY_LOG10: return lx_ew_log10_##SF(v);                                \
         case LX_UNARY_SIN: return sin##SUF(v);                                          \
