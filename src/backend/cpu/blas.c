@@ -5,7 +5,7 @@
  * LX_NUM_THREADS did not govern matmuls (OpenBLAS took every core), kernels that call BLAS
  * from pool tasks (quantized panels, batched products) ran two pools on the same cores, and
  * large batched products ran their batches one at a time. So lx sets OpenBLAS to one thread
- * (once, on the first product; process-wide, as the README says) and splits each large
+ * (when lx is loaded; process-wide, as the README says) and splits each large
  * product into as many parts as lx has threads, along the larger of the output's dimensions.
  * A call made from inside a pool task runs whole on that thread (lx_parallel_for does not
  * nest). Speed against OpenBLAS's own threading in BENCHMARKS.md.
@@ -21,8 +21,22 @@
 /* Parts are at least this many rows or columns wide. */
 #define BLAS_PART_MIN 64
 
+/* OpenBLAS's server threads, created when OpenBLAS loads, spin on sched_yield for ~0.1 s
+ * (2^28 cycles) after the load and after every threaded call before they sleep: measured 0.11 s
+ * of CPU during the first 0.3 s of an idle process and 0.09 s after one 400^3 sgemm, time taken
+ * from lx's threads on the same cores. One thread, and the servers shut down, as soon as lx is
+ * loaded (its constructor runs after those of the libraries it links); weak references so that
+ * another BLAS without these OpenBLAS calls still links and merely keeps its own threads. */
+extern void openblas_set_num_threads(int) __attribute__((weak));
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
+static void blas_one_thread(void) {
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
+}
+
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static void blas_one_thread(void) { openblas_set_num_threads(1); }
+__attribute__((constructor)) static void blas_at_load(void) { pthread_once(&g_once, blas_one_thread); }
 
 /* [0, dim) cut into `parts` pieces, boundaries on multiples of 16 except the end */
 static int64_t part_edge(int64_t dim, int64_t parts, int64_t p) {
