@@ -5,11 +5,24 @@
  * too, so a pool of N threads has N-1 helpers. One job runs at a time: a second caller (the
  * async worker and an inline evaluation at once) runs its job on its own thread instead of
  * queueing behind the first. Small jobs (n < 2 * grain) never leave the caller.
+ *
+ * Between jobs a helper spins for SPIN_NS before it sleeps on the condition variable, and the
+ * caller spins as long for the helpers to finish before it sleeps: an inference step runs
+ * kernels back to back, and a futex wake-up costs tens of microseconds on a virtual machine,
+ * comparable to a kernel's run time. The spins are short (a sleeping pool costs nothing), and
+ * a job found while spinning is taken under the same lock as before.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
 
 #include "backend/cpu/cpu.h"
 
@@ -27,6 +40,37 @@ static void *job_ctx;
 static int64_t job_n, job_chunk;
 static _Atomic int64_t job_next;
 static int job_active_helpers;
+/* lock-free mirrors of job_id and job_active_helpers, read by the spins */
+static _Atomic uint64_t job_seq;
+static _Atomic int helpers_busy;
+
+#define SPIN_NS 50000 /* 50 us */
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Spins until *v differs from `from`, for at most SPIN_NS. */
+static void spin_while_equal(_Atomic uint64_t *v, uint64_t from) {
+    int64_t until = now_ns() + SPIN_NS;
+    for (int i = 1;; i++) {
+        if (atomic_load_explicit(v, memory_order_acquire) != from) return;
+        CPU_RELAX();
+        if (i % 64 == 0 && now_ns() > until) return;
+    }
+}
+
+/* Spins until *v is 0, for at most SPIN_NS. */
+static void spin_until_zero(_Atomic int *v) {
+    int64_t until = now_ns() + SPIN_NS;
+    for (int i = 1;; i++) {
+        if (atomic_load_explicit(v, memory_order_acquire) == 0) return;
+        CPU_RELAX();
+        if (i % 64 == 0 && now_ns() > until) return;
+    }
+}
 
 static int default_threads(void) {
     const char *env = getenv("LX_NUM_THREADS");
@@ -63,18 +107,22 @@ static void run_chunks(void) {
 static void *helper_main(void *arg) {
     int index = (int)(intptr_t)arg; /* helper i joins jobs while i < n_threads - 1 */
     uint64_t seen = 0;
-    pthread_mutex_lock(&state_lock);
     for (;;) {
+        spin_while_equal(&job_seq, seen); /* the next job, if it comes soon */
+        pthread_mutex_lock(&state_lock);
         while (job_id == seen || index >= n_threads - 1) {
             if (job_id != seen) seen = job_id; /* not wanted for this job */
             pthread_cond_wait(&work_cond, &state_lock);
         }
         seen = job_id;
         job_active_helpers++;
+        atomic_fetch_add_explicit(&helpers_busy, 1, memory_order_relaxed);
         pthread_mutex_unlock(&state_lock);
         run_chunks();
         pthread_mutex_lock(&state_lock);
+        atomic_fetch_sub_explicit(&helpers_busy, 1, memory_order_release);
         if (--job_active_helpers == 0) pthread_cond_signal(&done_cond);
+        pthread_mutex_unlock(&state_lock);
     }
     return NULL;
 }
@@ -103,11 +151,13 @@ void lx_parallel_for(int64_t n, int64_t grain, lx_range_fn fn, void *ctx) {
     job_chunk = (n + chunks - 1) / chunks;
     atomic_store(&job_next, 0);
     job_id++;
+    atomic_store_explicit(&job_seq, job_id, memory_order_release);
     pthread_cond_broadcast(&work_cond);
     pthread_mutex_unlock(&state_lock);
 
     run_chunks();
 
+    spin_until_zero(&helpers_busy);
     pthread_mutex_lock(&state_lock);
     /* helpers that woke for this job finish their chunks; late wakers find none left */
     while (job_active_helpers > 0) pthread_cond_wait(&done_cond, &state_lock);
