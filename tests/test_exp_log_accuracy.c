@@ -13,10 +13,9 @@
  * silu(-Inf) = -0; log(+-0) = -Inf, log(x < 0) = NaN, log(+Inf) = +Inf; NaN propagates; exp underflows to 0 below -103.97 and overflows to Inf
  * above 88.72.
  */
-#include "test_util.h"
+#include "test_ulp.h"
 
 #define STRIDE 29u
-#define CHUNK (1u << 22)
 
 typedef lx_array (*op_fn)(lx_array);
 typedef double (*ref_fn)(double);
@@ -26,51 +25,15 @@ static double ref_log(double x) { return log(x); }
 static double ref_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 static double ref_silu(double x) { return x / (1.0 + exp(-x)); }
 
-static double ulp_at(double r) {
-    float f = fabsf((float)r);
-    if (f < 1.17549435e-38f) return 1.40129846e-45; /* subnormal spacing */
-    return (double)(nextafterf(f, INFINITY) - f);
-}
-
-/* Every STRIDE-th float from lo_bits up to hi_bits (same sign, moving away from zero) through
- * op; returns the worst error in ulp over results whose |x| <= ulp_limit, and checks the rest
- * within abs_tol. */
+/* Every STRIDE-th float from bits `from` up to `to` (same sign, moving away from zero) through
+ * op; returns the worst error in ulp (see t_ulp_check). */
 static double sweep(const char *name, op_fn op, ref_fn ref, uint32_t from, uint32_t to,
                     float ulp_limit, double abs_tol, float *worst_x) {
-    float *x = malloc(CHUNK * sizeof *x);
-    CHECK(x != NULL);
-    if (!x) return INFINITY;
-    double worst = 0;
-    int bad_abs = 0;
-    for (uint32_t next = from; next < to;) {
-        uint32_t n = 0;
-        for (; n < CHUNK && next < to; next += STRIDE) memcpy(&x[n++], &next, 4);
-        lx_array y = op(lx_array_f32(x, (const int[]){(int)n}, 1));
-        CHECK_OK(lx_eval(y));
-        const float *yd = lx_data(y);
-        CHECK(yd != NULL);
-        if (!yd) break;
-        for (uint32_t i = 0; i < n; i++) {
-            double r = ref((double)x[i]);
-            if (isinf(r) || (float)r == INFINITY) {
-                if (yd[i] != (float)r) bad_abs++;
-                continue;
-            }
-            if (fabsf(x[i]) <= ulp_limit) {
-                double u = fabs((double)yd[i] - r) / ulp_at(r);
-                if (u > worst) {
-                    worst = u;
-                    *worst_x = x[i];
-                }
-            } else if (fabs((double)yd[i] - r) > abs_tol) {
-                bad_abs++;
-            }
-        }
-        lx_sweep();
-    }
-    free(x);
-    CHECK_MSG(bad_abs == 0, "%s: %d results off by more than %g", name, bad_abs, abs_tol);
-    return worst;
+    t_ulp_acc acc = {ref, ulp_limit, abs_tol, 0, 0, 0};
+    t_sweep_floats(op, from, to, STRIDE, t_ulp_check, &acc);
+    CHECK_MSG(acc.bad == 0, "%s: %d results off by more than %g", name, acc.bad, abs_tol);
+    *worst_x = acc.worst_x;
+    return acc.worst;
 }
 
 /* Both signs, every STRIDE-th float of [0, limit]. */

@@ -21,58 +21,12 @@
  *   sin, cos 0.50 measured over every 3rd float of [0, 2^21] and every 17th of [-2^21, 0] (the
  *         reduction and polynomials are in double; beyond 2^21 libm) -> 0.6, every 97th float
  */
-#include "test_util.h"
+#include "test_ulp.h"
 
 #define STRIDE 97u
-#define CHUNK (1u << 22)
 
 typedef lx_array (*op_fn)(lx_array);
 typedef double (*ref_fn)(double);
-
-static double ulp_at(double r) {
-    float f = fabsf((float)r);
-    if (f < 1.17549435e-38f) return 1.40129846e-45; /* subnormal spacing */
-    return (double)(nextafterf(f, INFINITY) - f);
-}
-
-/* Every stride-th float from bits `from` up to `to` (same sign, moving away from zero) through
- * op; returns the worst error in ulp. Results whose reference is infinite or NaN must match
- * exactly (bad counts those that do not). */
-static double sweep(op_fn op, ref_fn ref, uint32_t from, uint32_t to, uint32_t stride,
-                    float *worst_x, int *bad) {
-    float *x = malloc(CHUNK * sizeof *x);
-    CHECK(x != NULL);
-    if (!x) return INFINITY;
-    double worst = 0;
-    for (uint32_t next = from; next < to;) {
-        uint32_t n = 0;
-        for (; n < CHUNK && next < to; next += stride) memcpy(&x[n++], &next, 4);
-        lx_array y = op(lx_array_f32(x, (const int[]){(int)n}, 1));
-        CHECK_OK(lx_eval(y));
-        const float *yd = lx_data(y);
-        CHECK(yd != NULL);
-        if (!yd) break;
-        for (uint32_t i = 0; i < n; i++) {
-            double r = ref((double)x[i]);
-            if (isnan(r)) {
-                if (!isnan(yd[i])) ++*bad;
-                continue;
-            }
-            if (isinf((float)r)) {
-                if (yd[i] != (float)r) ++*bad;
-                continue;
-            }
-            double u = fabs((double)yd[i] - r) / ulp_at(r);
-            if (!(u <= worst)) { /* NaN results count as infinitely wrong */
-                worst = u;
-                *worst_x = x[i];
-            }
-        }
-        lx_sweep();
-    }
-    free(x);
-    return worst;
-}
 
 /* Every stride-th float of [lo, hi) (0 <= lo < hi), and of (-hi, -lo] when both_signs. */
 static void check_range_s(const char *name, op_fn op, ref_fn ref, float lo, float hi,
@@ -80,16 +34,12 @@ static void check_range_s(const char *name, op_fn op, ref_fn ref, float lo, floa
     uint32_t a, b;
     memcpy(&a, &lo, 4);
     memcpy(&b, &hi, 4);
-    float wx = 0, wxn = 0;
-    int bad = 0;
-    double w = sweep(op, ref, a, b, stride, &wx, &bad);
-    if (both_signs) {
-        double wn = sweep(op, ref, a | 0x80000000u, b | 0x80000000u, stride, &wxn, &bad);
-        if (!(wn <= w)) {
-            w = wn;
-            wx = wxn;
-        }
-    }
+    t_ulp_acc acc = {ref, INFINITY, 0, 0, 0, 0};
+    t_sweep_floats(op, a, b, stride, t_ulp_check, &acc);
+    if (both_signs) t_sweep_floats(op, a | 0x80000000u, b | 0x80000000u, stride, t_ulp_check, &acc);
+    double w = acc.worst;
+    float wx = acc.worst_x;
+    int bad = acc.bad;
     printf("%s float32 on %s[%g, %g]: max error %.3f ulp at x = %.9g (%s)\n", name,
            both_signs ? "+-" : "", (double)lo, (double)hi, w, (double)wx, lx_backend_info());
     CHECK_MSG(w <= bound, "%s: %.3f ulp (bound %.2f)", name, w, bound);
@@ -188,8 +138,8 @@ static void test_sin_cos(void) {
             CHECK_MSG(isnan(wc) ? isnan(cd[i]) : memcmp(&cd[i], &wc, 4) == 0, "cos(%g)", (double)in[i]);
         } else {
             double rs = sin((double)in[i]), rc = cos((double)in[i]);
-            CHECK_MSG(fabs(sd[i] - rs) <= 0.6 * ulp_at(rs), "sin(%.9g) = %.9g", (double)in[i], (double)sd[i]);
-            CHECK_MSG(fabs(cd[i] - rc) <= 0.6 * ulp_at(rc), "cos(%.9g) = %.9g", (double)in[i], (double)cd[i]);
+            CHECK_MSG(fabs(sd[i] - rs) <= 0.6 * t_ulp_at(rs), "sin(%.9g) = %.9g", (double)in[i], (double)sd[i]);
+            CHECK_MSG(fabs(cd[i] - rc) <= 0.6 * t_ulp_at(rc), "cos(%.9g) = %.9g", (double)in[i], (double)cd[i]);
         }
     }
     CHECK(sd && signbit(sd[11]) && sd[11] == 0.0f && sd[12] == SUBN && cd[10] == 1.0f);
