@@ -6,8 +6,8 @@
  * async worker and an inline evaluation at once) runs its job on its own thread instead of
  * queueing behind the first. Small jobs (n < 2 * grain) never leave the caller.
  *
- * Between jobs a helper spins for SPIN_NS before it sleeps on the condition variable, and the
- * caller spins as long for the helpers to finish before it sleeps: an inference step runs
+ * Between jobs a helper spins for 50 us (LX_SPIN_US; 0: never) before it sleeps on the
+ * condition variable, and the caller spins as long for the helpers to finish before it sleeps: an inference step runs
  * kernels back to back, and a futex wake-up costs tens of microseconds on a virtual machine,
  * comparable to a kernel's run time. The spins are short (a sleeping pool costs nothing), and
  * a job found while spinning is taken under the same lock as before.
@@ -44,7 +44,18 @@ static int job_active_helpers;
 static _Atomic uint64_t job_seq;
 static _Atomic int helpers_busy;
 
-#define SPIN_NS 50000 /* 50 us */
+static int64_t spin_ns = -1; /* from LX_SPIN_US, read once (spin_budget) */
+
+static int64_t spin_budget(void) {
+    int64_t ns = __atomic_load_n(&spin_ns, __ATOMIC_RELAXED);
+    if (ns < 0) {
+        const char *env = getenv("LX_SPIN_US");
+        long us = env && *env ? strtol(env, NULL, 10) : 50;
+        ns = us < 0 ? 0 : (us > 100000 ? 100000000 : (int64_t)us * 1000);
+        __atomic_store_n(&spin_ns, ns, __ATOMIC_RELAXED);
+    }
+    return ns;
+}
 
 static int64_t now_ns(void) {
     struct timespec ts;
@@ -52,9 +63,11 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Spins until *v differs from `from`, for at most SPIN_NS. */
+/* Spins until *v differs from `from`, for at most the spin budget. */
 static void spin_while_equal(_Atomic uint64_t *v, uint64_t from) {
-    int64_t until = now_ns() + SPIN_NS;
+    int64_t budget = spin_budget();
+    if (budget == 0) return;
+    int64_t until = now_ns() + budget;
     for (int i = 1;; i++) {
         if (atomic_load_explicit(v, memory_order_acquire) != from) return;
         CPU_RELAX();
@@ -62,9 +75,11 @@ static void spin_while_equal(_Atomic uint64_t *v, uint64_t from) {
     }
 }
 
-/* Spins until *v is 0, for at most SPIN_NS. */
+/* Spins until *v is 0, for at most the spin budget. */
 static void spin_until_zero(_Atomic int *v) {
-    int64_t until = now_ns() + SPIN_NS;
+    int64_t budget = spin_budget();
+    if (budget == 0) return;
+    int64_t until = now_ns() + budget;
     for (int i = 1;; i++) {
         if (atomic_load_explicit(v, memory_order_acquire) == 0) return;
         CPU_RELAX();
