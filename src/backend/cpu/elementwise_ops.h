@@ -219,19 +219,25 @@ LX_EW_INLINE double lx_ew_erf_d(double x) { return erf(x); }
  * factors so that results down to the subnormals are right. exp(x > 88.72) = Inf,
  * exp(x < -103.97) = 0, NaN stays NaN. The multiply-adds are LX_EW_FMAF, where the reduction
  * wants them anyway. Also the exp of the softmax and logsumexp kernels (rowconv.h). */
+/* The argument reduction of exp and expm1 (Cephes'): x = n ln 2 + r, n = round(x / ln 2)
+ * returned (|x| below 2^22 ln 2), r in *r, with ln 2 in two parts so that r is nearly exact. */
+LX_EW_INLINE int32_t lx_ew_exp_reduce_f(float x, float *r) {
+    const float magic = 12582912.0f; /* 1.5 * 2^23: rounds to an integer in the low bits */
+    float t = LX_EW_FMAF(x, 1.44269504088896341f, magic);
+    float n = t - magic;
+    float rh = LX_EW_FMAF(-n, 0.693359375f, x); /* ln 2 in two parts */
+    *r = LX_EW_FMAF(-n, -2.12194440e-4f, rh);
+    return (int32_t)(lx_bits_from_f32(t) - 0x4b400000u);
+}
+
 LX_EW_INLINE float lx_ew_exp_f(float x) {
     const float hi = 88.72283f, lo = -103.97208f;
     /* every select is a bit mask (see lx_ew_select_f) */
     uint32_t over = lx_mask_u32(x > hi), under = lx_mask_u32(x < lo);
     uint32_t xb = (lx_bits_from_f32(x) & ~(over | under)) | (lx_bits_from_f32(hi) & over) |
                   (lx_bits_from_f32(lo) & under);
-    float xc = lx_f32_from_bits(xb);
-    const float magic = 12582912.0f; /* 1.5 * 2^23: rounds to an integer in the low bits */
-    float t = LX_EW_FMAF(xc, 1.44269504088896341f, magic);
-    float n = t - magic;
-    int32_t ni = (int32_t)(lx_bits_from_f32(t) - 0x4b400000u); /* round(x / ln 2) */
-    float r = LX_EW_FMAF(-n, 0.693359375f, xc);                /* ln 2 in two parts */
-    r = LX_EW_FMAF(-n, -2.12194440e-4f, r);
+    float r;
+    int32_t ni = lx_ew_exp_reduce_f(lx_f32_from_bits(xb), &r);
     float z = r * r;
     float p = 1.9875691500e-4f;
     p = LX_EW_FMAF(p, r, 1.3981999507e-3f);
@@ -261,13 +267,8 @@ LX_EW_INLINE double lx_ew_exp_d(double x) { return exp(x); }
  * (subnormals too), expm1(-Inf) = -1, expm1(+Inf) = +Inf, NaN is x itself. */
 LX_EW_INLINE float lx_ew_expm1_f(float x) {
     const float hi = 88.72283f;
-    float xc = lx_ew_minps_f(hi, lx_ew_maxps_f(-18.0f, x));
-    const float magic = 12582912.0f; /* 1.5 * 2^23 (see lx_ew_exp_f) */
-    float t = LX_EW_FMAF(xc, 1.44269504088896341f, magic);
-    float n = t - magic;
-    int32_t ni = (int32_t)(lx_bits_from_f32(t) - 0x4b400000u); /* in [-26, 128] */
-    float r = LX_EW_FMAF(-n, 0.693359375f, xc);
-    r = LX_EW_FMAF(-n, -2.12194440e-4f, r);
+    float r;
+    int32_t ni = lx_ew_exp_reduce_f(lx_ew_minps_f(hi, lx_ew_maxps_f(-18.0f, x)), &r); /* [-26, 128] */
     float q = 0.00019857798179145902f;
     q = LX_EW_FMAF(q, r, 0.0013933604350313544f);
     q = LX_EW_FMAF(q, r, 0.008333360776305199f);
