@@ -11,7 +11,6 @@
  * nest). Speed against OpenBLAS's own threading in BENCHMARKS.md.
  */
 #include <cblas.h>
-#include <pthread.h>
 
 #include "backend/cpu/cpu.h"
 
@@ -30,13 +29,10 @@
 extern void openblas_set_num_threads(int) __attribute__((weak));
 extern int blas_thread_shutdown_(void) __attribute__((weak));
 
-static void blas_one_thread(void) {
+__attribute__((constructor)) static void blas_one_thread(void) {
     if (openblas_set_num_threads) openblas_set_num_threads(1);
     if (blas_thread_shutdown_) blas_thread_shutdown_();
 }
-
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-__attribute__((constructor)) static void blas_at_load(void) { pthread_once(&g_once, blas_one_thread); }
 
 /* [0, dim) cut into `parts` pieces, boundaries on multiples of 16 except the end */
 static int64_t part_edge(int64_t dim, int64_t parts, int64_t p) {
@@ -95,7 +91,6 @@ static void gemm_parts(void *ctx, int64_t b, int64_t e) {
 void lx_blas_gemm(lx_dtype t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
                   const void *A, int64_t lda, const void *B, int64_t ldb, double beta, void *C,
                   int64_t ldc) {
-    pthread_once(&g_once, blas_one_thread);
     if (M <= 0 || N <= 0) return;
     gemm_job j = {t, ta, tb, N >= M, M, N, K, 1, alpha, beta, A, B, C, lda, ldb, ldc,
                   t == LX_FLOAT64 ? sizeof(double) : sizeof(float)};
@@ -140,7 +135,6 @@ static void gemv_parts(void *ctx, int64_t b, int64_t e) {
 
 void lx_blas_gemv(lx_dtype t, bool trans, int64_t rows, int64_t cols, double alpha, const void *A,
                   int64_t lda, const void *x, int64_t incx, double beta, void *y) {
-    pthread_once(&g_once, blas_one_thread);
     if (rows <= 0 || cols <= 0) return;
     gemv_job j = {t, trans, rows, cols, 1, alpha, beta, A, x, y, lda, incx,
                   t == LX_FLOAT64 ? sizeof(double) : sizeof(float)};
