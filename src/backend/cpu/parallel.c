@@ -42,7 +42,7 @@ static _Atomic int64_t job_next;
 static int job_active_helpers;
 /* lock-free mirrors of job_id and job_active_helpers, read by the spins */
 static _Atomic uint64_t job_seq;
-static _Atomic int helpers_busy;
+static _Atomic uint64_t helpers_busy;
 
 static int64_t spin_ns = -1; /* from LX_SPIN_US, read once (spin_budget) */
 
@@ -63,25 +63,13 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Spins until *v differs from `from`, for at most the spin budget. */
-static void spin_while_equal(_Atomic uint64_t *v, uint64_t from) {
+/* Spins while (*v == value) != stop_when_equal, for at most the spin budget. */
+static void spin_until(_Atomic uint64_t *v, uint64_t value, bool stop_when_equal) {
     int64_t budget = spin_budget();
     if (budget == 0) return;
     int64_t until = now_ns() + budget;
     for (int i = 1;; i++) {
-        if (atomic_load_explicit(v, memory_order_acquire) != from) return;
-        CPU_RELAX();
-        if (i % 64 == 0 && now_ns() > until) return;
-    }
-}
-
-/* Spins until *v is 0, for at most the spin budget. */
-static void spin_until_zero(_Atomic int *v) {
-    int64_t budget = spin_budget();
-    if (budget == 0) return;
-    int64_t until = now_ns() + budget;
-    for (int i = 1;; i++) {
-        if (atomic_load_explicit(v, memory_order_acquire) == 0) return;
+        if ((atomic_load_explicit(v, memory_order_acquire) == value) == stop_when_equal) return;
         CPU_RELAX();
         if (i % 64 == 0 && now_ns() > until) return;
     }
@@ -123,7 +111,7 @@ static void *helper_main(void *arg) {
     int index = (int)(intptr_t)arg; /* helper i joins jobs while i < n_threads - 1 */
     uint64_t seen = 0;
     for (;;) {
-        spin_while_equal(&job_seq, seen); /* the next job, if it comes soon */
+        spin_until(&job_seq, seen, false); /* the next job, if it comes soon */
         pthread_mutex_lock(&state_lock);
         while (job_id == seen || index >= n_threads - 1) {
             if (job_id != seen) seen = job_id; /* not wanted for this job */
@@ -172,7 +160,7 @@ void lx_parallel_for(int64_t n, int64_t grain, lx_range_fn fn, void *ctx) {
 
     run_chunks();
 
-    spin_until_zero(&helpers_busy);
+    spin_until(&helpers_busy, 0, true); /* the helpers, if they finish soon */
     pthread_mutex_lock(&state_lock);
     /* helpers that woke for this job finish their chunks; late wakers find none left */
     while (job_active_helpers > 0) pthread_cond_wait(&done_cond, &state_lock);
