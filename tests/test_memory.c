@@ -380,6 +380,25 @@ static void test_bad_arguments(void) {
     lx_clear_error();
 }
 
+/* An empty array whose other dimensions multiply past int64 is refused like any shape whose
+ * strides would overflow (found by fuzz_gguf: UBSan flagged the row strides of such a tensor);
+ * an empty array with large dimensions that fit still works end to end. */
+static void test_empty_with_huge_dims(void) {
+    const int big = 2147483647;
+    CHECK(lx_zeros((int[]){big, big, big, 0, big}, 5, LX_FLOAT32).id == 0);
+    CHECK_ERROR(LX_E_SHAPE);
+    const int mid = 1 << 20; /* big * mid * 4 bytes = 2^53: fits */
+    lx_array z = lx_zeros((int[]){big, 0, mid}, 3, LX_FLOAT32);
+    CHECK(z.id != 0);
+    lx_array t = lx_transpose(z, (int[]){2, 1, 0}, 3);
+    lx_array s = lx_add(lx_exp(z), lx_mul_scalar(lx_transpose(t, (int[]){2, 1, 0}, 3), 2.0));
+    lx_array r = lx_slice(z, (int[]){big - 1, 0, 5}, (int[]){big, 0, mid}, (int[]){1, 1, 1}, 3);
+    CHECK_OK(lx_eval(t, s, r));
+    CHECK(lx_size(t) == 0 && lx_size(s) == 0 && lx_size(r) == 0);
+    CHECK(lx_dim(s, 0) == big && lx_dim(s, 1) == 0 && lx_dim(r, 2) == mid - 5);
+    lx_sweep();
+}
+
 int main(void) {
     RUN_TEST(test_tracking_and_sweep);
     RUN_TEST(test_keep_is_a_flag);
@@ -395,6 +414,7 @@ int main(void) {
     RUN_TEST(test_two_threads);
     RUN_TEST(test_out_of_memory);
     RUN_TEST(test_async_error_is_reported);
+    RUN_TEST(test_empty_with_huge_dims);
     RUN_TEST(test_bad_arguments);
     RUN_TEST(test_million_node_chain);
     return test_finish();

@@ -272,7 +272,10 @@ bool lx_shape_check(const char *op, const int *shape, int ndim, lx_dtype dtype, 
         lx_set_error(LX_E_DTYPE, "%s: invalid dtype %d", op, (int)dtype);
         return false;
     }
-    /* the byte count must fit in int64 (and so in size_t on 64-bit hosts) */
+    /* The product of the dimensions with zeros counted as 1, times the element size, must fit
+     * in int64 (and so in size_t on 64-bit hosts): it bounds the row strides, which count a
+     * zero dimension as 1, so an empty array's strides, offsets and loops cannot overflow
+     * either. The element count is that product, or 0 with any zero dimension. */
     int64_t n = 1, bytes;
     bool overflow = false, empty = false;
     for (int i = 0; i < ndim; i++) {
@@ -281,15 +284,15 @@ bool lx_shape_check(const char *op, const int *shape, int ndim, lx_dtype dtype, 
             return false;
         }
         empty |= shape[i] == 0;
-        overflow |= __builtin_mul_overflow(n, (int64_t)shape[i], &n);
+        overflow |= __builtin_mul_overflow(n, (int64_t)(shape[i] ? shape[i] : 1), &n);
     }
-    if (empty) n = 0; /* any zero dimension: no elements, whatever the others are */
-    else if (overflow) n = -1;
-    if (n < 0 || __builtin_mul_overflow(n, (int64_t)lx_dtype_size(dtype), &bytes) ||
+    if (overflow || __builtin_mul_overflow(n, (int64_t)lx_dtype_size(dtype), &bytes) ||
         (uint64_t)bytes > (uint64_t)(SIZE_MAX / 2)) {
-        lx_set_error(LX_E_SHAPE, "%s: shape too large: its byte count overflows", op);
+        lx_set_error(LX_E_SHAPE, "%s: shape too large: the product of its dimensions overflows",
+                     op);
         return false;
     }
+    if (empty) n = 0;
     if (size) *size = n;
     return true;
 }

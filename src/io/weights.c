@@ -51,14 +51,19 @@ bool io_utf8_valid(const uint8_t *s, size_t n) {
 }
 
 bool io_shape_bytes(const int64_t *dims, int ndim, size_t elem, size_t *nbytes, int64_t *count) {
+    /* the rule of lx_shape_check: the product with zeros counted as 1 (the span of the row
+     * strides) times elem must fit, even when a zero dimension leaves no elements */
     uint64_t n = 1;
+    bool empty = false;
     for (int i = 0; i < ndim; i++) {
         if (dims[i] < 0 || dims[i] > INT32_MAX) return false;
-        if (__builtin_mul_overflow(n, (uint64_t)dims[i], &n)) return false;
+        empty |= dims[i] == 0;
+        if (__builtin_mul_overflow(n, (uint64_t)(dims[i] ? dims[i] : 1), &n)) return false;
     }
     if (n > (uint64_t)INT64_MAX) return false;
     uint64_t b;
     if (__builtin_mul_overflow(n, (uint64_t)elem, &b) || b > (uint64_t)SIZE_MAX / 2) return false;
+    if (empty) n = b = 0;
     *nbytes = (size_t)b;
     if (count) *count = (int64_t)n;
     return true;
