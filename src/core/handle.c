@@ -171,6 +171,14 @@ lx_node *lx_handle_get(lx_array a, const char *op, const char *arg) {
     return n;
 }
 
+lx_node *lx_handle_get_nth(lx_array a, const char *op, const char *arg, int index) {
+    lx_node *n = a.id ? lx_handle_peek(a) : NULL;
+    if (n) return n;
+    char name[64];
+    snprintf(name, sizeof name, "%s[%d]", arg, index);
+    return lx_handle_get(a, op, name);
+}
+
 bool lx_handle_keep(lx_array a, const char *op) {
     lx_slot *s = lx_slot_of(a);
     if (!s) {

@@ -25,6 +25,9 @@ lx_array lx_handle_new(lx_node *node);
 /* The node of a handle with a new reference, or NULL. On failure sets the thread error:
  * "<op>: argument <arg>: null array" / "...: released array". */
 lx_node *lx_handle_get(lx_array a, const char *op, const char *arg);
+/* The same for element `index` of an argument array named `arg` ("<arg>[<index>]" in the
+ * message), formatted only on failure: lx_call and eval look up every input this way. */
+lx_node *lx_handle_get_nth(lx_array a, const char *op, const char *arg, int index);
 /* Same without touching the error state. */
 lx_node *lx_handle_peek(lx_array a);
 

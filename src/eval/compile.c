@@ -1916,9 +1916,7 @@ lx_status lx_call(lx_closure *c, const lx_array *in, int n_in, lx_array *out, in
     lx_status st = LX_OK;
     int got = 0;
     for (; got < n_in; got++) {
-        char arg[32];
-        snprintf(arg, sizeof arg, "in[%d]", got);
-        real[got] = lx_handle_get(in[got], "lx_call", arg);
+        real[got] = lx_handle_get_nth(in[got], "lx_call", "in", got);
         if (!real[got]) {
             st = lx_error();
             goto done;

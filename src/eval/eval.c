@@ -448,9 +448,7 @@ static lx_node **get_outputs(const lx_array *outs, int n, const char *op, bool k
         return NULL;
     }
     for (int i = 0; i < n; i++) {
-        char arg[32];
-        snprintf(arg, sizeof arg, "%d", i);
-        nodes[i] = lx_handle_get(outs[i], op, arg);
+        nodes[i] = lx_handle_get_nth(outs[i], op, "outs", i);
         if (nodes[i] && keep) lx_handle_keep(outs[i], op);
     }
     return nodes;

@@ -428,9 +428,7 @@ lx_status lx_save_safetensors(const char *path, const char *const *names, const 
                               "name __metadata__" : "not valid UTF-8"));
             break;
         }
-        char argname[32];
-        snprintf(argname, sizeof argname, "arrays[%d]", i);
-        lx_node *node = lx_handle_get(arrays[i], op, argname);
+        lx_node *node = lx_handle_get_nth(arrays[i], op, "arrays", i);
         if (!node) { st = lx_error(); break; }
         e[i].name = nm;
         e[i].a = arrays[i];
