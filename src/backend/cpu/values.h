@@ -187,6 +187,13 @@ LX_INLINE_ALWAYS float lx_cvt_f32_I(int64_t v) { return (float)v; }
 LX_INLINE_ALWAYS float lx_cvt_f32_F(float v) { return v; }
 LX_INLINE_ALWAYS float lx_cvt_f32_D(double v) { return (float)v; }
 
+/* From a U or I register whose dtype has at most 32 bits (its value fits): the generated code
+ * converts those through 32-bit integers, which vectorize. */
+LX_INLINE_ALWAYS float lx_cvt_f32_U32(uint32_t v) { return (float)v; }
+LX_INLINE_ALWAYS float lx_cvt_f32_I32(int32_t v) { return (float)v; }
+LX_INLINE_ALWAYS double lx_cvt_f64_U32(uint32_t v) { return (double)v; }
+LX_INLINE_ALWAYS double lx_cvt_f64_I32(int32_t v) { return (double)v; }
+
 LX_INLINE_ALWAYS double lx_cvt_f64_U(uint64_t v) { return (double)v; }
 LX_INLINE_ALWAYS double lx_cvt_f64_I(int64_t v) { return (double)v; }
 LX_INLINE_ALWAYS double lx_cvt_f64_F(float v) { return (double)v; }
