@@ -798,6 +798,122 @@ static void test_large(void) {
         }
 }
 
+/* ---- long rows sorted on several threads ------------------------------------------------- */
+
+/* The reference order of the parallel row sort: (value, index), NaN after everything (NaNs
+ * equal), -0 equal to +0; int64 compared as integers. */
+typedef struct {
+    double d;
+    int64_t i;
+    int64_t idx;
+    bool nan;
+} pref;
+
+static int pref_cmp(const void *pa, const void *pb) {
+    const pref *a = pa, *b = pb;
+    if (a->nan != b->nan) return a->nan ? 1 : -1;
+    if (!a->nan) {
+        if (a->d != b->d) return a->d < b->d ? -1 : 1;
+        if (a->i != b->i) return a->i < b->i ? -1 : 1;
+    }
+    return (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+/* Values of pattern pat: 0 few distinct values (many equal keys), 1 NaN/-0/+0/Inf (int64:
+ * its extremes) among random values, 2 clustered (float: softmax-like, int64: 2^40 + small),
+ * 3 all equal, 4 random over the whole range. */
+static double long_row_value(int pat, int64_t i) {
+    switch (pat) {
+    case 0: return t_int(-20, 20);
+    case 1: {
+        int r = t_int(0, 9);
+        if (r == 0) return NAN;
+        if (r == 1) return -0.0;
+        if (r == 2) return 0.0;
+        if (r == 3) return t_int(0, 1) ? INFINITY : -INFINITY;
+        return t_uniform(-1e3, 1e3);
+    }
+    case 2: return exp(-8 * t_uniform(0, 1) * t_uniform(0, 1)) / 131072.0;
+    case 3: return 3;
+    default: return t_uniform(-1, 1) * pow(2, t_int(-60, 60)) + (double)(i % 2);
+    }
+}
+
+static int64_t long_row_int(int pat) {
+    switch (pat) {
+    case 0: return t_int(-20, 20);
+    case 1: {
+        int r = t_int(0, 9);
+        if (r < 4) return r == 0 ? INT64_MIN : r == 1 ? INT64_MAX : r == 2 ? 0 : -1;
+        return t_int(-1000000, 1000000);
+    }
+    case 2: return ((int64_t)1 << 40) + t_int(0, 1000);
+    case 3: return 3;
+    default: return (int64_t)t_next();
+    }
+}
+
+/* Sorts and argsorts of single long rows (and of two rows on four threads) around the
+ * parallel radix sort's threshold, on 2, 3 and 4 threads (slices of equal and unequal
+ * lengths), against a qsort of (value, index): exact indices, bit-exact values. */
+static void test_parallel_rows(void) {
+    t_seed(seed_or(4242));
+    const lx_dtype dts[] = {LX_FLOAT32, LX_BFLOAT16, LX_INT64, LX_FLOAT64};
+    const int sizes[] = {99999, 100000, 100003, 131072}; /* around RADIX_PAR_MIN */
+    int failures = 0;
+    for (int th = 2; th <= 4; th++) {
+        lx_set_num_threads(th);
+        for (int d = 0; d < 4; d++)
+            for (int pat = 0; pat < 5; pat++) {
+                lx_dtype t = dts[d];
+                int z = (th + d + pat) % 4; /* every size for every dtype over the threads */
+                int n = sizes[z], rows = (d + pat) % 3 == 0 ? th / 2 : 1;
+                size_t es = lx_dtype_size(t), total = (size_t)rows * (size_t)n;
+                unsigned char *x = malloc(total * es);
+                pref *ref = malloc((size_t)n * sizeof *ref);
+                for (size_t i = 0; i < total; i++) {
+                    if (t == LX_INT64) store_i(t, x + i * es, long_row_int(pat));
+                    else lx_dtype_store(t, x + i * es, long_row_value(pat, (int64_t)i));
+                }
+                lx_array a = lx_array_new(x, (int[]){rows, n}, 2, t);
+                lx_array ia = lx_argsort(a, -1), sa = lx_sort(a, 1);
+                CHECK_OK(lx_eval(ia, sa));
+                uint32_t *gi = malloc(total * sizeof(uint32_t));
+                unsigned char *gs = malloc(total * es);
+                CHECK_OK(lx_read(ia, gi, total * sizeof(uint32_t)));
+                CHECK_OK(lx_read(sa, gs, total * es));
+                for (int r = 0; r < rows; r++) {
+                    const unsigned char *row = x + (size_t)r * n * es;
+                    for (int i = 0; i < n; i++) {
+                        const unsigned char *e = row + (size_t)i * es;
+                        ref[i].idx = i;
+                        ref[i].i = t == LX_INT64 ? load_i(t, e) : 0;
+                        ref[i].d = t == LX_INT64 ? 0 : lx_dtype_load(t, e);
+                        ref[i].nan = isnan(ref[i].d);
+                    }
+                    qsort(ref, (size_t)n, sizeof *ref, pref_cmp);
+                    int bad = -1;
+                    for (int i = 0; i < n && bad < 0; i++) {
+                        size_t o = (size_t)r * n + (size_t)i;
+                        if (gi[o] != (uint32_t)ref[i].idx ||
+                            memcmp(gs + o * es, row + (size_t)ref[i].idx * es, es) != 0)
+                            bad = i;
+                    }
+                    if (bad >= 0 && failures++ < 5)
+                        fprintf(stderr, "  %d threads, %s [%d, %d] pattern %d row %d: "
+                                "position %d holds index %u, want %lld\n", th,
+                                lx_dtype_name(t), rows, n, pat, r, bad,
+                                gi[(size_t)r * n + (size_t)bad], (long long)ref[bad].idx);
+                    CHECK(bad < 0);
+                }
+                free(gi), free(gs), free(ref), free(x);
+                lx_free(ia), lx_free(sa), lx_free(a);
+                lx_sweep();
+            }
+    }
+    lx_set_num_threads(4);
+}
+
 int main(void) {
     lx_set_num_threads(4);
     RUN_TEST(test_nan_and_ties);
@@ -808,5 +924,6 @@ int main(void) {
     RUN_TEST(test_random);
     RUN_TEST(test_medium_rows);
     RUN_TEST(test_large);
+    RUN_TEST(test_parallel_rows);
     return test_finish();
 }
