@@ -215,10 +215,14 @@ LX_INLINE_ALWAYS float lx_round_f16_F(float v) {
     return lx_f32_from_bits(sign | (nan & is_nan) | (0x7f800000u & is_inf) | (small & is_small) |
                             (normal & ~(is_nan | is_inf | is_small)));
 }
+/* bfloat16: round to nearest even on the high 16 bits; NaN quiet, payload cut. The NaN case is
+ * a float compare and one select before the shared mask (GCC makes a compare and a blend of
+ * it): with the integer NaN test and and/andnot/or selects, GELU x10 in bfloat16 compiled ran
+ * ~18% slower, the roundings being most of its work beside erf. */
 LX_INLINE_ALWAYS float lx_round_bf16_F(float v) {
-    uint32_t u = lx_bits_from_f32(v), nan = lx_mask_u32((u & 0x7fffffffu) > 0x7f800000u);
-    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-    return lx_f32_from_bits(((u | 0x00400000u) & 0xffff0000u & nan) | (rounded & ~nan));
+    uint32_t u = lx_bits_from_f32(v);
+    uint32_t t = v != v ? u | 0x00400000u : u + 0x7fffu + ((u >> 16) & 1u);
+    return lx_f32_from_bits(t & 0xffff0000u);
 }
 
 /* lx_round_f16_F over n floats in place; with F16C, eight at a time by the hardware
