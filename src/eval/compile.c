@@ -447,10 +447,15 @@ static bool full_scalar_value(const wval *w, double *out) {
     return true;
 }
 
-static bool exact_in(lx_dtype t, double v) {
+/* v as a value of dtype t holds it (rounded as a CONST of that dtype is). */
+static double value_in(lx_dtype t, double v) {
     unsigned char b[8];
     lx_dtype_store(t, b, v);
-    double r = lx_dtype_load(t, b);
+    return lx_dtype_load(t, b);
+}
+
+static bool exact_in(lx_dtype t, double v) {
+    double r = value_in(t, v);
     return r == v || (r != r && v != v);
 }
 
@@ -840,14 +845,16 @@ static lx_status build_group(graph *g, group_state *s, bool *fused) {
             ins.sub = bp.op;
             ins.adtype = g->v[w->in[0]].dtype;
             /* x / 2^k is exactly x * 2^-k (one rounding of the same real number): division
-             * by a power-of-two constant becomes a multiplication, much cheaper in a loop */
+             * by a power-of-two constant becomes a multiplication, much cheaper in a loop. The
+             * constant is taken as its dtype holds it: random uniforms divide by 4294967295.0,
+             * which is 2^32 in float32. */
             if (bp.op == LX_BINARY_DIV && lx_dtype_is_float((lx_dtype)ins.adtype) &&
                 opr[1] >= 0 && p.code[opr[1]].ins.op == LX_FOP_CONST) {
                 const lx_fused_instr *ci = &p.code[opr[1]].ins;
-                double c = ci->imm;
+                double c = value_in((lx_dtype)ci->dtype, ci->imm);
                 int ex;
                 if (isfinite(c) && c != 0.0 && fabs(frexp(c, &ex)) == 0.5 &&
-                    exact_in((lx_dtype)ci->dtype, c) && exact_in((lx_dtype)ci->dtype, 1.0 / c)) {
+                    exact_in((lx_dtype)ci->dtype, 1.0 / c)) {
                     int r = emit_const(&p, consts, &n_consts, ci->dtype, 1.0 / c);
                     if (r >= 0) {
                         opr[1] = r;
