@@ -236,6 +236,55 @@ static void test_gelu_chain(void) {
     lx_closure_free(c);
 }
 
+/* Division by constants that are powers of two in float32 (4294967295.0 rounds to 2^32) becomes
+ * a multiplication in the fused program; by 3 it stays a division. Same values either way,
+ * subnormal results included. */
+static lx_status fn_div_consts(void *ctx, const lx_array *in, int n_in, lx_array *out,
+                               int n_out) {
+    /* each negated, so that every output is a fused chain */
+    out[0] = lx_neg(lx_div_scalar(in[0], 4294967295.0));
+    out[1] = lx_neg(lx_div_scalar(in[0], 0.125));
+    out[2] = lx_neg(lx_div_scalar(in[0], 3.0));
+    return LX_OK;
+}
+
+static void test_div_by_constants(void) {
+    t_seed(9);
+    enum { N = 4096 };
+    float d[N];
+    const float specials[] = {0.0f, -0.0f, 1e-45f, -3e-39f, 1.17549435e-38f, 3e-29f, 5.4e-29f,
+                              1.0f, -7.5f, 3.4e38f, -3.4e38f, INFINITY, -INFINITY, NAN};
+    const int ns = (int)(sizeof specials / sizeof *specials);
+    for (int i = 0; i < N; i++) {
+        /* every magnitude: random bits, then the specials */
+        uint32_t u = (uint32_t)(t_uniform(0, 4294967295.0));
+        memcpy(&d[i], &u, sizeof u);
+        if (d[i] != d[i]) d[i] = 1.5f;
+        if (i < ns) d[i] = specials[i];
+    }
+    lx_array x = lx_array_f32(d, (const int[]){N}, 1);
+    lx_closure *c = lx_compile(fn_div_consts, NULL, 3, 0);
+    CHECK(c != NULL);
+    compare_call("x / constants", c, &x, 1, 3, 0.0);
+    lx_array y[3];
+    CHECK_OK(lx_call(c, &x, 1, y, 3));
+    int muls = 0, divs = 0;
+    lx_node *hold[3];
+    const lx_fused_header *h[3];
+    for (int j = 0; j < 3; j++) { /* one program for the three, or one each */
+        h[j] = program_of(y[j], &hold[j]);
+        CHECK_MSG(h[j] != NULL, "output %d is not fused", j);
+        if (h[j] && (j == 0 || h[j] != h[j - 1])) {
+            muls += count_instr(h[j], LX_FOP_BINARY, LX_BINARY_MUL);
+            divs += count_instr(h[j], LX_FOP_BINARY, LX_BINARY_DIV);
+        }
+    }
+    for (int j = 0; j < 3; j++)
+        if (hold[j]) lx_node_release(hold[j]);
+    CHECK_MSG(muls == 2 && divs == 1, "%d multiplications, %d divisions", muls, divs);
+    lx_closure_free(c);
+}
+
 static void test_gelu10(void) {
     t_seed(2);
     lx_closure *c = lx_compile(fn_gelu10, NULL, 1, 0);
@@ -974,6 +1023,7 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--env-child") == 0) return env_child();
     g_self = argv[0];
     RUN_TEST(test_gelu_chain);
+    RUN_TEST(test_div_by_constants);
     RUN_TEST(test_gelu10);
     RUN_TEST(test_swiglu);
     RUN_TEST(test_norms);
