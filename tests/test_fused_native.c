@@ -15,6 +15,7 @@
  * of up to 8 outputs. The test needs a C compiler (CI installs one); without it native code
  * never runs, which the counters show, and the test fails rather than pass vacuously.
  */
+#include <dirent.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -315,12 +316,79 @@ static int untrusted_child(void) {
     return 0;
 }
 
+/* A program made hot by repetition (4096 elements a call: the 128th call reaches 2^19)
+ * compiles on the background thread: its calls keep interpreting with the same bytes while the
+ * compiler runs, and native code takes over once it is built. The "compiler" is a script that
+ * waits for a gate file before running cc, so the test knows the compile is still pending
+ * without timing anything. In a child, with its own cache directory and compiler. */
+static void test_background_compile(void) {
+    const char *tmp = getenv("LX_TEST_TMP");
+    char dir[512], script[600];
+    snprintf(dir, sizeof dir, "%s/jit-bg-%d", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+    snprintf(script, sizeof script, "%s/cc.sh", dir);
+    CHECK(mkdir(dir, 0700) == 0);
+    FILE *f = fopen(script, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fprintf(f, "#!/bin/sh\nwhile [ ! -e '%s/gate' ]; do sleep 0.02; done\nexec cc \"$@\"\n", dir);
+    fclose(f);
+    CHECK(chmod(script, 0700) == 0);
+    int rc = t_run_self(g_self, "--background-child",
+                        (const char *const[]){"LX_JIT_CACHE", dir, "LX_JIT_CC", script, NULL});
+    CHECK_MSG(rc == 0, "child exit %d", rc);
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *de;
+        char path[1100];
+        while ((de = readdir(d)))
+            if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+                snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+                unlink(path);
+            }
+        closedir(d);
+    }
+    CHECK(rmdir(dir) == 0);
+}
+
+static int background_child(void) {
+    program p = {0, 0, 2, LX_FLOAT32};
+    lx_array x = make_input((const int[]){4096}, 1, LX_FLOAT32, 81);
+    lx_closure *c = lx_compile(fn_program, &p, p.count, 0);
+    lx_array want[2], got[2];
+    bool prev = lx_set_compile_enabled(false);
+    if (lx_call(c, &x, 1, want, 2) != LX_OK) return 1;
+    lx_keep(want[0], want[1]);
+    if (lx_eval_n(want, 2) != LX_OK) return 1;
+    lx_set_compile_enabled(prev);
+    for (int i = 0; i < 128 + 16; i++) { /* past the threshold: compiling, still interpreted */
+        if (lx_call(c, &x, 1, got, 2) != LX_OK || lx_eval_n(got, 2) != LX_OK) return 2;
+        if (!same_bytes(got[0], want[0]) || !same_bytes(got[1], want[1])) return 3;
+        lx_free(got[0]);
+        lx_free(got[1]);
+    }
+    if (lx_fused_native_runs() != 0 || lx_fused_native_background_compiles() != 0) return 4;
+    char gate[600];
+    snprintf(gate, sizeof gate, "%s/gate", getenv("LX_JIT_CACHE"));
+    FILE *f = fopen(gate, "w");
+    if (!f) return 5;
+    fclose(f);
+    if (!lx_fused_native_wait_idle(300.0)) return 6;
+    if (lx_fused_native_background_compiles() != 1 || lx_jit_stats_get().compiled != 1) return 7;
+    if (lx_call(c, &x, 1, got, 2) != LX_OK || lx_eval_n(got, 2) != LX_OK) return 8;
+    if (lx_fused_native_runs() != 1) return 9;
+    if (!same_bytes(got[0], want[0]) || !same_bytes(got[1], want[1])) return 10;
+    lx_closure_free(c);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     g_self = argv[0];
+    if (argc > 1 && strcmp(argv[1], "--background-child") == 0) return background_child();
     if (argc > 1 && strcmp(argv[1], "--untrusted-child") == 0) return untrusted_child();
     if (argc > 1 && strcmp(argv[1], "--off-child") == 0) return off_child();
     RUN_TEST(test_untrusted_cache_dir);
     RUN_TEST(test_env_off);
+    RUN_TEST(test_background_compile);
     RUN_TEST(test_unary_all_dtypes);
     RUN_TEST(test_binary_all_dtypes);
     RUN_TEST(test_where_casts_broadcast_strided);

@@ -26,12 +26,15 @@
  * mode a program is compiled once it has streamed 2^19 elements (a compile costs ~0.1-0.3 s,
  * worth it only for work that repeats: a [1000, 1024] program compiles on its first call, one
  * on [1, 4096] after 128 calls); calls on fewer than 1024 elements never look it up.
- * While one thread compiles, others keep interpreting. A failed compile is remembered.
+ * A program made hot by one large call compiles in that call; one made hot by repetition
+ * (many small calls) compiles on a background thread while its calls keep interpreting.
+ * While a program compiles, its other calls interpret. A failed compile is remembered.
  */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "backend/cpu/fused_native.h"
 #include "backend/cpu/elementwise_ops.h"
@@ -386,8 +389,9 @@ typedef enum { ST_COUNTING, ST_COMPILING, ST_READY, ST_FAILED } entry_state;
 
 typedef struct entry {
     struct entry *next;
+    struct entry *queued; /* next in the background queue */
     uint64_t hash;
-    size_t key_len;
+    size_t key_len, params_size;
     unsigned char *key; /* program bytes, then the kinds, then the variant name */
     entry_state state;
     int64_t streamed;
@@ -397,6 +401,132 @@ typedef struct entry {
 #define N_BUCKETS 256
 static entry *g_buckets[N_BUCKETS];
 static pthread_mutex_t g_table_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Programs that became hot by repetition (many calls on small arrays: a decode loop) compile
+ * on a background thread while their calls keep interpreting, instead of stalling the call
+ * that crossed the threshold for the compiler's 0.1-1 s. One worker, started on first need;
+ * under g_table_lock: the queue (FIFO), whether the worker runs, whether it is compiling. */
+static entry *g_queue_head, *g_queue_tail;
+static bool g_worker_running, g_worker_busy, g_exiting;
+static pthread_cond_t g_work = PTHREAD_COND_INITIALIZER; /* a job queued, or exiting */
+static pthread_cond_t g_idle = PTHREAD_COND_INITIALIZER; /* a compile finished */
+static int64_t g_background_compiles;
+
+/* Generates and compiles an entry's program, then publishes the result. Called without the
+ * table lock; the entry's key is immutable once in the table. */
+static void compile_entry(entry *e) {
+    const lx_fused_header *h = (const lx_fused_header *)(const void *)e->key;
+    const uint8_t *kinds = e->key + e->params_size;
+    const char *variant = (const char *)(e->key + e->params_size + h->n_in);
+    sbuf src = {0};
+    bool ok = generate(&src, h, kinds);
+    void *sym = ok ? lx_jit_compile(src.p, src.len, "lx_fused_kernel", variant) : NULL;
+    free(src.p);
+    pthread_mutex_lock(&g_table_lock);
+    e->state = sym ? ST_READY : ST_FAILED;
+    memcpy(&e->fn, &sym, sizeof sym); /* object pointer to function pointer (POSIX dlsym) */
+    pthread_mutex_unlock(&g_table_lock);
+}
+
+static void *worker_main(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&g_table_lock);
+    for (;;) {
+        while (!g_queue_head && !g_exiting) pthread_cond_wait(&g_work, &g_table_lock);
+        if (g_exiting) break;
+        entry *e = g_queue_head;
+        g_queue_head = e->queued;
+        if (!g_queue_head) g_queue_tail = NULL;
+        e->queued = NULL;
+        g_worker_busy = true;
+        pthread_mutex_unlock(&g_table_lock);
+        compile_entry(e);
+        pthread_mutex_lock(&g_table_lock);
+        g_background_compiles++;
+        g_worker_busy = false;
+        pthread_cond_broadcast(&g_idle);
+    }
+    g_worker_running = false;
+    pthread_mutex_unlock(&g_table_lock);
+    return NULL;
+}
+
+/* At exit: the compile in flight finishes (at most one compiler run), so that it does not
+ * leave its temporary files in the cache directory; queued programs are dropped. */
+static void worker_stop_at_exit(void) {
+    pthread_mutex_lock(&g_table_lock);
+    g_exiting = true;
+    pthread_cond_broadcast(&g_work);
+    while (g_worker_busy) pthread_cond_wait(&g_idle, &g_table_lock);
+    pthread_mutex_unlock(&g_table_lock);
+}
+
+/* fork: the child has no worker; what was queued or compiling in the parent counts again from
+ * zero there (the table's lock is held across the fork, so the child sees it consistent). */
+static void fork_prepare(void) { pthread_mutex_lock(&g_table_lock); }
+static void fork_parent(void) { pthread_mutex_unlock(&g_table_lock); }
+static void fork_child(void) {
+    for (int b = 0; b < N_BUCKETS; b++)
+        for (entry *e = g_buckets[b]; e; e = e->next)
+            if (e->state == ST_COMPILING) {
+                e->state = ST_COUNTING;
+                e->streamed = 0;
+                e->queued = NULL;
+            }
+    g_queue_head = g_queue_tail = NULL;
+    g_worker_running = g_worker_busy = false;
+    pthread_mutex_unlock(&g_table_lock);
+}
+static pthread_once_t g_worker_once = PTHREAD_ONCE_INIT;
+static bool g_worker_hooks; /* atexit and atfork registered */
+static void register_worker_hooks(void) {
+    g_worker_hooks = atexit(worker_stop_at_exit) == 0 &&
+                     pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
+}
+
+/* Queues e (ST_COMPILING) for the worker, starting it if needed; false if there is no worker
+ * (the caller then compiles e itself). Called with g_table_lock held. */
+static bool enqueue_locked(entry *e) {
+    if (g_exiting || !g_worker_hooks) return false;
+    if (!g_worker_running) {
+        pthread_attr_t attr;
+        pthread_t t;
+        if (pthread_attr_init(&attr) != 0) return false;
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        bool started = pthread_create(&t, &attr, worker_main, NULL) == 0;
+        pthread_attr_destroy(&attr);
+        if (!started) return false;
+        g_worker_running = true;
+    }
+    e->queued = NULL;
+    if (g_queue_tail) g_queue_tail->queued = e;
+    else g_queue_head = e;
+    g_queue_tail = e;
+    pthread_cond_signal(&g_work);
+    return true;
+}
+
+int64_t lx_fused_native_background_compiles(void) {
+    pthread_mutex_lock(&g_table_lock);
+    int64_t n = g_background_compiles;
+    pthread_mutex_unlock(&g_table_lock);
+    return n;
+}
+
+bool lx_fused_native_wait_idle(double seconds) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    int64_t ns = until.tv_nsec + (int64_t)(seconds * 1e9);
+    until.tv_sec += (time_t)(ns / 1000000000);
+    until.tv_nsec = (long)(ns % 1000000000);
+    pthread_mutex_lock(&g_table_lock);
+    int rc = 0;
+    while ((g_queue_head || g_worker_busy) && rc == 0)
+        rc = pthread_cond_timedwait(&g_idle, &g_table_lock, &until);
+    bool idle = !g_queue_head && !g_worker_busy;
+    pthread_mutex_unlock(&g_table_lock);
+    return idle;
+}
 
 /* The key bytes of (program, kinds, variant) into buf (NULL: just the size). */
 static size_t make_key(unsigned char *buf, const lx_fused_header *h, size_t params_size,
@@ -437,6 +567,7 @@ lx_fused_native_fn lx_fused_native(const lx_fused_header *h, size_t params_size,
             memcpy(copy, key, key_len);
             e->key = copy;
             e->key_len = key_len;
+            e->params_size = params_size;
             e->hash = hash;
             e->state = ST_COUNTING;
             e->next = g_buckets[hash % N_BUCKETS];
@@ -449,7 +580,14 @@ lx_fused_native_fn lx_fused_native(const lx_fused_header *h, size_t params_size,
             e->streamed += elements;
             if (mode == LX_JIT_ALWAYS || e->streamed >= HOT_ELEMENTS) {
                 e->state = ST_COMPILING;
+                /* one call this large compiles now (its caller wants the speed at once, and
+                 * benchmarks time after one warm-up call); a program hot by repetition
+                 * compiles in the background; LX_JIT_ALWAYS compiles now, deterministically */
                 compile = true;
+                if (mode == LX_JIT_HOT && elements < HOT_ELEMENTS) {
+                    pthread_once(&g_worker_once, register_worker_hooks);
+                    compile = !enqueue_locked(e);
+                }
             }
         }
     }
@@ -457,13 +595,8 @@ lx_fused_native_fn lx_fused_native(const lx_fused_header *h, size_t params_size,
     if (key != stack_key) free(key);
     if (!compile) return fn;
 
-    sbuf src = {0};
-    bool ok = generate(&src, h, kinds);
-    void *sym = ok ? lx_jit_compile(src.p, src.len, "lx_fused_kernel", variant) : NULL;
-    free(src.p);
+    compile_entry(e);
     pthread_mutex_lock(&g_table_lock);
-    e->state = sym ? ST_READY : ST_FAILED;
-    memcpy(&e->fn, &sym, sizeof sym); /* object pointer to function pointer (POSIX dlsym) */
     fn = e->fn;
     pthread_mutex_unlock(&g_table_lock);
     return fn;
