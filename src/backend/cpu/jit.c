@@ -43,7 +43,14 @@ static bool g_private = false; /* g_dir is this process's own temporary director
 
 static void remove_private_dir(void) { rmdir(g_dir); }
 
+/* fork: the compile lock is taken across it, so a child never inherits it held by a thread
+ * (the background compiler) that does not exist there; a fork waits for a compile in flight.
+ * The compiler itself is started with posix_spawnp, which runs no fork handlers. */
+static void fork_prepare(void) { pthread_mutex_lock(&g_lock); }
+static void fork_release(void) { pthread_mutex_unlock(&g_lock); }
+
 static void read_env(void) {
+    pthread_atfork(fork_prepare, fork_release, fork_release);
     const char *m = getenv("LX_JIT");
     if (m && (strcmp(m, "0") == 0 || strcmp(m, "off") == 0)) g_mode = LX_JIT_OFF;
     else if (m && strcmp(m, "always") == 0) g_mode = LX_JIT_ALWAYS;
