@@ -485,12 +485,12 @@ static lx_status bad_program(const lx_node *out, const char *why) {
                         out->op ? out->op : "FUSED", why);
 }
 
-/* Checks the program against the node before running it. */
 /* Register r holds a value: within the program's registers (only those are cleared) and set. */
 static inline bool is_def(const bool *defined, const lx_fused_header *h, int r) {
     return r < h->n_regs && defined[r];
 }
 
+/* Checks the program against the node before running it. */
 static lx_status check_program(const lx_node *out, const lx_fused_header *h) {
     if (!h || out->params_size < sizeof *h || h->version != LX_FUSED_VERSION)
         return bad_program(out, "header");
