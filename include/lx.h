@@ -445,6 +445,125 @@ LX_API lx_array lx_load_npy(const char *path);
 LX_API lx_status lx_save_npy(const char *path, lx_array a);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Tokenizers (the models layer): tokenizer.json (BPE with its normalizers, pre-tokenizers and
+ * decoders, added and special tokens) and GGUF vocabularies (gpt2-type BPE, llama-type
+ * SentencePiece). Functions returning a pointer return NULL and set the error on failure. */
+
+typedef struct lx_tokenizer lx_tokenizer;
+/* A tokenizer.json, a model folder (its tokenizer.json and tokenizer_config.json), or a .gguf
+ * file (its tokenizer.ggml.* metadata). */
+LX_API lx_tokenizer *lx_tokenizer_load(const char *path);
+LX_API void lx_tokenizer_free(lx_tokenizer *t);
+LX_API int lx_tokenizer_vocab_size(const lx_tokenizer *t);
+#define LX_TOKENIZE_ADD_SPECIAL 1u   /* BOS/EOS as the tokenizer's post-processor (or GGUF
+                                        add_bos_token / add_eos_token) adds them */
+#define LX_TOKENIZE_PARSE_SPECIAL 2u /* special tokens written in the text become their ids */
+/* Encodes len bytes of text. Writes at most cap ids (ids may be NULL when cap is 0) and returns
+ * how many the text has: call again with a larger buffer when that is more than cap. -1 and
+ * the error set on failure (e.g. invalid UTF-8 is replaced, never an error; NULL text is). */
+LX_API int lx_tokenize(const lx_tokenizer *t, const char *text, size_t len, unsigned flags,
+                       int32_t *ids, int cap);
+/* Decodes ids into out (NUL-terminated, at most cap bytes with the NUL; out may be NULL when
+ * cap is 0); returns the length of the whole text (snprintf-style) or -1 on error (an id out
+ * of range). skip_special leaves special tokens out. */
+LX_API long lx_detokenize(const lx_tokenizer *t, const int32_t *ids, int n, bool skip_special,
+                          char *out, size_t cap);
+/* The vocabulary's string for id (as stored: byte-level or SentencePiece form), NULL if out of
+ * range; the id of a vocabulary string or added token, -1 if absent. */
+LX_API const char *lx_token_piece(const lx_tokenizer *t, int32_t id);
+LX_API int32_t lx_token_id(const lx_tokenizer *t, const char *piece);
+LX_API bool lx_token_is_special(const lx_tokenizer *t, int32_t id);
+/* BOS / EOS ids the tokenizer knows of (tokenizer_config.json or GGUF metadata), -1 if none. */
+LX_API int32_t lx_tokenizer_bos(const lx_tokenizer *t);
+LX_API int32_t lx_tokenizer_eos(const lx_tokenizer *t);
+
+/* Incremental detokenization for streaming: push one id at a time, get the text that became
+ * complete, never half a UTF-8 character. The text equals lx_detokenize of all ids pushed. */
+typedef struct lx_detokenizer lx_detokenizer;
+LX_API lx_detokenizer *lx_detokenizer_new(const lx_tokenizer *t, bool skip_special);
+/* New complete text after adding id (valid until the next call; *len bytes, may be 0). NULL
+ * and the error set for an id out of range. */
+LX_API const char *lx_detokenizer_push(lx_detokenizer *d, int32_t id, size_t *len);
+/* What is left (incomplete bytes as U+FFFD); the stream then starts anew. */
+LX_API const char *lx_detokenizer_flush(lx_detokenizer *d, size_t *len);
+LX_API void lx_detokenizer_free(lx_detokenizer *d);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Models and text generation (the models layer): Llama-family decoders (Llama 2/3.x,
+ * Mistral, Qwen2/2.5, Qwen3, SmolLM2) from a Hugging Face folder or a GGUF file.            */
+
+typedef struct lx_model lx_model;
+/* A folder with config.json, model.safetensors (or an index of shards) and tokenizer.json, or a
+ * .gguf file. Weights stay mapped and kept until lx_model_free. */
+LX_API lx_model *lx_model_load(const char *path);
+LX_API void lx_model_free(lx_model *m);
+LX_API const lx_tokenizer *lx_model_tokenizer(const lx_model *m);
+/* One line: architecture, layers, sizes, weight dtypes. */
+LX_API const char *lx_model_describe(const lx_model *m);
+LX_API int lx_model_vocab_size(const lx_model *m);
+LX_API int lx_model_context_length(const lx_model *m);
+/* The end-of-sequence ids (generation_config.json, config.json or GGUF metadata); returns how
+ * many there are, writing at most cap. */
+LX_API int lx_model_eos_ids(const lx_model *m, int32_t *ids, int cap);
+
+typedef struct {
+    const char *role;    /* "system", "user", "assistant" */
+    const char *content;
+} lx_chat_message;
+/* Renders the model's own chat template (a Jinja subset) over the messages. Returns a string to
+ * free() with free(), or NULL and the error set (no template, or the template raised). */
+LX_API char *lx_chat_apply(const lx_model *m, const lx_chat_message *msgs, int n,
+                           bool add_generation_prompt);
+
+typedef struct {
+    int max_tokens;       /* new tokens to generate (default 256) */
+    float temperature;    /* 0 = greedy (default 0.8 in lx generate; 0 here) */
+    int top_k;            /* 0 = off */
+    float top_p;          /* 1 = off */
+    float min_p;          /* 0 = off */
+    float repeat_penalty; /* 1 = off; over the last repeat_last_n tokens, as llama.cpp */
+    int repeat_last_n;    /* default 64 */
+    uint64_t seed;
+    bool ignore_eos;      /* generate exactly max_tokens */
+    int prefill_chunk;    /* prompt tokens per forward pass (default 512) */
+    /* Called for each new token with its text so far complete (see lx_detokenizer); return
+     * false to stop. May be NULL. */
+    bool (*on_token)(void *user, int32_t id, const char *text, size_t len);
+    /* When set, every position's logits are computed and handed over, float32 [n_rows, vocab]:
+     * the prompt's rows (those not reused from the cache) then one row per new token. */
+    void (*on_logits)(void *user, const float *rows, int n_rows, int vocab);
+    void *user;
+    /* Polled between tokens: non-zero stops (a signal handler may set it). May be NULL. */
+    const volatile int *stop;
+} lx_gen_params;
+LX_API lx_gen_params lx_gen_params_default(void);
+
+typedef struct {
+    int prompt_tokens;     /* prompt tokens of this call */
+    int reused_tokens;     /* of them, found in the session's cache (not recomputed) */
+    int generated_tokens;  /* new tokens, a stopping end token included */
+    bool stopped_by_eos;
+    bool stopped_by_user;  /* on_token returned false or *stop was set */
+    double prefill_s, decode_s, first_token_s;
+    double prefill_tok_s, decode_tok_s;
+    size_t peak_memory_bytes, active_memory_bytes, tracked;
+} lx_gen_stats;
+
+/* A generation context: the model's KV cache and the tokens it holds. */
+typedef struct lx_session lx_session;
+/* max_context 0: the model's context length. */
+LX_API lx_session *lx_session_new(lx_model *m, int max_context);
+LX_API void lx_session_free(lx_session *s);
+/* Drops the cached context. */
+LX_API void lx_session_reset(lx_session *s);
+/* The tokens the session holds (prompt and generated); *ids valid until the next call. */
+LX_API int lx_session_tokens(const lx_session *s, const int32_t **ids);
+/* Generates after the prompt (the whole context: its longest prefix already in the session's
+ * cache is reused, the rest prefilled). A prompt longer than the context is LX_E_ARG. */
+LX_API lx_status lx_session_generate(lx_session *s, const int32_t *prompt, int n_prompt,
+                                     const lx_gen_params *p, lx_gen_stats *stats);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Debug builds record where each array was made (file:line) for lx_debug_arrays.            */
 
 LX_API void lx_debug_site_(const char *file, int line);
