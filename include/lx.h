@@ -188,6 +188,12 @@ LX_API int lx_num_threads(void);
 /* ---------------------------------------------------------------------------------------- */
 /* Compile                                                                                    */
 
+/* fn is traced once per input signature (each input's dtype and shape; dtype and ndim with
+ * LX_COMPILE_SHAPELESS) and the trace is replayed on later calls. Only the arrays in `in` vary
+ * between calls: everything else fn passes to an op -- integer and float arguments (lx_rope's
+ * offset, lx_slice's bounds, a scalar's value), arrays made inside fn, ctx's contents -- is a
+ * constant of the trace, taken from the first call. A value that changes per call (a decode
+ * position, a temperature) must be an input array: lx_rope_at takes the offset as one. */
 typedef lx_status (*lx_fn)(void *ctx, const lx_array *in, int n_in, lx_array *out, int n_out);
 typedef struct lx_closure lx_closure;
 #define LX_COMPILE_SHAPELESS 1u
@@ -366,6 +372,13 @@ LX_API lx_array lx_rope(lx_array x, int dims, bool traditional, float base, floa
  * p * scale / freqs[i], as MLX's fast.rope with freqs). */
 LX_API lx_array lx_rope_freqs(lx_array x, int dims, bool traditional, lx_array freqs, float scale,
                               int offset);
+/* As lx_rope / lx_rope_freqs with the position offset an array (an integer scalar or shape
+ * [1]), as MLX's fast.rope takes it: inside a compiled closure the offset is then an input, not
+ * a constant of the trace. */
+LX_API lx_array lx_rope_at(lx_array x, int dims, bool traditional, float base, float scale,
+                           lx_array offset);
+LX_API lx_array lx_rope_freqs_at(lx_array x, int dims, bool traditional, lx_array freqs,
+                                 float scale, lx_array offset);
 /* q [B, Hq, Lq, D], k/v [B, Hkv, Lk, D]; mask null, bool (true = attend) or additive. */
 LX_API lx_array lx_sdpa(lx_array q, lx_array k, lx_array v, float scale, bool causal,
                         lx_array mask);

@@ -6,7 +6,8 @@
  * call must give the same values (within 1e-6 relative; in practice the same bits, since the
  * fused kernel rounds to each op's dtype exactly as the separate kernels do) on random inputs,
  * for many graphs: the GELU chain, GPT-OSS's SwiGLU, top-k and top-p samplers, norms built from
- * primitives, multi-output groups, integer/bool/half-precision chains, broadcasting.
+ * primitives, multi-output groups, integer/bool/half-precision chains, broadcasting, a decode
+ * step whose rope position is an input (lx_rope_at).
  * Around that: the memory contract (only outputs are tracked; memory flat over 1000 calls;
  * freed closures give their memory back), the cache (retrace counts, LRU bound, shapeless
  * traces), failing functions, nested calls, the switch (function and environment variable).
@@ -1019,6 +1020,99 @@ static void test_threads(void) {
     lx_free(x);
 }
 
+/* ---- a decode step: rope at an array position ---- */
+
+/* One attention step of a single token at position in[3] (an int32 scalar): q and k rotated
+ * with lx_rope_at, k written into a [1, H, 256, D] cache copy at the position, scores against
+ * the cache with keys after the position masked, softmax, times v. The position is an input,
+ * so every call must see its own (lx_rope with an int offset would replay the first call's). */
+static lx_status fn_decode_step(void *ctx, const lx_array *in, int n_in, lx_array *out,
+                                int n_out) {
+    lx_array x = in[0], kc = in[1], vc = in[2], pos = in[3];
+    int D = lx_dim(x, 3), L = lx_dim(kc, 2);
+    lx_array q = lx_rope_at(x, D, false, 10000.0f, 1.0f, pos);
+    lx_array k = lx_rope_at(lx_mul_scalar(x, 0.5), D, false, 10000.0f, 1.0f, pos);
+    lx_array j = lx_reshape(lx_arange(0, L, 1, LX_INT32), (const int[]){1, 1, L, 1}, 4);
+    lx_array at = lx_equal(j, pos);                               /* [1, 1, L, 1] */
+    lx_array keys = lx_where(at, k, kc);                          /* k at row pos */
+    lx_array sc = lx_mul_scalar(lx_matmul(q, lx_swapaxes(keys, 2, 3)), 1.0 / sqrt((double)D));
+    lx_array seen = lx_less_equal(lx_reshape(j, (const int[]){1, 1, 1, L}, 4), pos);
+    sc = lx_where(seen, sc, lx_scalar_f32(-INFINITY));
+    out[0] = lx_add(lx_matmul(lx_softmax(sc, -1), vc), q);       /* [1, H, 1, D] */
+    out[1] = k;
+    return LX_OK;
+}
+
+static lx_status fn_rope_shapeless(void *ctx, const lx_array *in, int n_in, lx_array *out,
+                                   int n_out) {
+    out[0] = lx_mul_scalar(lx_rope_at(in[0], 12, true, 500000.0f, 1.0f, in[1]), 2.0);
+    return LX_OK;
+}
+
+static bool bytes_equal(lx_array a, lx_array b) {
+    size_t n = lx_nbytes(a);
+    if (n == 0 || n != lx_nbytes(b) || !same_shape(a, b)) return false;
+    char *pa = malloc(n), *pb = malloc(n);
+    bool ok = pa && pb && lx_read(a, pa, n) == LX_OK && lx_read(b, pb, n) == LX_OK &&
+              memcmp(pa, pb, n) == 0;
+    free(pa);
+    free(pb);
+    return ok;
+}
+
+static void test_decode_rope_position(void) {
+    t_seed(17);
+    const int H = 4, D = 64, L = 256;
+    lx_array x = rand_f32((const int[]){1, H, 1, D}, 4, -1, 1);
+    lx_array kc = rand_f32((const int[]){1, H, L, D}, 4, -1, 1);
+    lx_array vc = rand_f32((const int[]){1, H, L, D}, 4, -1, 1);
+    lx_keep(x, kc, vc);
+    lx_closure *c = lx_compile(fn_decode_step, NULL, 2, 0);
+    int bad = 0;
+    lx_array prev_out = LX_NULL_ARRAY;
+    for (int p = 0; p <= 200; p++) {
+        lx_array in[4] = {x, kc, vc, lx_scalar_i32(p)};
+        lx_array got[2], want[2];
+        CHECK_OK(lx_call(c, in, 4, got, 2));
+        bool was = lx_set_compile_enabled(false);
+        CHECK_OK(lx_call(c, in, 4, want, 2));
+        lx_set_compile_enabled(was);
+        if (!bytes_equal(got[0], want[0]) || !bytes_equal(got[1], want[1])) {
+            if (bad++ < 5) fprintf(stderr, "  decode step at position %d: compiled differs\n", p);
+        }
+        /* not vacuous: consecutive positions give different outputs */
+        if (p > 0) CHECK(!bytes_equal(got[1], prev_out));
+        if (!lx_is_null(prev_out)) lx_free(prev_out);
+        prev_out = got[1];
+        lx_keep(prev_out);
+        lx_sweep();
+    }
+    CHECK_MSG(bad == 0, "%d of 201 positions differ compiled vs uncompiled", bad);
+    CHECK_MSG(lx_closure_trace_count(c) == 1, "trace count %d", lx_closure_trace_count(c));
+    lx_free(prev_out);
+    lx_closure_free(c);
+    lx_free(x), lx_free(kc), lx_free(vc);
+
+    /* shapeless: prompt chunks of several lengths at several positions, one trace */
+    c = lx_compile(fn_rope_shapeless, NULL, 1, LX_COMPILE_SHAPELESS);
+    bad = 0;
+    for (int i = 0; i < 12; i++) {
+        lx_array in[2] = {rand_f32((const int[]){1, 2, 1 + i % 5, 16}, 4, -1, 1),
+                          lx_scalar_i32(37 * i)};
+        lx_array got, want;
+        CHECK_OK(lx_call(c, in, 2, &got, 1));
+        bool was = lx_set_compile_enabled(false);
+        CHECK_OK(lx_call(c, in, 2, &want, 1));
+        lx_set_compile_enabled(was);
+        if (!bytes_equal(got, want)) bad++;
+        lx_sweep();
+    }
+    CHECK_MSG(bad == 0, "%d of 12 shapeless rope calls differ", bad);
+    CHECK_MSG(lx_closure_trace_count(c) == 1, "shapeless trace count %d",
+              lx_closure_trace_count(c));
+    lx_closure_free(c);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--env-child") == 0) return env_child();
     g_self = argv[0];
@@ -1040,5 +1134,6 @@ int main(int argc, char **argv) {
     RUN_TEST(test_switch);
     RUN_TEST(test_env_switch);
     RUN_TEST(test_threads);
+    RUN_TEST(test_decode_rope_position);
     return test_finish();
 }

@@ -327,6 +327,66 @@ static void test_rope(void) {
     }
 }
 
+/* Both arrays evaluated to the same bytes. */
+static bool same_bytes(lx_array a, lx_array b) {
+    size_t n = lx_nbytes(a);
+    if (n != lx_nbytes(b) || n == 0) return false;
+    char *pa = malloc(n), *pb = malloc(n);
+    bool ok = pa && pb && lx_read(a, pa, n) == LX_OK && lx_read(b, pb, n) == LX_OK &&
+              memcmp(pa, pb, n) == 0;
+    free(pa), free(pb);
+    return ok;
+}
+
+/* lx_rope_at / lx_rope_freqs_at (the offset an array of any integer dtype, scalar or [1]) give
+ * the same bits as lx_rope / lx_rope_freqs with that offset as an int. */
+static void test_rope_at(void) {
+    static const lx_dtype itypes[] = {LX_INT32, LX_INT64, LX_UINT32, LX_INT16,
+                                      LX_UINT16, LX_UINT64, LX_INT8, LX_UINT8};
+    t_seed(17);
+    int bad = 0, cases = 0;
+    for (int iter = 0; iter < 400; iter++) {
+        lx_dtype t = float_types[iter % 4];
+        lx_dtype it = itypes[iter % 8];
+        bool sgn = lx_dtype_is_signed(it);
+        int bits = (int)lx_dtype_size(it) * 8;
+        long lim = bits >= 32 ? 2000000 : (sgn ? (1L << (bits - 1)) - 1 : (1L << bits) - 1);
+        long offset = iter < 300 ? iter % (lim + 1) : t_int(0, (int)lim);
+        if (sgn && iter % 7 == 3) offset = -offset;
+        if (iter == 399) it = LX_UINT32, offset = 2147483647L - 16; /* positions stay <= INT_MAX */
+        if (iter == 398) it = LX_INT64, offset = -2147483647L;
+        int shape[4] = {t_int(1, 3), t_int(1, 3), t_int(1, 5), 2 * t_int(1, 12)};
+        int D = shape[3], dims = 2 * t_int(1, D / 2);
+        bool trad = iter % 2, custom = iter % 5 == 4;
+        double x[4 * 3 * 5 * 24], fr[12];
+        size_t n = prod(shape, 4);
+        fill(x, n, -2, 2);
+        lx_array xa = mk(x, shape, 4, t);
+        double ov = (double)offset;
+        lx_array oa = iter % 3 == 0 ? mk(&ov, (int[]){1}, 1, it) : mk(&ov, NULL, 0, it);
+        lx_array got, want;
+        if (custom) {
+            int half = dims / 2;
+            for (int i = 0; i < half; i++) fr[i] = t_uniform(1.0, 5000.0);
+            lx_array fa = mk(fr, &half, 1, LX_FLOAT32);
+            got = lx_rope_freqs_at(xa, dims, trad, fa, 0.5f, oa);
+            want = lx_rope_freqs(xa, dims, trad, fa, 0.5f, (int)offset);
+        } else {
+            got = lx_rope_at(xa, dims, trad, 10000.0f, 1.0f, oa);
+            want = lx_rope(xa, dims, trad, 10000.0f, 1.0f, (int)offset);
+        }
+        cases++;
+        if (!same_bytes(got, want)) {
+            if (bad++ < 5)
+                fprintf(stderr, "  rope_at %s offset %ld (%s) dims %d/%d trad %d%s differs\n",
+                        lx_dtype_name(t), offset, lx_dtype_name(it), dims, D, trad,
+                        custom ? " freqs" : "");
+        }
+        lx_sweep();
+    }
+    CHECK_MSG(bad == 0, "%d of %d lx_rope_at cases differ from lx_rope", bad, cases);
+}
+
 /* ---- sdpa ---------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -741,6 +801,24 @@ static void test_errors(void) {
                  "lx_rope_freqs");
     expect_error(lx_rope_freqs(x3, 4, false, LX_NULL_ARRAY, 1, 0), LX_E_ARG, "rope null freqs",
                  "lx_rope_freqs");
+    lx_array o2 = mk(buf, (int[]){2}, 1, LX_INT32), o11 = mk(buf, (int[]){1, 1}, 2, LX_INT32);
+    expect_error(lx_rope_at(x3, 4, false, 10000, 1, mk(buf, s1, 1, LX_INT64)), LX_E_SHAPE,
+                 "rope_at [7]", "lx_rope_at");
+    expect_error(lx_rope_at(x3, 4, false, 10000, 1, o2), LX_E_SHAPE, "rope_at [2]", "lx_rope_at");
+    expect_error(lx_rope_at(x3, 4, false, 10000, 1, o11), LX_E_SHAPE, "rope_at [1,1]",
+                 "lx_rope_at");
+    expect_error(lx_rope_at(x3, 4, false, 10000, 1, lx_scalar_f32(3)), LX_E_DTYPE,
+                 "rope_at float", "lx_rope_at");
+    expect_error(lx_rope_at(x3, 4, false, 10000, 1, lx_scalar(1, LX_BOOL)), LX_E_DTYPE,
+                 "rope_at bool", "lx_rope_at");
+    expect_error(lx_rope_at(x3, 4, false, 10000, 1, LX_NULL_ARRAY), LX_E_ARG, "rope_at null",
+                 "lx_rope_at");
+    expect_error(lx_rope_at(x3, 3, false, 10000, 1, lx_scalar_i32(0)), LX_E_ARG, "rope_at odd",
+                 "lx_rope_at");
+    expect_error(lx_rope_freqs_at(x3, 4, false, w7, 1, lx_scalar_i32(0)), LX_E_SHAPE,
+                 "rope_freqs_at freqs", "lx_rope_freqs_at");
+    expect_error(lx_rope_freqs_at(x3, 4, false, mk(buf, (int[]){2}, 1, LX_FLOAT32), 1, o2),
+                 LX_E_SHAPE, "rope_freqs_at offset", "lx_rope_freqs_at");
     /* sdpa */
     lx_array q = mk(buf, s4, 4, LX_FLOAT32), k = mk(buf, s4k, 4, LX_FLOAT32);
     lx_array k2 = mk(buf, (int[]){1, 2, 5, 8}, 4, LX_FLOAT32);
@@ -809,6 +887,7 @@ int main(void) {
     RUN_TEST(test_layer_norm);
     RUN_TEST(test_group_norm);
     RUN_TEST(test_rope);
+    RUN_TEST(test_rope_at);
     RUN_TEST(test_sdpa);
     RUN_TEST(test_conv);
     RUN_TEST(test_upsample);

@@ -25,7 +25,9 @@ typedef struct {
 
 /* ROPE: positions along axis -2 (offset + index); the first `dims` features of the last axis
  * are rotated. Angle of pair i at position p: scale * p * inv_freq_i, with inv_freq_i =
- * base^(-2i/dims), or 1/freqs[i] when has_freqs (input 1). */
+ * base^(-2i/dims), or 1/freqs[i] when has_freqs (input 1). When has_offset the offset is the
+ * last input (one element of an integer dtype; `offset` is then 0), so a compiled trace takes
+ * it as an input instead of baking it in. */
 typedef struct {
     int32_t dims;
     int32_t traditional;
@@ -33,6 +35,7 @@ typedef struct {
     int32_t offset;
     float base;
     float scale;
+    int32_t has_offset;
 } lx_rope_params;
 
 /* SDPA: q [B,Hq,Lq,D], k [B,Hkv,Lk,D], v [B,Hkv,Lk,Dv] of the node's dtype; mask (bool or a

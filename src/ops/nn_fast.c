@@ -11,7 +11,8 @@
  *    MLX's default, pytorch_compatible=False, would put channel c in group c % groups
  *    instead; lx has no flag for it (reshape/transpose the channels to get it).
  *  - rope: positions on axis -2 (offset + index), the first `dims` features rotated; see
- *    lx_rope_params. MLX asks for at least 3 dims; lx accepts 2 ([L, D]) as well.
+ *    lx_rope_params. MLX asks for at least 3 dims; lx accepts 2 ([L, D]) as well. The _at
+ *    forms take the offset as an array (one element, any integer dtype), as fast.rope does.
  *  - sdpa: q [B, Hq, Lq, D], k/v [B, Hkv, Lk, D/Dv], grouped-query heads, causal aligned
  *    bottom-right, a bool (true = keep) or additive mask broadcastable to [B, Hq, Lq, Lk]
  *    (causal and a mask may be combined), optional sinks [Hq]. The output dtype is q, k and v
@@ -180,78 +181,116 @@ lx_array lx_group_norm(lx_array xa, int groups, lx_array wa, lx_array ba, float 
 
 /* ---- rope ------------------------------------------------------------------------------ */
 
+/* The rope ops: freqs when with_freqs, the offset an array (oa) when with_offset, else the
+ * int `offset` (a constant of a compiled trace). */
 static lx_array rope_impl(const char *op, lx_array xa, int dims, bool traditional, float base,
-                          float scale, int offset, lx_array fa, bool with_freqs) {
-    lx_node *in[2] = {NULL, NULL};
+                          float scale, int offset, lx_array fa, bool with_freqs, lx_array oa,
+                          bool with_offset) {
+    lx_node *in[3] = {NULL, NULL, NULL};
     in[0] = lx_arg(xa, op, "x");
     if (!in[0]) return LX_NULL_ARRAY;
     if (with_freqs) {
         in[1] = lx_arg(fa, op, "freqs");
-        if (!in[1]) return fail(in, 2);
+        if (!in[1]) return fail(in, 3);
+    }
+    if (with_offset) {
+        in[2] = lx_arg(oa, op, "offset");
+        if (!in[2]) return fail(in, 3);
     }
     lx_node *x = in[0];
     if (!lx_dtype_is_float((lx_dtype)x->dtype)) {
         lx_set_error(LX_E_DTYPE, "%s: argument x has dtype %s; a floating type is required", op,
                      lx_dtype_name((lx_dtype)x->dtype));
-        return fail(in, 2);
+        return fail(in, 3);
     }
     if (x->ndim < 2) {
         lx_set_error(LX_E_SHAPE,
                      "%s: argument x has shape %s; expected at least 2 dimensions [..., L, D]",
                      op, LX_SHAPE_STR(x));
-        return fail(in, 2);
+        return fail(in, 3);
     }
     int d = x->shape[x->ndim - 1];
     if (dims <= 0 || dims % 2 != 0 || dims > d) {
         lx_set_error(LX_E_ARG,
                      "%s: dims %d must be positive, even and at most the last axis (%d) of x %s",
                      op, dims, d, LX_SHAPE_STR(x));
-        return fail(in, 2);
+        return fail(in, 3);
     }
     if (!with_freqs && !(base > 0.0f && isfinite(base))) {
         lx_set_error(LX_E_ARG, "%s: base %g must be positive and finite", op, (double)base);
-        return fail(in, 2);
+        return fail(in, 3);
     }
     if (!isfinite(scale)) {
         lx_set_error(LX_E_ARG, "%s: scale %g is not finite", op, (double)scale);
-        return fail(in, 2);
+        return fail(in, 3);
+    }
+    if (with_offset) {
+        lx_node *o = in[2];
+        if (!lx_dtype_is_integer((lx_dtype)o->dtype)) {
+            lx_set_error(LX_E_DTYPE,
+                         "%s: argument offset has dtype %s; an integer type is required", op,
+                         lx_dtype_name((lx_dtype)o->dtype));
+            return fail(in, 3);
+        }
+        if (o->ndim > 1 || o->size != 1) {
+            lx_set_error(LX_E_SHAPE,
+                         "%s: argument offset has shape %s; expected a scalar or shape [1]", op,
+                         LX_SHAPE_STR(o));
+            return fail(in, 3);
+        }
     }
     if (with_freqs) {
         lx_node *f = in[1];
         if (f->ndim != 1 || f->shape[0] != dims / 2) {
             lx_set_error(LX_E_SHAPE, "%s: argument freqs has shape %s; expected [%d] (dims / 2)",
                          op, LX_SHAPE_STR(f), dims / 2);
-            return fail(in, 2);
+            return fail(in, 3);
         }
         if (f->dtype == LX_BOOL) {
             lx_set_error(LX_E_DTYPE, "%s: argument freqs has dtype bool; a number type is required",
                          op);
-            return fail(in, 2);
+            return fail(in, 3);
         }
         in[1] = lx_node_astype(op, in[1], LX_FLOAT32);
-        if (!in[1]) return fail(in, 2);
+        if (!in[1]) return fail(in, 3);
     }
     lx_rope_params p;
     memset(&p, 0, sizeof p);
     p.dims = dims;
     p.traditional = traditional;
     p.has_freqs = with_freqs;
-    p.offset = offset;
+    p.has_offset = with_offset;
+    p.offset = with_offset ? 0 : offset;
     p.base = with_freqs ? 0.0f : base;
     p.scale = scale;
     int shape[LX_MAX_NDIM];
     memcpy(shape, x->shape, sizeof(int) * x->ndim);
-    return lx_build_array(op, LX_PRIM_ROPE, (lx_dtype)x->dtype, shape, x->ndim, in,
-                          with_freqs ? 2 : 1, &p, sizeof p);
+    int n = compact(in, 3);
+    return lx_build_array(op, LX_PRIM_ROPE, (lx_dtype)x->dtype, shape, x->ndim, in, n, &p,
+                          sizeof p);
 }
 
 lx_array lx_rope(lx_array x, int dims, bool traditional, float base, float scale, int offset) {
-    return rope_impl("lx_rope", x, dims, traditional, base, scale, offset, LX_NULL_ARRAY, false);
+    return rope_impl("lx_rope", x, dims, traditional, base, scale, offset, LX_NULL_ARRAY, false,
+                     LX_NULL_ARRAY, false);
 }
 
 lx_array lx_rope_freqs(lx_array x, int dims, bool traditional, lx_array freqs, float scale,
                        int offset) {
-    return rope_impl("lx_rope_freqs", x, dims, traditional, 0.0f, scale, offset, freqs, true);
+    return rope_impl("lx_rope_freqs", x, dims, traditional, 0.0f, scale, offset, freqs, true,
+                     LX_NULL_ARRAY, false);
+}
+
+lx_array lx_rope_at(lx_array x, int dims, bool traditional, float base, float scale,
+                    lx_array offset) {
+    return rope_impl("lx_rope_at", x, dims, traditional, base, scale, 0, LX_NULL_ARRAY, false,
+                     offset, true);
+}
+
+lx_array lx_rope_freqs_at(lx_array x, int dims, bool traditional, lx_array freqs, float scale,
+                          lx_array offset) {
+    return rope_impl("lx_rope_freqs_at", x, dims, traditional, 0.0f, scale, 0, freqs, true,
+                     offset, true);
 }
 
 /* ---- scaled dot-product attention ------------------------------------------------------- */

@@ -8,12 +8,14 @@
  * features from dims on pass through. Angles and their cosines/sines are computed in float64
  * (positions reach 10^5 and more, where a float32 angle is off by 10^-2 radians), once per
  * position and shared by every row at that position; the rotation runs in float32 (float64
- * for float64 inputs).
+ * for float64 inputs). An offset input (has_offset) is read here, at run time, so a compiled
+ * trace replays with each call's position.
  */
 #ifndef LX_NN_TEMPLATE_PASS
 
 #include <stdatomic.h>
 
+#include "backend/cpu/move.h"
 #include "backend/cpu/nn_util.h"
 #include "backend/prims_nn.h"
 
@@ -41,6 +43,7 @@ typedef struct {
     const lx_node *out, *x;
     const lx_rope_params *p;
     const double *inv_freq; /* [dims/2] */
+    double offset;          /* exact below 2^53 (int offsets and any real position) */
     int64_t outer, len, d;
     _Atomic int failed;
 } SFX(rope_ctx);
@@ -62,7 +65,7 @@ static void SFX(rope_positions)(void *vctx, int64_t begin, int64_t end) {
     CT *cs = buf + d, *sn = cs + half;
     char *op = lx_node_ptr(c->out);
     for (int64_t pi = begin; pi < end; pi++) {
-        double pos = (double)((int64_t)p->offset + pi) * (double)p->scale;
+        double pos = (c->offset + (double)pi) * (double)p->scale;
         for (int64_t i = 0; i < half; i++) {
             double a = pos * c->inv_freq[i];
             cs[i] = (CT)cos(a);
@@ -109,6 +112,11 @@ static lx_status SFX(rope)(lx_node *out) {
         for (int64_t i = 0; i < half; i++) inv[i] = exp(-(double)i * lb / (double)half);
     }
     c.inv_freq = inv;
+    c.offset = (double)p->offset;
+    if (p->has_offset) {
+        const lx_node *o = out->inputs[p->has_freqs ? 2 : 1]; /* one integer element */
+        c.offset = (double)lx_mv_load_index(lx_node_ptr(o), (lx_dtype)o->dtype);
+    }
     atomic_init(&c.failed, 0);
     int64_t per = c.outer * c.d;
     lx_parallel_for(c.len, 16384 / (per + 1) + 1, SFX(rope_positions), &c);
