@@ -170,8 +170,11 @@ LX_API size_t lx_active_memory(void);
 LX_API size_t lx_peak_memory(void);
 LX_API void lx_reset_peak_memory(void);
 LX_API size_t lx_cache_memory(void);
+/* The setters return the previous limit; the getters read it without changing anything. */
 LX_API size_t lx_set_cache_limit(size_t bytes);
 LX_API size_t lx_set_memory_limit(size_t bytes);
+LX_API size_t lx_cache_limit(void);
+LX_API size_t lx_memory_limit(void);
 LX_API void lx_clear_cache(void);
 
 /* ---------------------------------------------------------------------------------------- */

@@ -399,7 +399,29 @@ static void test_empty_with_huge_dims(void) {
     lx_sweep();
 }
 
+/* The limit getters read without evicting; a limit set before the backend starts (this runs
+ * first, before any array exists) is not overwritten by the defaults at its start. */
+static void test_limit_getters(void) {
+    size_t mem0 = lx_memory_limit(), cache0 = lx_cache_limit();
+    CHECK(mem0 > 0 && cache0 > 0);
+    CHECK(lx_set_memory_limit(mem0 - 4096) == mem0);
+    CHECK(lx_memory_limit() == mem0 - 4096);
+    lx_array a = lx_ones((int[]){1 << 16}, 1, LX_FLOAT32); /* starts the backend */
+    CHECK_OK(lx_eval(a));
+    CHECK(lx_memory_limit() == mem0 - 4096);
+    lx_free(a);
+    lx_sweep();
+    lx_synchronize();
+    size_t cached = lx_cache_memory();
+    CHECK(cached >= (size_t)4 << 16); /* a's buffer went to the cache */
+    CHECK(lx_cache_limit() == cache0 && lx_memory_limit() == mem0 - 4096);
+    CHECK(lx_cache_memory() == cached); /* reading evicted nothing */
+    CHECK(lx_set_memory_limit(mem0) == mem0 - 4096);
+    CHECK(lx_set_cache_limit(cache0) == cache0);
+}
+
 int main(void) {
+    RUN_TEST(test_limit_getters); /* first: before the backend starts */
     RUN_TEST(test_tracking_and_sweep);
     RUN_TEST(test_keep_is_a_flag);
     RUN_TEST(test_eval_keeps_outputs_and_sweeps);

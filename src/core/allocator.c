@@ -21,7 +21,7 @@
 typedef struct {
     pthread_mutex_t lock;
     lx_device_memory mem;
-    bool registered;
+    bool registered, limits_set;
     size_t active, peak, cached;
     size_t cache_limit, memory_limit;
     lx_buffer *classes[N_CLASSES];  /* head = most recently cached */
@@ -40,15 +40,21 @@ static size_t physical_memory(void) {
     return (size_t)pages * (size_t)page;
 }
 
+/* The default limits, once (lock held): at registration or at the first get/set of a limit,
+ * whichever comes first, so a limit set before the backend starts is not overwritten. */
+static void limits_default(device_alloc *a) {
+    if (a->limits_set) return;
+    size_t phys = physical_memory();
+    a->memory_limit = phys / 10 * 9;
+    a->cache_limit = phys / 10;
+    a->limits_set = true;
+}
+
 void lx_allocator_register(lx_device d, const lx_device_memory *mem) {
     device_alloc *a = &allocs[d];
     pthread_mutex_lock(&a->lock);
     a->mem = *mem;
-    if (!a->registered) {
-        size_t phys = physical_memory();
-        a->memory_limit = phys / 10 * 9;
-        a->cache_limit = phys / 10;
-    }
+    limits_default(a);
     a->registered = true;
     pthread_mutex_unlock(&a->lock);
 }
@@ -258,6 +264,7 @@ size_t lx_cache_memory(void) {
 size_t lx_set_cache_limit(size_t bytes) {
     device_alloc *a = default_alloc();
     pthread_mutex_lock(&a->lock);
+    limits_default(a);
     size_t old = a->cache_limit;
     a->cache_limit = bytes;
     lx_buffer *evicted = evict_until(a, bytes);
@@ -273,6 +280,25 @@ size_t lx_set_memory_limit(size_t bytes) {
     a->memory_limit = bytes;
     pthread_mutex_unlock(&a->lock);
     return old;
+}
+
+/* Getters: reading a limit through its setter would evict the cache. */
+size_t lx_cache_limit(void) {
+    device_alloc *a = default_alloc();
+    pthread_mutex_lock(&a->lock);
+    limits_default(a);
+    size_t v = a->cache_limit;
+    pthread_mutex_unlock(&a->lock);
+    return v;
+}
+
+size_t lx_memory_limit(void) {
+    device_alloc *a = default_alloc();
+    pthread_mutex_lock(&a->lock);
+    limits_default(a);
+    size_t v = a->memory_limit;
+    pthread_mutex_unlock(&a->lock);
+    return v;
 }
 
 void lx_clear_cache(void) {

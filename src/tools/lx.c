@@ -18,12 +18,8 @@ static int cmd_info(void) {
     printf("gpu: %s\n", lx_gpu_available() ? "available" : "not available");
     printf("default device: %s\n", lx_default_device() == LX_GPU ? "gpu" : "cpu");
     printf("threads: %d\n", lx_num_threads());
-    size_t mem = lx_set_memory_limit(0);
-    lx_set_memory_limit(mem);
-    size_t cache = lx_set_cache_limit(0);
-    lx_set_cache_limit(cache);
-    printf("memory limit: %.1f MiB\n", (double)mem / (1 << 20));
-    printf("cache limit: %.1f MiB\n", (double)cache / (1 << 20));
+    printf("memory limit: %.1f MiB\n", (double)lx_memory_limit() / (1 << 20));
+    printf("cache limit: %.1f MiB\n", (double)lx_cache_limit() / (1 << 20));
     return 0;
 }
 
