@@ -3,7 +3,7 @@
 # something is missing). Safe to run repeatedly.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-dev libcjson-dev python3 python3-numpy
-      python3-pip clang)
+      python3-pip clang libpcre2-dev libutf8proc-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -569,7 +569,9 @@ static bool add_plain(lx_weights *w, const char *file, io_image *im, uint64_t da
     return n && io_weights_add(w, file, ti->name, n);
 }
 
-lx_weights *io_gguf_parse(io_image *im, const char *file) {
+/* with_tensors false: the header and metadata only (a tokenizer needs no weights, and quantized
+ * tensors would otherwise be converted, reading the whole file) */
+static lx_weights *gguf_parse(io_image *im, const char *file, bool with_tensors) {
     gparse g = {.file = file, .meta_budget = GGUF_MAX_META_TEXT,
                 .alignment = GGUF_DEFAULT_ALIGNMENT};
     g.c = (io_cursor){.base = im->data, .size = im->size, .pos = 0, .ok = true};
@@ -614,6 +616,7 @@ lx_weights *io_gguf_parse(io_image *im, const char *file) {
     if (!w) goto fail;
     for (uint64_t i = 0; i < n_kv; i++)
         if (!read_kv(&g, w)) goto fail;
+    if (!with_tensors) goto done;
     ts = calloc((size_t)(n_tensors ? n_tensors : 1), sizeof *ts);
     by_off = calloc((size_t)(n_tensors ? n_tensors : 1), sizeof *by_off);
     names = calloc((size_t)(n_tensors ? n_tensors : 1) * 3, sizeof *names);
@@ -716,4 +719,10 @@ done:
     free(by_off);
     free(names);
     return w;
+}
+
+lx_weights *io_gguf_parse(io_image *im, const char *file) { return gguf_parse(im, file, true); }
+
+lx_weights *io_gguf_parse_metadata(io_image *im, const char *file) {
+    return gguf_parse(im, file, false);
 }

@@ -94,6 +94,8 @@ bool io_weights_merge(lx_weights *dst, lx_weights *src, const char *file);
 /* Parse an image into a new weights object; `file` names it in messages. NULL + error. */
 lx_weights *io_safetensors_parse(io_image *im, const char *file);
 lx_weights *io_gguf_parse(io_image *im, const char *file);
+/* The GGUF header and metadata only: no tensors are read or added. */
+lx_weights *io_gguf_parse_metadata(io_image *im, const char *file);
 /* A tracked (unkept) array, or the null array + error. */
 lx_array io_npy_parse(io_image *im, const char *file);
 
