@@ -684,7 +684,7 @@ static bool model_piece(const lx_tokenizer *t, const char *s, size_t n, ids_vec 
     size_t before = out->n;
     if (cache_get(t->cache, s, n, out)) return !out->oom;
     if (!bpe_piece(t, s, n, out, &c->w)) return false;
-    cache_put(t->cache, s, n, out->v + before, out->n - before);
+    if (out->n > before) cache_put(t->cache, s, n, out->v + before, out->n - before);
     return true;
 }
 
