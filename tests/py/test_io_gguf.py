@@ -3,7 +3,8 @@ the same values: metadata of every value type (arrays included), F32/F16/BF16/F6
 tensors, and Q4_0/Q4_1/Q8_0 tensors quantized by the package, whose dequantized values (from
 lx's affine weights, scales and biases: w = scale * q + bias) match gguf's own dequantize.
 
-Needs numpy and the `gguf` package (pip install gguf); skips cleanly without gguf.
+Needs numpy and the `gguf` package (pip install gguf); without gguf it exits 77, which CTest
+counts as skipped (not passed).
 Env: LX_LIB (liblx.so), LX_TEST_TMP (scratch folder).
 """
 import ctypes
@@ -20,7 +21,7 @@ try:
 except ImportError:
     print("SKIPPED: the gguf package is not installed (pip install gguf); "
           "GGUF files written by llama.cpp's writer were not tested")
-    sys.exit(0)
+    sys.exit(77)
 
 T = gguf.GGMLQuantizationType
 VT = gguf.GGUFValueType
