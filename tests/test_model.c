@@ -1,0 +1,386 @@
+/*
+ * test_model.c -- the Llama-family generator on the tiny fixture models against Hugging Face
+ * transformers (../shared/fixtures/<model>/reference.safetensors: prompt ids, greedy output
+ * ids, float32 logits of every position), plus chunked prefill, cache reuse across calls, the
+ * memory of a long run, and bad model folders.
+ *
+ * Tolerances: float32 weights 1e-4 of the row's largest logit (transformers and lx sum in
+ * different orders; observed differences are ~1e-6), bfloat16 2e-2 (transformers rounds
+ * every activation to bfloat16 as lx does, but in other places and orders: one bfloat16 ulp
+ * is 2^-8 relative).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lx.h"
+#include "test_util.h"
+
+static char g_dir[1024];
+
+static const char *fixture(const char *name) {
+    const char *root = getenv("LX_FIXTURES");
+    snprintf(g_dir, sizeof g_dir, "%s/%s", root ? root : "../shared/fixtures", name);
+    return g_dir;
+}
+
+typedef struct {
+    int32_t ids[4096];
+    int n;
+    float *rows;
+    size_t n_rows, cap_rows;
+    int vocab;
+    size_t tracked[4096], active[4096];
+} collect;
+
+static bool on_token(void *u, int32_t id, const char *text, size_t len) {
+    collect *c = u;
+    if (id >= 0 && c->n < 4096) {
+        lx_synchronize(); /* the step in flight finishes: its memory is then what it keeps */
+        c->tracked[c->n] = lx_tracked_count();
+        c->active[c->n] = lx_active_memory();
+        c->ids[c->n++] = id;
+    }
+    return true;
+}
+
+static void on_logits(void *u, const float *rows, int n, int vocab) {
+    collect *c = u;
+    c->vocab = vocab;
+    if (c->n_rows + (size_t)n > c->cap_rows) {
+        c->cap_rows = (c->n_rows + (size_t)n) * 2;
+        c->rows = realloc(c->rows, sizeof(float) * c->cap_rows * (size_t)vocab);
+    }
+    memcpy(c->rows + c->n_rows * (size_t)vocab, rows, sizeof(float) * (size_t)n * (size_t)vocab);
+    c->n_rows += (size_t)n;
+}
+
+typedef struct {
+    lx_weights *w;
+    const int32_t *prompt, *output;
+    int n_prompt, n_output;
+    const float *logits;
+    int rows, vocab;
+} reference;
+
+static bool load_reference(const char *dir, reference *r) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/reference.safetensors", dir);
+    memset(r, 0, sizeof *r);
+    r->w = lx_load(path);
+    if (!r->w) return false;
+    lx_array p = lx_astype(lx_weights_get(r->w, "prompt_ids"), LX_INT32);
+    lx_array o = lx_astype(lx_weights_get(r->w, "output_ids"), LX_INT32);
+    lx_array l = lx_weights_get(r->w, "logits");
+    lx_keep(p, o);
+    r->prompt = lx_data(p);
+    r->output = lx_data(o);
+    r->logits = lx_data(l);
+    r->n_prompt = (int)lx_size(p);
+    r->n_output = (int)lx_size(o);
+    r->rows = lx_dim(l, 0);
+    r->vocab = lx_dim(l, 1);
+    return r->prompt && r->output && r->logits;
+}
+
+/* Largest |a - b| of a row over the row's largest |b|. */
+static double row_rel_err(const float *a, const float *b, int n) {
+    double d = 0, m = 0;
+    for (int i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
+static void run_fixture(const char *name, double tol) {
+    const char *dir = fixture(name);
+    reference ref;
+    if (!load_reference(dir, &ref)) {
+        CHECK_MSG(0, "%s: reference: %s", name, lx_error_message());
+        return;
+    }
+    lx_model *m = lx_model_load(dir);
+    CHECK_MSG(m != NULL, "%s: %s", name, lx_error_message());
+    if (!m) return;
+    printf("  %s: %s\n", name, lx_model_describe(m));
+    CHECK(lx_model_vocab_size(m) == ref.vocab);
+    /* greedy, every position's logits, prefilled whole and in chunks of 7 */
+    int chunks[2] = {512, 7};
+    for (int c = 0; c < 2; c++) {
+        lx_session *s = lx_session_new(m, 0);
+        collect got = {0};
+        lx_gen_params p = lx_gen_params_default();
+        p.max_tokens = ref.n_output;
+        p.ignore_eos = true;
+        p.prefill_chunk = chunks[c];
+        p.on_token = on_token;
+        p.on_logits = on_logits;
+        p.user = &got;
+        lx_gen_stats st;
+        CHECK_OK(lx_session_generate(s, ref.prompt, ref.n_prompt, &p, &st));
+        CHECK(st.prompt_tokens == ref.n_prompt && st.generated_tokens == ref.n_output);
+        CHECK_MSG(got.n == ref.n_output, "%s: %d tokens, %d expected", name, got.n, ref.n_output);
+        int first_diff = -1;
+        for (int i = 0; i < got.n && i < ref.n_output; i++)
+            if (got.ids[i] != ref.output[i] && first_diff < 0) first_diff = i;
+        CHECK_MSG(first_diff < 0, "%s (chunk %d): greedy token %d is %d, transformers gives %d",
+                  name, chunks[c], first_diff, first_diff >= 0 ? got.ids[first_diff] : 0,
+                  first_diff >= 0 ? ref.output[first_diff] : 0);
+        CHECK_MSG(got.n_rows == (size_t)ref.rows, "%s: %zu logits rows, %d expected", name,
+                  got.n_rows, ref.rows);
+        double worst = 0;
+        int worst_row = -1;
+        for (int r = 0; r < ref.rows && (size_t)r < got.n_rows; r++) {
+            double e = row_rel_err(got.rows + (size_t)r * ref.vocab,
+                                   ref.logits + (size_t)r * ref.vocab, ref.vocab);
+            if (e > worst) {
+                worst = e;
+                worst_row = r;
+            }
+        }
+        if (getenv("LX_TEST_VERBOSE"))
+            for (int r = 0; r < ref.rows && (size_t)r < got.n_rows; r++) {
+                const float *g = got.rows + (size_t)r * ref.vocab, *w = ref.logits + (size_t)r * ref.vocab;
+                int a = 0, b = -1;
+                for (int i = 1; i < ref.vocab; i++) if (w[i] > w[a]) a = i;
+                for (int i = 0; i < ref.vocab; i++) if (i != a && (b < 0 || w[i] > w[b])) b = i;
+                printf("    row %d err %.3g ref top %d %.4f second %d %.4f got %.4f %.4f\n", r,
+                       row_rel_err(g, w, ref.vocab), a, w[a], b, w[b], g[a], g[b]);
+            }
+        printf("  %s chunk %d: largest logits error %.3g (row %d), bound %.3g\n", name,
+               chunks[c], worst, worst_row, tol);
+        CHECK_MSG(worst <= tol, "%s: logits row %d differs by %.3g of its largest value (bound "
+                  "%.3g)", name, worst_row, worst, tol);
+        free(got.rows);
+        lx_session_free(s);
+    }
+    lx_model_free(m);
+    lx_weights_free(ref.w);
+    lx_sweep();
+}
+
+static void test_tiny_llama(void) { run_fixture("tiny-llama-f32", 1e-4); }
+static void test_tiny_qwen3(void) { run_fixture("tiny-qwen3-bf16", 2e-2); }
+
+/* A second call whose prompt extends the first call's context reuses the cached prefix and
+ * gives what a fresh session gives. */
+static void test_cache_reuse(void) {
+    lx_model *m = lx_model_load(fixture("tiny-llama-f32"));
+    CHECK(m != NULL);
+    if (!m) return;
+    int32_t prompt[12] = {54, 489, 223, 83, 87, 281, 77, 294, 319, 89, 80, 278};
+    lx_session *s = lx_session_new(m, 0);
+    collect a = {0};
+    lx_gen_params p = lx_gen_params_default();
+    p.max_tokens = 10;
+    p.ignore_eos = true;
+    p.on_token = on_token;
+    p.user = &a;
+    lx_gen_stats st;
+    CHECK_OK(lx_session_generate(s, prompt, 12, &p, &st));
+    const int32_t *ctx;
+    int n_ctx = lx_session_tokens(s, &ctx);
+    CHECK(n_ctx == 22);
+    int32_t second[40];
+    memcpy(second, ctx, sizeof(int32_t) * (size_t)n_ctx);
+    second[n_ctx] = 91;
+    second[n_ctx + 1] = 303;
+    collect b = {0};
+    p.user = &b;
+    CHECK_OK(lx_session_generate(s, second, n_ctx + 2, &p, &st));
+    CHECK_MSG(st.reused_tokens == 21, "reused %d tokens, 21 expected (the cached context "
+              "less its last token, whose keys were not computed)", st.reused_tokens);
+    lx_session *fresh = lx_session_new(m, 0);
+    collect c = {0};
+    p.user = &c;
+    CHECK_OK(lx_session_generate(fresh, second, n_ctx + 2, &p, &st));
+    CHECK(st.reused_tokens == 0);
+    CHECK(b.n == c.n && memcmp(b.ids, c.ids, sizeof(int32_t) * (size_t)b.n) == 0);
+    lx_session_free(fresh);
+    lx_session_free(s);
+    lx_model_free(m);
+    lx_sweep();
+}
+
+/* 600 greedy steps: the tracked count is the same after every step, and the active memory
+ * grows only when the KV cache takes another step of positions. */
+static void test_memory_flat(void) {
+    lx_model *m = lx_model_load(fixture("tiny-llama-f32"));
+    CHECK(m != NULL);
+    if (!m) return;
+    int32_t prompt[4] = {54, 489, 223, 83};
+    lx_session *s = lx_session_new(m, 1024);
+    collect *c = calloc(1, sizeof *c);
+    lx_gen_params p = lx_gen_params_default();
+    p.max_tokens = 600;
+    p.ignore_eos = true;
+    p.on_token = on_token;
+    p.user = c;
+    lx_gen_stats st;
+    CHECK_OK(lx_session_generate(s, prompt, 4, &p, &st));
+    CHECK(c->n == 600);
+    /* per position: 4 layers x 2 (k, v) x 2 heads x 32 x 4 bytes; steps of 256 positions */
+    size_t kv_step = (size_t)4 * 2 * 2 * 32 * 4 * 256;
+    int growths = 0;
+    for (int i = 11; i < c->n; i++) {
+        CHECK_MSG(c->tracked[i] == c->tracked[10], "tracked %zu at step %d, %zu at step 10",
+                  c->tracked[i], i, c->tracked[10]);
+        if (c->active[i] != c->active[i - 1]) {
+            growths++;
+            CHECK_MSG(c->active[i] - c->active[i - 1] == kv_step,
+                      "step %d: active memory %zu -> %zu (a KV step is %zu)", i,
+                      c->active[i - 1], c->active[i], kv_step);
+        }
+    }
+    CHECK_MSG(growths <= 2, "active memory changed %d times over 600 steps", growths);
+    free(c);
+    lx_session_free(s);
+    lx_model_free(m);
+    lx_sweep();
+}
+
+static void test_long_prompt(void) {
+    lx_model *m = lx_model_load(fixture("tiny-llama-f32"));
+    CHECK(m != NULL);
+    if (!m) return;
+    lx_session *s = lx_session_new(m, 16);
+    int32_t prompt[17] = {0};
+    lx_clear_error();
+    CHECK(lx_session_generate(s, prompt, 17, NULL, NULL) == LX_E_ARG);
+    CHECK(strstr(lx_error_message(), "17 tokens") != NULL);
+    lx_clear_error();
+    prompt[3] = 512; /* outside the vocabulary */
+    CHECK(lx_session_generate(s, prompt, 8, NULL, NULL) == LX_E_ARG);
+    lx_clear_error();
+    lx_session_free(s);
+    lx_model_free(m);
+    lx_sweep();
+}
+
+/* ---- bad model folders ---------------------------------------------------------------------- */
+
+static char g_tmp[1024];
+
+static const char *tmp_dir(const char *name) {
+    const char *root = getenv("LX_TEST_TMP");
+    snprintf(g_tmp, sizeof g_tmp, "%s/model_%s", root ? root : "/tmp", name);
+    mkdir(g_tmp, 0755);
+    return g_tmp;
+}
+
+static void copy_file(const char *from, const char *to, size_t limit) {
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    char buf[65536];
+    size_t n, total = 0;
+    while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0 && total < limit) {
+        if (total + n > limit) n = limit - total;
+        fwrite(buf, 1, n, b);
+        total += n;
+    }
+    if (a) fclose(a);
+    if (b) fclose(b);
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void expect_load_error(const char *dir, lx_status want, const char *needle) {
+    lx_clear_error();
+    lx_model *m = lx_model_load(dir);
+    CHECK_MSG(m == NULL, "%s loaded", dir);
+    lx_model_free(m);
+    CHECK_MSG(lx_error() == want, "%s: status %s, %s expected (%s)", dir,
+              lx_status_string(lx_error()), lx_status_string(want), lx_error_message());
+    CHECK_MSG(strstr(lx_error_message(), needle) != NULL, "%s: '%s' does not name '%s'", dir,
+              lx_error_message(), needle);
+    lx_clear_error();
+    lx_sweep();
+}
+
+static void test_bad_folders(void) {
+    char src[1200], dst[1200];
+    const char *good = fixture("tiny-llama-f32");
+    char good_dir[1024];
+    snprintf(good_dir, sizeof good_dir, "%s", good);
+    expect_load_error("/nonexistent/model", LX_E_ARG, "/nonexistent/model");
+
+    const char *d = tmp_dir("no_weights");
+    snprintf(src, sizeof src, "%s/config.json", good_dir);
+    snprintf(dst, sizeof dst, "%s/config.json", d);
+    copy_file(src, dst, SIZE_MAX);
+    expect_load_error(d, LX_E_IO, "model.safetensors");
+
+    d = tmp_dir("no_config");
+    expect_load_error(d, LX_E_IO, "config.json");
+
+    d = tmp_dir("unknown_arch");
+    snprintf(dst, sizeof dst, "%s/config.json", d);
+    write_text(dst, "{\"model_type\": \"gpt2\", \"num_hidden_layers\": 2}");
+    expect_load_error(d, LX_E_UNSUPPORTED, "gpt2");
+
+    d = tmp_dir("bad_json");
+    snprintf(dst, sizeof dst, "%s/config.json", d);
+    write_text(dst, "{\"model_type\": \"llama\", \"num_hidden_layers\": ");
+    expect_load_error(d, LX_E_FORMAT, "config.json");
+
+    /* truncated weights */
+    d = tmp_dir("truncated");
+    snprintf(src, sizeof src, "%s/config.json", good_dir);
+    snprintf(dst, sizeof dst, "%s/config.json", d);
+    copy_file(src, dst, SIZE_MAX);
+    snprintf(src, sizeof src, "%s/model.safetensors", good_dir);
+    snprintf(dst, sizeof dst, "%s/model.safetensors", d);
+    copy_file(src, dst, 100000);
+    expect_load_error(d, LX_E_FORMAT, "model.safetensors");
+
+    /* a weight of the wrong shape: the fixture's weights with one layer's q_proj cut */
+    d = tmp_dir("wrong_shape");
+    snprintf(src, sizeof src, "%s/config.json", good_dir);
+    snprintf(dst, sizeof dst, "%s/config.json", d);
+    copy_file(src, dst, SIZE_MAX);
+    snprintf(src, sizeof src, "%s/tokenizer.json", good_dir);
+    snprintf(dst, sizeof dst, "%s/tokenizer.json", d);
+    copy_file(src, dst, SIZE_MAX);
+    snprintf(src, sizeof src, "%s/model.safetensors", good_dir);
+    lx_weights *w = lx_load(src);
+    CHECK(w != NULL);
+    if (w) {
+        int n = lx_weights_count(w);
+        const char **names = calloc((size_t)n, sizeof *names);
+        lx_array *arrays = calloc((size_t)n, sizeof *arrays);
+        for (int i = 0; i < n; i++) {
+            names[i] = lx_weights_name(w, i);
+            arrays[i] = lx_weights_get(w, names[i]);
+            if (!strcmp(names[i], "model.layers.2.self_attn.q_proj.weight"))
+                arrays[i] = lx_slice(arrays[i], (int[]){0, 0}, (int[]){100, 128}, NULL, 2);
+        }
+        snprintf(dst, sizeof dst, "%s/model.safetensors", d);
+        CHECK_OK(lx_save_safetensors(dst, names, arrays, n));
+        free(names);
+        free(arrays);
+        lx_weights_free(w);
+        expect_load_error(d, LX_E_FORMAT, "model.layers.2.self_attn.q_proj.weight");
+        /* and without the tokenizer */
+        snprintf(dst, sizeof dst, "%s/tokenizer.json", d);
+        remove(dst);
+    }
+    lx_sweep();
+}
+
+int main(void) {
+    RUN_TEST(test_tiny_llama);
+    RUN_TEST(test_tiny_qwen3);
+    RUN_TEST(test_cache_reuse);
+    RUN_TEST(test_memory_flat);
+    RUN_TEST(test_long_prompt);
+    RUN_TEST(test_bad_folders);
+    return test_finish();
+}
