@@ -102,6 +102,7 @@ _SCALARS = {
     "int": ctypes.c_int, "bool": ctypes.c_bool, "double": ctypes.c_double,
     "float": ctypes.c_float, "size_t": ctypes.c_size_t, "uint64_t": ctypes.c_uint64,
     "int64_t": ctypes.c_int64, "int32_t": ctypes.c_int32, "unsigned": ctypes.c_uint,
+    "long": ctypes.c_long,
     "lx_dtype": ctypes.c_int, "lx_status": ctypes.c_int, "lx_device": ctypes.c_int,
     "lx_array": Arr, "void": None, "lx_fn": ctypes.c_void_p,
 }
@@ -137,15 +138,19 @@ def _parse_header(path):
         ret, name, params = m.group(1), m.group(2), m.group(3)
         params = " ".join(params.split())
         args = []
-        if params and params != "void":
-            for p in params.split(","):
-                p = p.strip()
-                pm = re.match(r"(.*?)(\w+)$", p)
-                decl = pm.group(1) if pm and pm.group(1).strip() else p
-                if decl.strip() in ("", "const"):
-                    decl = p
-                args.append((_ctype(decl), decl.strip(), pm.group(2) if pm else ""))
-        sigs[name] = (_ctype(ret.strip()), ret.strip(), args)
+        try:
+            if params and params != "void":
+                for p in params.split(","):
+                    p = p.strip()
+                    pm = re.match(r"(.*?)(\w+)$", p)
+                    decl = pm.group(1) if pm and pm.group(1).strip() else p
+                    if decl.strip() in ("", "const"):
+                        decl = p
+                    args.append((_ctype(decl), decl.strip(), pm.group(2) if pm else ""))
+            sigs[name] = (_ctype(ret.strip()), ret.strip(), args)
+        except KeyError:
+            continue  # a struct passed or returned by value (lx_gen_params): not for ctypes
+
     return sigs
 
 
