@@ -60,6 +60,8 @@ struct lx_model {
     lx_linear head;           /* the output head (embed when tied) */
     lx_array final_norm;
     lx_layer *layers;
+    lx_array *owned;          /* arrays the model made from its weights (kept; freed with it) */
+    int n_owned, cap_owned;
     lx_tokenizer *tok;
     struct lx_jinja *chat_template; /* NULL: the model has none */
     char *path;
