@@ -17,7 +17,8 @@
  *    every row's logits at the reference's top-20 ids, and the row's logsumexp, agree with
  *    transformers to LOGIT_TOL of the row's largest |logit|; row P-1 is compared in full
  *    (last_logits); the argmax of each row predicting an output token is that token (same
- *    margin excuse, counted). The free-running rows are compared too as long as the ids agree
+ *    margin excuse, counted). The longest prompt (104 tokens) again in prefill chunks of 16.
+ *    The free-running rows are compared too as long as the ids agree
  *    (they come from the decode path: one position per forward, KV cache).
  *
  * LOGIT_TOL = 3e-5 of the row's largest |logit| (about 1e-3 absolute here: rows peak at
@@ -211,7 +212,7 @@ static void free_running(lx_model *m, const ref_prompt *r, int k) {
 }
 
 /* prompt_ids + output_ids as one prompt: every row's logits */
-static void teacher_forced(lx_model *m, const ref_prompt *r, int k) {
+static void teacher_forced(lx_model *m, const ref_prompt *r, int k, int chunk) {
     lx_session *s = lx_session_new(m, 0);
     CHECK_MSG(s != NULL, "%s", lx_error_message());
     if (!s) return;
@@ -223,6 +224,7 @@ static void teacher_forced(lx_model *m, const ref_prompt *r, int k) {
     p.max_tokens = 1;
     p.ignore_eos = true;
     p.on_logits = on_logits;
+    p.prefill_chunk = chunk;
     p.user = &c;
     lx_gen_stats st;
     CHECK_OK(lx_session_generate(s, ids, r->N, &p, &st));
@@ -267,8 +269,8 @@ static void teacher_forced(lx_model *m, const ref_prompt *r, int k) {
     }
     worst_top = fmax(worst_top, wt);
     worst_lse = fmax(worst_lse, wl);
-    printf("  prompt %d: teacher-forced %d rows: top-20 largest error %.3g (row %d), lse %.3g\n",
-           k, r->N, wt, wt_row, wl);
+    printf("  prompt %d: teacher-forced %d rows (prefill chunks of %d): top-20 largest error "
+           "%.3g (row %d), lse %.3g\n", k, r->N, chunk, wt, wt_row, wl);
     free(c.rows);
     free(ids);
     lx_session_free(s);
@@ -305,7 +307,8 @@ int main(void) {
         CHECK_MSG(load_ref(w, k, &r), "prompt %d: reference tensors", k);
         if (t_failures) break;
         free_running(m, &r, k);
-        teacher_forced(m, &r, k);
+        teacher_forced(m, &r, k, 512);
+        if (k == N_PROMPTS - 1) teacher_forced(m, &r, k, 16); /* 104 tokens: 7 chunks */
         lx_sweep();
     }
     printf("  largest errors (of the row's largest |logit|; bound %g): teacher-forced top-20 "
