@@ -40,5 +40,8 @@ void lx_kv_cache_truncate(lx_kv_cache *c, int len);
 /* The cache's arrays, for an eval: 2 * n_layers of them. */
 int lx_kv_cache_arrays(const lx_kv_cache *c, lx_array *out, int cap);
 size_t lx_kv_cache_nbytes(const lx_kv_cache *c);
+/* The cache of a session (session.c), for tests that watch it. */
+struct lx_session;
+const lx_kv_cache *lx_session_kv(const struct lx_session *s);
 
 #endif

@@ -86,6 +86,8 @@ void lx_session_reset(lx_session *s) {
     s->n_tokens = 0;
 }
 
+const lx_kv_cache *lx_session_kv(const lx_session *s) { return s ? s->cache : NULL; }
+
 int lx_session_tokens(const lx_session *s, const int32_t **ids) {
     if (!s) return 0;
     if (ids) *ids = s->tokens;
