@@ -19,7 +19,7 @@ if [ ! -f build/CMakeCache.txt ]; then
   echo "lx: configuring build/ (Release)" >&2
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DLX_WERROR=ON >/dev/null
 fi
-echo "lx: building the lx command in build/ (the first time takes a few minutes)" >&2
+[ -x build/lx ] || echo "lx: building the lx command in build/ (a few minutes, once)" >&2
 # compiler messages go to stderr; on a terminal the progress shows on one line
 tty=false
 [ -t 2 ] && tty=true
