@@ -5,10 +5,12 @@
  * tracked-handle count is the same, and the active memory (read after lx_synchronize() inside
  * on_token, so the step in flight has finished) changes only when the KV cache grows by a
  * step: LX_KV_STEP (256) positions of float32 K and V for every layer,
- * 2 * layers * kv_heads * 256 * head_dim * 4 bytes (30 * 3 * 64 here: 11796480 bytes), and
- * exactly at the positions 256, 512, 768 where the capacity runs out.
+ * 2 * layers * kv_heads * 256 * head_dim * 4 bytes (30 * 3 * 64 here: 11796480 bytes), as many
+ * times as the capacity runs out (at positions 256, 512, 768: three times).
  *
- * Under AddressSanitizer (about 10x slower) it runs 300 tokens instead, and says so.
+ * Under AddressSanitizer it runs 300 tokens instead (one KV step), and says so. Measured on a
+ * shared 2-core machine, generic kernels (LX_CPU_VARIANTS=OFF): release 1000 tokens 142-173 s,
+ * ASan 300 tokens 58 s.
  */
 #include <stdio.h>
 #include <stdlib.h>
