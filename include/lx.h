@@ -533,7 +533,7 @@ LX_API char *lx_chat_apply(const lx_model *m, const lx_chat_message *msgs, int n
 
 typedef struct {
     int max_tokens;       /* new tokens to generate (default 256) */
-    float temperature;    /* 0 = greedy (default 0.8 in lx generate; 0 here) */
+    float temperature;    /* 0 = greedy (the default, here and in lx generate) */
     int top_k;            /* 0 = off */
     float top_p;          /* 1 = off */
     float min_p;          /* 0 = off */

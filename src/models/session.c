@@ -207,7 +207,12 @@ lx_status lx_session_generate(lx_session *s, const int32_t *prompt, int n_prompt
                                                             "of memory");
     out->prompt_tokens = n_prompt;
     out->reused_tokens = reuse;
-    if (p.max_tokens == 0) return LX_OK;
+    if (p.max_tokens == 0) {
+        out->peak_memory_bytes = lx_peak_memory();
+        out->active_memory_bytes = lx_active_memory();
+        out->tracked = lx_tracked_count();
+        return LX_OK;
+    }
 
     lx_sampler *sampler = make_sampler(s, &p);
     if (!sampler) return lx_error();

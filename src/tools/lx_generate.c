@@ -290,7 +290,7 @@ static lx_model *open_model(const gen_opts *o, double *load_s) {
     double t0 = now_s();
     lx_model *m = lx_model_load(o->model);
     *load_s = now_s() - t0;
-    if (!m) lx_fail(o->model);
+    if (!m) fprintf(stderr, "lx: %s\n", lx_error_message()); /* the message names the path */
     return m;
 }
 
