@@ -7,7 +7,9 @@ scripts/deps.sh
 jobs=$(nproc)
 if [ "${1:-}" = "--sanitize" ]; then
   dir=build-asan
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DLX_SANITIZE=ON -DLX_WERROR=ON \
+  # -O1, as AddressSanitizer's documentation advises: at -O0 each real-model test alone runs
+  # over 7 minutes on 2 cores; at -O1 the whole suite takes about 4
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=-g -O1" -DLX_SANITIZE=ON -DLX_WERROR=ON \
         -DLX_CPU_VARIANTS=OFF -DLX_BUILD_BENCH=OFF >/dev/null
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
