@@ -386,6 +386,152 @@ static void test_bad_folders(void) {
     lx_sweep();
 }
 
+/* ---- MLX affine-quantized folders -------------------------------------------------------------- */
+
+/* The tiny llama's linears and embedding quantized with lx_quantize into an MLX-community style
+ * folder (config.json's "quantization", .weight/.scales/.biases), next to a float32 folder of
+ * the same weights dequantized: both must give the same greedy ids and logits within float32
+ * noise, which checks the quantized path (names, group size and bits from the config, the
+ * quantized embedding rows) against the plain one. */
+static char *read_all(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
+    if (b) b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+static bool quantizable(const char *name) {
+    size_t n = strlen(name);
+    return (n > 12 && !strcmp(name + n - 12, "_proj.weight")) ||
+           !strcmp(name, "model.embed_tokens.weight") || !strcmp(name, "lm_head.weight");
+}
+
+static void run_mlx_quantized(int bits) {
+    char src[1200], dst[1200], qdir[1024], ddir[1024], name[40];
+    const char *good = fixture("tiny-llama-f32");
+    char good_dir[1024];
+    snprintf(good_dir, sizeof good_dir, "%s", good);
+    snprintf(name, sizeof name, "mlx_q%d", bits);
+    snprintf(qdir, sizeof qdir, "%s", tmp_dir(name));
+    snprintf(name, sizeof name, "mlx_q%d_deq", bits);
+    snprintf(ddir, sizeof ddir, "%s", tmp_dir(name));
+    snprintf(src, sizeof src, "%s/config.json", good_dir);
+    char *cfg = read_all(src);
+    CHECK(cfg && cfg[0] == '{');
+    if (!cfg) return;
+    char quant[96];
+    snprintf(quant, sizeof quant, "{\n  \"quantization\": {\"group_size\": 32, \"bits\": %d},", bits);
+    snprintf(dst, sizeof dst, "%s/config.json", qdir);
+    FILE *f = fopen(dst, "wb");
+    if (f) {
+        fputs(quant, f);
+        fputs(cfg + 1, f);
+        fclose(f);
+    }
+    snprintf(dst, sizeof dst, "%s/config.json", ddir);
+    write_text(dst, cfg);
+    free(cfg);
+    const char *dirs[2] = {qdir, ddir};
+    for (int d = 0; d < 2; d++) {
+        snprintf(src, sizeof src, "%s/tokenizer.json", good_dir);
+        snprintf(dst, sizeof dst, "%s/tokenizer.json", dirs[d]);
+        copy_file(src, dst, SIZE_MAX);
+    }
+    snprintf(src, sizeof src, "%s/model.safetensors", good_dir);
+    lx_weights *w = lx_load(src);
+    CHECK(w != NULL);
+    if (!w) return;
+    int n = lx_weights_count(w);
+    const char **qn = calloc((size_t)n * 3, sizeof *qn), **dn = calloc((size_t)n, sizeof *dn);
+    char (*names)[2][160] = calloc((size_t)n, sizeof *names);
+    lx_array *qa = calloc((size_t)n * 3, sizeof *qa), *da = calloc((size_t)n, sizeof *da);
+    int nq = 0, quantized = 0;
+    for (int i = 0; i < n; i++) {
+        const char *nm = lx_weights_name(w, i);
+        lx_array a = lx_weights_get(w, nm);
+        dn[i] = nm;
+        if (!quantizable(nm)) {
+            qn[nq] = nm;
+            qa[nq++] = a;
+            da[i] = a;
+            continue;
+        }
+        lx_array wq, sc, bi;
+        CHECK_OK(lx_quantize(a, 32, bits, &wq, &sc, &bi));
+        size_t len = strlen(nm) - strlen(".weight");
+        snprintf(names[i][0], 160, "%.*s.scales", (int)len, nm);
+        snprintf(names[i][1], 160, "%.*s.biases", (int)len, nm);
+        qn[nq] = nm;
+        qa[nq++] = wq;
+        qn[nq] = names[i][0];
+        qa[nq++] = sc;
+        qn[nq] = names[i][1];
+        qa[nq++] = bi;
+        da[i] = lx_dequantize(wq, sc, bi, 32, bits);
+        quantized++;
+    }
+    CHECK(quantized == 4 * 7 + 2);
+    snprintf(dst, sizeof dst, "%s/model.safetensors", qdir);
+    CHECK_OK(lx_save_safetensors(dst, qn, qa, nq));
+    snprintf(dst, sizeof dst, "%s/model.safetensors", ddir);
+    CHECK_OK(lx_save_safetensors(dst, dn, da, n));
+    free(qn);
+    free(dn);
+    free(qa);
+    free(da);
+    free(names);
+    lx_weights_free(w);
+    lx_sweep();
+
+    collect *got[2];
+    for (int d = 0; d < 2; d++) {
+        got[d] = calloc(1, sizeof(collect));
+        lx_model *m = lx_model_load(dirs[d]);
+        CHECK_MSG(m != NULL, "%s: %s", dirs[d], lx_error_message());
+        if (!m) return;
+        if (d == 0) {
+            printf("  %s\n", lx_model_describe(m));
+            CHECK(strstr(lx_model_describe(m), bits == 4 ? "4-bit (group 32)" : "8-bit (group 32)"));
+        }
+        int32_t prompt[12] = {54, 489, 223, 83, 87, 281, 77, 294, 319, 89, 80, 278};
+        lx_session *s = lx_session_new(m, 0);
+        lx_gen_params p = lx_gen_params_default();
+        p.max_tokens = 20;
+        p.ignore_eos = true;
+        p.on_token = on_token;
+        p.on_logits = on_logits;
+        p.user = got[d];
+        CHECK_OK(lx_session_generate(s, prompt, 12, &p, NULL));
+        lx_session_free(s);
+        lx_model_free(m);
+        lx_sweep();
+    }
+    CHECK(got[0]->n == 20 && got[1]->n == 20 &&
+          memcmp(got[0]->ids, got[1]->ids, sizeof(int32_t) * 20) == 0);
+    CHECK(got[0]->n_rows == got[1]->n_rows && got[0]->n_rows == 32);
+    double worst = 0;
+    for (size_t r = 0; r < got[0]->n_rows && r < got[1]->n_rows; r++)
+        worst = fmax(worst, row_rel_err(got[0]->rows + r * 512, got[1]->rows + r * 512, 512));
+    printf("  %d-bit: quantized vs dequantized float32 folder: largest logits error %.3g\n", bits,
+           worst);
+    CHECK_MSG(worst <= 1e-4, "%d-bit: logits differ by %.3g of the row's largest", bits, worst);
+    for (int d = 0; d < 2; d++) {
+        free(got[d]->rows);
+        free(got[d]);
+    }
+}
+
+static void test_mlx_quantized(void) {
+    run_mlx_quantized(4);
+    run_mlx_quantized(8);
+}
+
 int main(void) {
     RUN_TEST(test_tiny_llama);
     RUN_TEST(test_tiny_qwen3);
@@ -393,5 +539,6 @@ int main(void) {
     RUN_TEST(test_memory_flat);
     RUN_TEST(test_long_prompt);
     RUN_TEST(test_bad_folders);
+    RUN_TEST(test_mlx_quantized);
     return test_finish();
 }
