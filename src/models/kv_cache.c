@@ -42,7 +42,6 @@ void lx_kv_cache_free(lx_kv_cache *c) {
         if (!lx_is_null(c->k[i])) lx_free(c->k[i]);
         if (!lx_is_null(c->v[i])) lx_free(c->v[i]);
     }
-    if (!lx_is_null(c->offset)) lx_free(c->offset);
     free(c->k);
     free(c->v);
     free(c);

@@ -21,7 +21,6 @@ struct lx_kv_cache {
     int capacity;     /* positions allocated */
     int max_capacity; /* the session's context */
     lx_array *k, *v;  /* kept; null until the first reserve */
-    lx_array offset;  /* int32 scalar: len, for rope inside compiled code (kept) */
 };
 typedef struct lx_kv_cache lx_kv_cache;
 

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtype.h"
 #include "core/error.h"
+#include "io/io.h"
 #include "models/jinja.h"
 #include "models/model.h"
 #include "models/model_util.h"
@@ -31,11 +33,7 @@ static bool ends_with(const char *s, const char *suffix) {
     return a >= b && memcmp(s + a - b, suffix, b) == 0;
 }
 
-static bool has(const loader *ld, const char *name) {
-    for (int i = 0, n = lx_weights_count(ld->w); i < n; i++)
-        if (strcmp(lx_weights_name(ld->w, i), name) == 0) return true;
-    return false;
-}
+static bool has(const loader *ld, const char *name) { return io_weights_find(ld->w, name) >= 0; }
 
 static lx_array get(const loader *ld, const char *name) {
     if (!has(ld, name)) {
@@ -205,10 +203,9 @@ static lx_status load_layer(const loader *ld, const lx_model_config *c, int i, l
 
 /* v rounded to a half type's nearest (ties to even), as a cast to it would. */
 static float round_to(lx_dtype t, float v) {
-    if (t == LX_FLOAT32) return v;
-    lx_array a = lx_astype(lx_astype(lx_scalar_f32(v), t), LX_FLOAT32);
-    float r = lx_item_f32(a);
-    return lx_error() ? v : r;
+    if (t == LX_FLOAT16) return lx_f16_to_f32(lx_f32_to_f16(v));
+    if (t == LX_BFLOAT16) return lx_bf16_to_f32(lx_f32_to_bf16(v));
+    return v;
 }
 
 /* llama3 frequency scaling (Meta's smooth interpolation between the low- and high-frequency
