@@ -272,8 +272,9 @@ static bool prefix_test(jj_ctx *c, const jv *s, const jv *x, bool suffix, bool *
     return true;
 }
 
-/* the items a filter walks (list items, dict keys, string characters) */
-static jv *as_list(jj_ctx *c, jv *v, const char *what, const jj_node *at) {
+/* the items a filter or a for loop walks: a list's items, a dict's keys, a string's
+ * characters; `what` (the filter) prefixes the error, NULL for a loop */
+jv *jj_iterable(jj_ctx *c, jv *v, const char *what, const jj_node *at) {
     switch (v->t) {
     case JV_LIST: return v;
     case JV_UNDEF: return jv_list(c, 0);
@@ -296,6 +297,7 @@ static jv *as_list(jj_ctx *c, jv *v, const char *what, const jj_node *at) {
         return l;
     }
     default:
+        if (!what) return jj_fail(c, at, "'%s' object is not iterable", jv_type_name(v));
         return jj_fail(c, at, "%s: '%s' object is not iterable", what, jv_type_name(v));
     }
 }
@@ -490,7 +492,7 @@ jv *jj_call_builtin(jj_ctx *c, const jv *fn, const jj_args *a, const jj_node *at
     }
     case B_JOIN: {
         if (!a0) return jj_fail(c, at, "join() takes exactly one argument");
-        jv *items = as_list(c, a0, "join", at);
+        jv *items = jj_iterable(c, a0, "join", at);
         return items ? str_join(c, self, items, true, at) : NULL;
     }
     case B_FORMAT: return str_format(c, self, a, at);
@@ -833,14 +835,14 @@ jv *jj_filter(jj_ctx *c, const char *f, jv *x, const jj_args *a, const jj_node *
         }
     }
     if (!strcmp(f, "first") || !strcmp(f, "last")) {
-        jv *l = as_list(c, x, f, at);
+        jv *l = jj_iterable(c, x, f, at);
         if (!l) return NULL;
         if (!l->u.l.n) return jv_undef(c, f);
         return l->u.l.v[f[0] == 'f' ? 0 : l->u.l.n - 1];
     }
     if (!strcmp(f, "join")) {
         jv *sep = arg(a, 0, "d"), *attr = arg(a, 1, "attribute");
-        jv *l = as_list(c, x, "join", at);
+        jv *l = jj_iterable(c, x, "join", at);
         if (!l) return NULL;
         if (sep && !(sep = jv_stringify(c, sep))) return NULL;
         if (attr && attr->t != JV_NONE) {
@@ -855,7 +857,7 @@ jv *jj_filter(jj_ctx *c, const char *f, jv *x, const jj_args *a, const jj_node *
         return str_join(c, sep ? sep : jv_str_own(c, "", 0), l, false, at);
     }
     if (!strcmp(f, "list")) {
-        jv *l = as_list(c, x, "list", at);
+        jv *l = jj_iterable(c, x, "list", at);
         if (!l) return NULL;
         if (l != x && !(l->t == JV_LIST && !l->tuple)) return l;
         jv *copy = jv_list(c, l->u.l.n);
@@ -900,7 +902,7 @@ jv *jj_filter(jj_ctx *c, const char *f, jv *x, const jj_args *a, const jj_node *
     if (!strcmp(f, "items")) return items_of(c, x, at);
     if (!strcmp(f, "selectattr") || !strcmp(f, "rejectattr") || !strcmp(f, "select") || !strcmp(f, "reject")) {
         bool by_attr = f[6] == 'a', keep_true = f[0] == 's';
-        jv *l = as_list(c, x, f, at);
+        jv *l = jj_iterable(c, x, f, at);
         if (!l) return NULL;
         int first_test_arg = by_attr ? 1 : 0;
         if (by_attr && !a0) return jj_fail(c, at, "%s needs an attribute", f);
@@ -926,7 +928,7 @@ jv *jj_filter(jj_ctx *c, const char *f, jv *x, const jj_args *a, const jj_node *
         return r;
     }
     if (!strcmp(f, "map")) {
-        jv *l = as_list(c, x, "map", at);
+        jv *l = jj_iterable(c, x, "map", at);
         if (!l) return NULL;
         jv *attr = arg(a, -1, "attribute"), *dv = arg(a, -1, "default");
         jv *r = jv_list(c, l->u.l.n);
@@ -965,7 +967,7 @@ jv *jj_filter(jj_ctx *c, const char *f, jv *x, const jj_args *a, const jj_node *
             }
             return jv_str_own(c, d, x->u.s.n);
         }
-        jv *l = as_list(c, x, "reverse", at);
+        jv *l = jj_iterable(c, x, "reverse", at);
         if (!l) return NULL;
         jv *r = jv_list(c, l->u.l.n);
         if (!r) return NULL;
@@ -977,7 +979,7 @@ jv *jj_filter(jj_ctx *c, const char *f, jv *x, const jj_args *a, const jj_node *
         jv *rev = is_sort ? arg(a, 0, "reverse") : NULL;
         jv *cs = arg(a, is_sort ? 1 : 0, "case_sensitive"), *attr = arg(a, is_sort ? 2 : 1, "attribute");
         bool ci = !(cs && jv_truthy(cs));
-        jv *l = as_list(c, x, f, at);
+        jv *l = jj_iterable(c, x, f, at);
         if (!l) return NULL;
         size_t n = l->u.l.n;
         jv **keys = jj_alloc(&c->arena, (n + 1) * sizeof *keys), **vals = jj_alloc(&c->arena, (n + 1) * sizeof *vals);
@@ -1031,7 +1033,7 @@ jv *jj_filter(jj_ctx *c, const char *f, jv *x, const jj_args *a, const jj_node *
         return jv_float(c, round(v * m) / m);
     }
     if (!strcmp(f, "sum") || !strcmp(f, "min") || !strcmp(f, "max")) {
-        jv *l = as_list(c, x, f, at);
+        jv *l = jj_iterable(c, x, f, at);
         if (!l) return NULL;
         if (f[0] == 's') {
             jv *acc = arg(a, 1, "start");

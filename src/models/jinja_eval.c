@@ -665,34 +665,6 @@ static bool assign(jj_ctx *c, jj_frame *f, const jj_node *target, jv *v, const j
     return true;
 }
 
-/* what a for loop walks: a list's items, a dict's keys, a string's characters */
-static jv *iter_items(jj_ctx *c, jv *v, const jj_node *at) {
-    switch (v->t) {
-    case JV_LIST: return v;
-    case JV_UNDEF: return jv_list(c, 0);
-    case JV_DICT: {
-        jv *l = jv_list(c, v->u.d.n);
-        if (!l) return NULL;
-        for (size_t i = 0; i < v->u.d.n; i++)
-            if (!jv_list_push(c, l, v->u.d.k[i])) return NULL;
-        return l;
-    }
-    case JV_STR: {
-        jv *l = jv_list(c, 0);
-        if (!l) return NULL;
-        for (size_t i = 0; i < v->u.s.n;) {
-            size_t k = jj_utf8_offset(v->u.s.p + i, v->u.s.n - i, 1);
-            jv *s = jv_str_own(c, v->u.s.p + i, k);
-            if (!s || !jv_list_push(c, l, s)) return NULL;
-            i += k;
-        }
-        return l;
-    }
-    default:
-        return jj_fail(c, at, "'%s' object is not iterable", jv_type_name(v));
-    }
-}
-
 static bool step(jj_ctx *c, const jj_node *at) {
     if (++c->steps > JJ_MAX_STEPS) {
         jj_fail(c, at, "the template ran more than %ld loop iterations and calls", JJ_MAX_STEPS);
@@ -704,7 +676,7 @@ static bool step(jj_ctx *c, const jj_node *at) {
 static int exec_for(jj_ctx *c, jj_frame *f, const jj_node *n) {
     jv *src = eval(c, f, n->b);
     if (!src) return X_ERR;
-    jv *items = iter_items(c, src, n->b);
+    jv *items = jj_iterable(c, src, NULL, n->b);
     if (!items) return X_ERR;
     jj_frame *lf = frame_new(c, f);
     if (!lf) return X_ERR;

@@ -229,6 +229,9 @@ typedef struct {
 
 /* an attribute that is a method of a str / dict / list / loop (bound to self), else NULL */
 jv *jj_method(jj_ctx *c, jv *self, const char *name);
+/* what filters and for loops walk: a list's items, a dict's keys, a string's characters;
+ * `what` (a filter's name) prefixes the error, NULL for a loop (jinja_builtins.c) */
+jv *jj_iterable(jj_ctx *c, jv *v, const char *what, const jj_node *at);
 jv *jj_global(jj_ctx *c, const char *name); /* range, namespace, ...; NULL if none */
 jv *jj_call_builtin(jj_ctx *c, const jv *fn, const jj_args *args, const jj_node *at);
 jv *jj_filter(jj_ctx *c, const char *name, jv *x, const jj_args *args, const jj_node *at);
