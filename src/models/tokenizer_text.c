@@ -61,21 +61,31 @@ void tok_strs_free(tok_strs *s) {
 
 /* ---- UTF-8 ------------------------------------------------------------------------------------ */
 
+/* The length a lead byte announces (2..4; 0 for a byte that starts no sequence) and the range
+ * its second byte must lie in (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF). */
+static int utf8_lead(uint8_t c, uint8_t *lo, uint8_t *hi) {
+    *lo = 0x80;
+    *hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) return 2;
+    if (c >= 0xe0 && c <= 0xef) {
+        if (c == 0xe0) *lo = 0xa0;
+        if (c == 0xed) *hi = 0x9f;
+        return 3;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (c == 0xf0) *lo = 0x90;
+        if (c == 0xf4) *hi = 0x8f;
+        return 4;
+    }
+    return 0;
+}
+
 int tok_utf8_seq(const uint8_t *s, size_t n) {
     uint8_t c = s[0];
     if (c < 0x80) return 1;
-    int len;
-    uint8_t lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) len = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0) lo = 0xa0;
-        if (c == 0xed) hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0) lo = 0x90;
-        if (c == 0xf4) hi = 0x8f;
-    } else return 0;
+    uint8_t lo, hi;
+    int len = utf8_lead(c, &lo, &hi);
+    if (!len) return 0;
     if (n < (size_t)len) return 0;
     if (s[1] < lo || s[1] > hi) return 0;
     for (int i = 2; i < len; i++)
@@ -119,18 +129,9 @@ static const char k_fffd[3] = {(char)0xef, (char)0xbf, (char)0xbd};
 /* Length of the maximal valid prefix of a sequence at s (>= 1): what one U+FFFD replaces. */
 static size_t utf8_bad_len(const uint8_t *s, size_t n) {
     uint8_t c = s[0];
-    int len;
-    uint8_t lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) len = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0) lo = 0xa0;
-        if (c == 0xed) hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0) lo = 0x90;
-        if (c == 0xf4) hi = 0x8f;
-    } else return 1;
+    uint8_t lo, hi;
+    int len = utf8_lead(c, &lo, &hi);
+    if (!len) return 1;
     size_t i = 1;
     if (i < n && s[i] >= lo && s[i] <= hi) {
         i++;
