@@ -45,12 +45,6 @@
 #define TOPK 20
 #define N_PROMPTS 6
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 typedef struct {
     int32_t ids[512];
     int n;
@@ -163,9 +157,9 @@ static void free_running(lx_model *m, const ref_prompt *r, int k) {
     p.on_logits = on_logits;
     p.user = &c;
     lx_gen_stats st;
-    double t0 = now_s();
+    double t0 = t_now_s();
     CHECK_OK(lx_session_generate(s, r->prompt, r->P, &p, &st));
-    double dt = now_s() - t0;
+    double dt = t_now_s() - t0;
     bool eos_ref = r->G > 0 && r->output[r->G - 1] == 2 && r->G < 32;
     int diverged = -1;
     for (int i = 0; i < c.n && i < r->G; i++) {
@@ -277,19 +271,15 @@ static void teacher_forced(lx_model *m, const ref_prompt *r, int k, int chunk) {
 }
 
 int main(void) {
-    const char *path = getenv("LX_TEST_GGUF");
-    if (!path || access(path, R_OK) != 0) {
-        printf("skipped: LX_TEST_GGUF (%s) is not there (scripts/fetch_model.sh fetches it)\n",
-               path ? path : "unset");
-        return 77;
-    }
+    const char *path = t_real_model();
+    if (!path) return 77;
     const char *repo = getenv("LX_REPO");
     char refpath[1200];
     snprintf(refpath, sizeof refpath, "%s/tests/fixtures/smollm2/reference.safetensors",
              repo ? repo : ".");
     lx_weights *w = lx_load(refpath);
     CHECK_MSG(w != NULL, "%s", lx_error_message());
-    double t0 = now_s();
+    double t0 = t_now_s();
     lx_model *m = lx_model_load(path);
     CHECK_MSG(m != NULL, "%s: %s", path, lx_error_message());
     if (!w || !m) {
@@ -297,7 +287,7 @@ int main(void) {
         lx_weights_free(w);
         return test_finish();
     }
-    printf("  %s (loaded in %.2f s)\n", lx_model_describe(m), now_s() - t0);
+    printf("  %s (loaded in %.2f s)\n", lx_model_describe(m), t_now_s() - t0);
     CHECK(lx_model_vocab_size(m) == 49152);
     int32_t eos[8];
     int n_eos = lx_model_eos_ids(m, eos, 8);

@@ -60,19 +60,9 @@ static bool on_token(void *u, int32_t id, const char *text, size_t len) {
     return true;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int main(void) {
-    const char *path = getenv("LX_TEST_GGUF");
-    if (!path || access(path, R_OK) != 0) {
-        printf("skipped: LX_TEST_GGUF (%s) is not there (scripts/fetch_model.sh fetches it)\n",
-               path ? path : "unset");
-        return 77;
-    }
+    const char *path = t_real_model();
+    if (!path) return 77;
 #ifdef ASAN_BUILD
     printf("  AddressSanitizer build: %d tokens instead of 1000\n", N_TOKENS);
 #endif
@@ -96,9 +86,9 @@ int main(void) {
     p.on_token = on_token;
     p.user = c;
     lx_gen_stats st;
-    double t0 = now_s();
+    double t0 = t_now_s();
     CHECK_OK(lx_session_generate(s, prompt, n_prompt, &p, &st));
-    double dt = now_s() - t0;
+    double dt = t_now_s() - t0;
     CHECK_MSG(c->n == N_TOKENS && st.generated_tokens == N_TOKENS, "%d tokens", c->n);
     printf("  %d prompt + %d tokens in %.1f s (decode %.1f tok/s); tracked %zu, active %zu "
            "bytes at the end\n", n_prompt, c->n, dt, st.decode_tok_s, c->tracked[c->n - 1],

@@ -9,27 +9,17 @@
 
 #include "tokenizer_cases.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int main(void) {
-    const char *path = getenv("LX_TEST_GGUF");
-    if (!path || access(path, R_OK) != 0) {
-        printf("skipped: LX_TEST_GGUF (%s) is not there (scripts/fetch_model.sh fetches it)\n",
-               path ? path : "unset");
-        return 77;
-    }
+    const char *path = t_real_model();
+    if (!path) return 77;
     char fx[1024];
     const char *repo = getenv("LX_REPO");
     snprintf(fx, sizeof fx, "%s/tests/fixtures/smollm2_tokenizer_cases.json", repo ? repo : ".");
     cJSON *j = tc_load_json(fx);
     CHECK(j != NULL);
-    double t0 = now();
+    double t0 = t_now_s();
     lx_tokenizer *t = lx_tokenizer_load(path);
-    double t_load = now() - t0;
+    double t_load = t_now_s() - t0;
     CHECK_MSG(t != NULL, "%s", lx_error_message());
     if (!t || !j) return test_finish();
     printf("  loaded the vocabulary in %.1f ms (metadata only)\n", 1e3 * t_load);
@@ -64,17 +54,17 @@ int main(void) {
     t = lx_tokenizer_load(path);
     CHECK(t != NULL);
     if (t) {
-        t0 = now();
+        t0 = t_now_s();
         int total = lx_tokenize(t, big, len, LX_TOKENIZE_PARSE_SPECIAL, NULL, 0);
-        double dt = now() - t0;
+        double dt = t_now_s() - t0;
         CHECK(total > 0);
         printf("  encode: %.2f MB in %.3f s: %.1f MB/s, %.2f M tokens/s (%d tokens)\n",
                (double)len / 1e6, dt, (double)len / 1e6 / dt, total / 1e6 / dt, total);
         int32_t *all = malloc(sizeof *all * (size_t)(total > 0 ? total : 1));
         lx_tokenize(t, big, len, LX_TOKENIZE_PARSE_SPECIAL, all, total);
-        t0 = now();
+        t0 = t_now_s();
         long dl = lx_detokenize(t, all, total, false, NULL, 0);
-        dt = now() - t0;
+        dt = t_now_s() - t0;
         printf("  decode: %.2f M tokens/s\n", total / 1e6 / dt);
         CHECK(dl == (long)len); /* byte-level BPE gives the text back */
         free(all);

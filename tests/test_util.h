@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lx.h"
@@ -140,6 +141,26 @@ static inline int t_run_self(const char *self, const char *arg, const char *cons
     int status = 0;
     if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
     return WEXITSTATUS(status);
+}
+
+
+/* Monotonic seconds, for the run times tests print. */
+static inline double t_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The real model (env LX_TEST_GGUF, which scripts/fetch_model.sh fills), or NULL after saying
+ * why: the caller then exits 77, which CTest counts as skipped. */
+static inline const char *t_real_model(void) {
+    const char *path = getenv("LX_TEST_GGUF");
+    if (!path || access(path, R_OK) != 0) {
+        printf("skipped: LX_TEST_GGUF (%s) is not there (scripts/fetch_model.sh fetches it)\n",
+               path ? path : "unset");
+        return NULL;
+    }
+    return path;
 }
 
 #endif
