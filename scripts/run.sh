@@ -28,5 +28,5 @@ cmake --build build -j"$(nproc)" --target lx_cli | while IFS= read -r line; do
 done
 if $tty; then printf '\r%10s\r' '' >&2; fi
 model=${LX_MODEL:-$(scripts/fetch_model.sh)}
-echo "lx: $model" >&2
+echo "lx: model $model" >&2
 exec ./build/lx generate -m "$model" --chat -p "$prompt" -n 256 "$@"
