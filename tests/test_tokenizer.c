@@ -293,6 +293,11 @@ static void test_bad_inputs(void) {
     if (!json) return;
     expect_format("tok_truncated.json", json, n / 2, "not valid JSON");
     expect_format("tok_empty.json", "", 0, "not valid JSON");
+    /* a byte that is not UTF-8 inside a string (fuzz_tokenizer's find: such strings reached
+     * the regexes, which match without a UTF-8 check) */
+    const char *notutf8 = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, "
+                          "\"added_tokens\": [{\"id\": 1, \"content\": \"<\x90x>\"}]}";
+    expect_format("tok_not_utf8.json", notutf8, strlen(notutf8), "UTF-8");
     expect_format("tok_array.json", "[1, 2]", 6, "top level");
     expect_format("tok_nomodel.json", "{\"added_tokens\": []}", 20, "model");
     const char *novocab = "{\"model\": {\"type\": \"BPE\", \"merges\": []}}";

@@ -452,6 +452,13 @@ static void jctx_free(jctx *c) {
 
 lx_tokenizer *tok_from_json_text(const char *data, size_t n, const char *file) {
     jctx c = {.file = file};
+    /* JSON is UTF-8 (RFC 8259); the strings taken from it (added tokens, normalizer contents,
+     * replacements) reach the regexes, which match with PCRE2_NO_UTF_CHECK: a file that is not
+     * UTF-8 is refused here, once, rather than matched out of bounds later */
+    if (data && !io_utf8_valid((const uint8_t *)data, n)) {
+        lx_set_error(LX_E_FORMAT, "lx_tokenizer_load: %s: not valid UTF-8", file);
+        return NULL;
+    }
     cJSON *root = cJSON_ParseWithLength(data, n);
     if (!root) {
         const char *at = data ? cJSON_GetErrorPtr() : NULL;
@@ -497,7 +504,9 @@ static const char *config_token(const cJSON *cfg, const char *key) {
 static bool apply_config(lx_tokenizer *t, const char *path) {
     io_image *im = io_image_open("lx_tokenizer_load", path);
     if (!im) return false;
-    cJSON *cfg = cJSON_ParseWithLength((const char *)im->data, im->size);
+    cJSON *cfg = io_utf8_valid(im->data, im->size)
+                     ? cJSON_ParseWithLength((const char *)im->data, im->size)
+                     : NULL;
     io_image_release(im);
     if (!cJSON_IsObject(cfg)) {
         cJSON_Delete(cfg);
