@@ -438,6 +438,12 @@ static bool parse_added(jctx *c, const cJSON *list) {
                        .lstrip = jbool(e, "lstrip", false), .rstrip = jbool(e, "rstrip", false),
                        .normalized = jbool(e, "normalized", false),
                        .single_word = jbool(e, "single_word", false), .len = (uint32_t)strlen(content)};
+        /* one id, one text: a later entry with the id of an earlier one would rewrite the
+         * text the earlier one matches by (fuzz_tokenizer: an empty rewrite ran out of memory) */
+        for (int k = 0; k < t->n_added; k++)
+            if (t->added[k].id == a.id)
+                return jfail(c, LX_E_FORMAT, "added_tokens[%d]: id %d is given twice", i,
+                             (int)a.id);
         uint8_t attr = (uint8_t)(TOK_ADDED | (a.special ? TOK_SPECIAL : 0));
         if (!tok_set_piece(t, a.id, content, strlen(content), attr) || !tok_add_added(t, &a)) return false;
         i++;
