@@ -5,9 +5,9 @@
 set(headers
   include/lx.h
   src/core/dtype.h
-  src/backend/ew_ops.h
-  src/backend/cpu/values.h
-  src/backend/cpu/elementwise_ops.h)
+  src/graph/ew_ops.h
+  src/graph/values.h
+  src/graph/elementwise_ops.h)
 set(body "")
 foreach(h ${headers})
   file(READ "${SRC}/${h}" text)

@@ -22,8 +22,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "backend/fused.h"
-#include "backend/prims.h"
+#include "graph/fused.h"
+#include "graph/prims.h"
 #include "core/handle.h"
 #include "core/node.h"
 #include "test_util.h"

@@ -1,12 +1,12 @@
 /*
  * test_half_convert.c -- the float16 and bfloat16 conversions of core/dtype.h (branch-free, so
  * that the kernels' and the JIT's loops over them vectorize) against references computed in
- * double from the formats' definitions, and the in-float roundings of backend/cpu/values.h
+ * double from the formats' definitions, and the in-float roundings of graph/values.h
  * against a store and reload (the same bits; the full 2^32 sweep of lx_round_bf16_F found none
  * different, with and without -march=x86-64-v3): every float16 value, and every 97th float32 bit
  * pattern plus the rounding boundaries (ties, overflow threshold, subnormal edges), both signs.
  */
-#include "backend/cpu/values.h"
+#include "graph/values.h"
 #include "core/dtype.h"
 #include "test_util.h"
 
@@ -65,7 +65,7 @@ static void test_f16_to_f32_every_value(void) {
 
 static int check_f32(float f) {
     int bad = 0;
-    /* the kernels' and the JIT's in-float roundings (backend/cpu/values.h): the same bits as a
+    /* the kernels' and the JIT's in-float roundings (graph/values.h): the same bits as a
      * store and reload, NaN included */
     bad += lx_bits_from_f32(lx_round_f16_F(f)) != lx_bits_from_f32(lx_f16_to_f32(lx_f32_to_f16(f)));
     bad += lx_bits_from_f32(lx_round_bf16_F(f)) !=

@@ -25,7 +25,7 @@
  */
 #include "test_ulp.h"
 
-#include "backend/cpu/elementwise_ops.h" /* lx_ew_erfinv_core: the float64 reference */
+#include "graph/elementwise_ops.h" /* lx_ew_erfinv_core: the float64 reference */
 
 #define STRIDE 97u
 

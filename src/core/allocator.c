@@ -9,6 +9,7 @@
  * in flight is waited for (it may release buffers), and only then LX_E_OOM is reported.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,7 +22,8 @@
 typedef struct {
     pthread_mutex_t lock;
     lx_device_memory mem;
-    bool registered, limits_set;
+    _Atomic bool registered; /* set once, read without the lock */
+    bool limits_set;
     size_t active, peak, cached;
     size_t cache_limit, memory_limit;
     lx_buffer *classes[N_CLASSES];  /* head = most recently cached */
@@ -40,11 +42,17 @@ static size_t physical_memory(void) {
     return (size_t)pages * (size_t)page;
 }
 
+/* The device's size once registered (host RAM before: a limit read or set before the devices
+ * start applies to the CPU, whose size that is). */
+static size_t device_total(const device_alloc *a) {
+    return a->registered && a->mem.total ? a->mem.total : physical_memory();
+}
+
 /* The default limits, once (lock held): at registration or at the first get/set of a limit,
  * whichever comes first, so a limit set before the backend starts is not overwritten. */
 static void limits_default(device_alloc *a) {
     if (a->limits_set) return;
-    size_t phys = physical_memory();
+    size_t phys = device_total(a);
     a->memory_limit = phys / 10 * 9;
     a->cache_limit = phys / 10;
     a->limits_set = true;
@@ -54,9 +62,13 @@ void lx_allocator_register(lx_device d, const lx_device_memory *mem) {
     device_alloc *a = &allocs[d];
     pthread_mutex_lock(&a->lock);
     a->mem = *mem;
-    limits_default(a);
     a->registered = true;
+    limits_default(a);
     pthread_mutex_unlock(&a->lock);
+}
+
+bool lx_allocator_registered(lx_device d) {
+    return (unsigned)d <= LX_GPU && atomic_load_explicit(&allocs[d].registered, memory_order_acquire);
 }
 
 void lx_allocator_set_pressure_hook(void (*hook)(void)) { pressure_hook = hook; }
@@ -101,23 +113,22 @@ static lx_buffer *evict_until(device_alloc *a, size_t target) {
 static void free_list(device_alloc *a, lx_buffer *list) {
     while (list) {
         lx_buffer *next = list->lru_next;
-        a->mem.free(list->ptr, list->capacity);
+        a->mem.free(a->mem.ctx, list->ptr, list->capacity);
         free(list);
         list = next;
     }
 }
 
 lx_buffer *lx_buffer_alloc(lx_device d, size_t nbytes) {
-    device_alloc *a = &allocs[d];
-    if (!a->registered) lx_backends_init();
-    if (!a->registered) {
-        lx_set_error(LX_E_DEVICE, "allocator: no backend registered for device %d", (int)d);
+    if ((unsigned)d > LX_GPU || !lx_allocator_registered(d)) {
+        lx_set_error(LX_E_DEVICE, "allocator: no device registered for device %d", (int)d);
         return NULL;
     }
     if (nbytes > SIZE_MAX / 2) {
         lx_set_error(LX_E_OOM, "allocator: %zu bytes is more than any device has", nbytes);
         return NULL;
     }
+    device_alloc *a = &allocs[d];
     size_t cap;
     int cls = size_class(nbytes, &cap);
     bool waited = false;
@@ -160,10 +171,10 @@ lx_buffer *lx_buffer_alloc(lx_device d, size_t nbytes) {
         pthread_mutex_lock(&a->lock);
     }
     lx_buffer *b = calloc(1, sizeof *b);
-    void *p = b ? a->mem.alloc(cap) : NULL;
+    void *p = b ? a->mem.alloc(a->mem.ctx, cap) : NULL;
     if (b && !p) { /* the system is out: return the cache and try once more */
         lx_clear_cache();
-        p = a->mem.alloc(cap);
+        p = a->mem.alloc(a->mem.ctx, cap);
     }
     if (!p) {
         free(b);

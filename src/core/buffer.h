@@ -23,22 +23,27 @@ typedef struct lx_buffer {
     size_t capacity;   /* bytes of the block */
     void (*release)(void *owner); /* external buffers: called when the last ref goes */
     void *owner;
+    /* The completion event of the kernel that last wrote it, on an asynchronous device (else
+     * NULL): host reads and other devices wait for it (eval/eval.c). */
+    struct lx_event *_Atomic write_event;
     struct lx_buffer *lru_prev, *lru_next; /* allocator cache: global LRU order */
     struct lx_buffer *cls_prev, *cls_next; /* allocator cache: same size class */
 } lx_buffer;
 
-/* Raw device memory, provided by each backend. */
+/* Raw device memory, provided by each device (backend/device.h) when it is registered. */
 typedef struct lx_device_memory {
-    void *(*alloc)(size_t nbytes);
-    void (*free)(void *ptr, size_t nbytes);
+    void *ctx; /* passed back to alloc and free: the device */
+    void *(*alloc)(void *ctx, size_t nbytes);
+    void (*free)(void *ctx, void *ptr, size_t nbytes);
+    size_t total;  /* bytes the device has: the default limits are fractions of it */
 } lx_device_memory;
 
 void lx_allocator_register(lx_device d, const lx_device_memory *mem);
+/* Whether a device was registered (the eval layer starts the devices before first use). */
+bool lx_allocator_registered(lx_device d);
 /* Called when an allocation would pass the memory limit, before giving up: waits for work in
  * flight (whose buffers it may release). Set by the eval layer. */
 void lx_allocator_set_pressure_hook(void (*hook)(void));
-/* Implemented by the backend registry: registers every present backend's memory once. */
-void lx_backends_init(void);
 
 /* A new buffer with one reference, or NULL with the thread error set (LX_E_OOM). */
 lx_buffer *lx_buffer_alloc(lx_device d, size_t nbytes);

@@ -35,7 +35,7 @@ typedef struct lx_node {
     uint8_t dtype;           /* lx_dtype */
     uint8_t ndim;
     uint8_t device;          /* lx_device that computes it */
-    uint16_t prim;           /* lx_prim (backend/prims.h); LX_PRIM_NONE once READY */
+    uint16_t prim;           /* lx_prim (graph/prims.h); LX_PRIM_NONE once READY */
     uint16_t n_inputs;
     uint32_t params_size;
     int32_t shape[LX_MAX_NDIM];

@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/fused.h"
-#include "backend/prims.h"
-#include "backend/prims_scan.h"
+#include "graph/fused.h"
+#include "graph/prims.h"
+#include "graph/prims_scan.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/handle.h"

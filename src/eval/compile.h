@@ -24,7 +24,7 @@
  * BROADCAST views of the group's inputs are absorbed (the kernel reads the source with
  * broadcast strides) and scalar constants become immediates. A group has fewer than 24 inputs,
  * at most LX_FUSED_MAX_OUT outputs and LX_FUSED_MAX_INSTR instructions. Each group becomes one
- * FUSED node whose params are the device-independent program of backend/fused.h (one output:
+ * FUSED node whose params are the device-independent program of graph/fused.h (one output:
  * the node is the output; several: a byte buffer plus PART views at 64-byte offsets). A lone
  * node stays as it is (its own kernel is at least as fast) unless shapeless replay needs it
  * fused (it absorbs a BROADCAST).

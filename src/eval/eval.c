@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/backend.h"
+#include "backend/device.h"
 #include "core/error.h"
 #include "core/handle.h"
 
@@ -285,6 +285,48 @@ static lx_buffer *try_donation(lx_node *n) {
     return NULL;
 }
 
+/* ---- kernel calls ----------------------------------------------------------------------- */
+
+static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void *lx_kernel_scratch(lx_kctx *ctx, size_t nbytes) {
+    lx_buffer *b = lx_buffer_alloc(ctx->dev->kind, nbytes ? nbytes : 1);
+    if (!b) return NULL;
+    pthread_mutex_lock(&scratch_lock); /* kernels may ask from their pool's threads */
+    if (ctx->n_scratch == ctx->cap_scratch) {
+        int cap = ctx->cap_scratch * 2;
+        lx_buffer **p = ctx->scratch == ctx->scratch_inline ? malloc(sizeof *p * (size_t)cap)
+                                                            : realloc(ctx->scratch, sizeof *p * (size_t)cap);
+        if (!p) {
+            pthread_mutex_unlock(&scratch_lock);
+            lx_buffer_release(b);
+            lx_set_error(LX_E_OOM, "kernel scratch: out of host memory");
+            return NULL;
+        }
+        if (ctx->scratch == ctx->scratch_inline)
+            memcpy(p, ctx->scratch_inline, sizeof ctx->scratch_inline);
+        ctx->scratch = p;
+        ctx->cap_scratch = cap;
+    }
+    ctx->scratch[ctx->n_scratch++] = b;
+    pthread_mutex_unlock(&scratch_lock);
+    return b->ptr;
+}
+
+static void kctx_release_scratch(lx_kctx *ctx) {
+    for (int i = 0; i < ctx->n_scratch; i++) lx_buffer_release(ctx->scratch[i]);
+    if (ctx->scratch != ctx->scratch_inline) free(ctx->scratch);
+    ctx->n_scratch = 0;
+}
+
+lx_status lx_run_kernel(const lx_device_impl *dev, lx_kernel_fn k, lx_node *n) {
+    lx_kctx ctx = {.dev = dev, .cap_scratch = 4};
+    ctx.scratch = ctx.scratch_inline;
+    lx_status st = k(&ctx, n);
+    kctx_release_scratch(&ctx);
+    return st;
+}
+
 static lx_status run_node(lx_node *n) {
     for (int i = 0; i < n->n_inputs; i++) {
         lx_node *in = n->inputs[i];
@@ -297,17 +339,17 @@ static lx_status run_node(lx_node *n) {
     }
     if (n->prim == LX_PRIM_NONE) return LX_OK; /* a leaf that was never computed? */
     if (lx_prim_is_view(n->prim)) return lx_view_eval(n);
-    const lx_backend *be = lx_backend_for((lx_device)n->device);
-    lx_kernel_fn k = be ? be->kernels[n->prim] : NULL;
+    const lx_device_impl *dev = lx_device_get((lx_device)n->device);
+    lx_kernel_fn k = dev ? dev->kernels[n->prim] : NULL;
     if (!k)
         return lx_set_error(LX_E_UNSUPPORTED, "%s: primitive %s is not implemented by the %s "
-                            "backend", n->op, lx_prim_name(n->prim), be ? be->name : "(absent)");
+                            "device", n->op, lx_prim_name(n->prim), dev ? dev->name : "(absent)");
     lx_buffer *b = try_donation(n);
     if (!b) b = lx_buffer_alloc((lx_device)n->device, lx_node_nbytes(n));
     if (!b) return lx_error() ? lx_error() : LX_E_OOM;
     n->buf = b;
     lx_node_set_row_strides(n);
-    lx_status st = k(n);
+    lx_status st = lx_run_kernel(dev, k, n);
     if (st != LX_OK) {
         n->buf = NULL;
         lx_buffer_release(b);
@@ -425,15 +467,18 @@ static void memory_pressure(void) {
 }
 
 static pthread_once_t hook_once = PTHREAD_ONCE_INIT;
-static void install_hook(void) { lx_allocator_set_pressure_hook(memory_pressure); }
+static void install_hook(void) {
+    lx_devices_init();
+    lx_allocator_set_pressure_hook(memory_pressure);
+}
 
 /* ---- public entry points ---------------------------------------------------------------- */
 
 lx_status lx_synchronize(void) {
     wait_queue_before(UINT64_MAX);
     for (int d = 0; d < 2; d++) {
-        const lx_backend *be = lx_backend_for((lx_device)d);
-        if (be && be->synchronize) be->synchronize();
+        const lx_device_impl *dev = lx_device_get((lx_device)d);
+        if (dev && dev->synchronize) dev->synchronize(dev);
     }
     deliver_async_error();
     return lx_error();

@@ -4,6 +4,7 @@
 #ifndef LX_EVAL_EVAL_H
 #define LX_EVAL_EVAL_H
 
+#include "backend/device.h"
 #include "core/node.h"
 
 /* Computes the nodes (and what they need) and waits for them; no sweep. Returns LX_OK or the
@@ -15,5 +16,10 @@ void lx_wait_node(lx_node *n);
 lx_status lx_view_eval(lx_node *n);
 /* Runs the backend COPY kernel from `src` into a fresh row-contiguous buffer of dtype. */
 lx_buffer *lx_copy_contiguous(const lx_node *src, lx_dtype dtype, const char *op);
+
+/* Runs kernel k of device dev for node n (output buffer set): with a kernel context whose
+ * scratch is released once the work is done; on an asynchronous device records the event
+ * that marks n's buffer written. */
+lx_status lx_run_kernel(const lx_device_impl *dev, lx_kernel_fn k, lx_node *n);
 
 #endif

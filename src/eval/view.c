@@ -5,14 +5,14 @@
  */
 #include <string.h>
 
-#include "backend/backend.h"
+#include "backend/device.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "eval/eval.h"
 
 lx_buffer *lx_copy_contiguous(const lx_node *src, lx_dtype dtype, const char *op) {
-    const lx_backend *be = lx_backend_for((lx_device)src->device);
-    lx_kernel_fn copy = be ? be->kernels[LX_PRIM_COPY] : NULL;
+    const lx_device_impl *dev = lx_device_get((lx_device)src->device);
+    lx_kernel_fn copy = dev ? dev->kernels[LX_PRIM_COPY] : NULL;
     if (!copy) {
         lx_set_error(LX_E_UNSUPPORTED, "%s: no copy kernel on this device", op);
         return NULL;
@@ -32,7 +32,7 @@ lx_buffer *lx_copy_contiguous(const lx_node *src, lx_dtype dtype, const char *op
     tmp.buf = lx_buffer_alloc((lx_device)src->device, lx_node_nbytes(&tmp));
     if (!tmp.buf) return NULL;
     lx_node_set_row_strides(&tmp);
-    if (copy(&tmp) != LX_OK) {
+    if (lx_run_kernel(dev, copy, &tmp) != LX_OK) {
         lx_buffer_release(tmp.buf);
         return NULL;
     }

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/device.h"
 #include "core/dtype.h"
 #include "core/handle.h"
 #include "core/node.h"
@@ -510,6 +511,7 @@ static bool add_quantized(lx_weights *w, const char *file, io_image *im, uint64_
     qconv q = {.type = ti->type, .src = src, .blocks = blocks};
     q.f32 = !biases_fit_f16(ti->type, src, blocks);
     size_t ss = q.f32 ? 4 : 2;
+    lx_devices_init(); /* registers the CPU's memory */
     lx_buffer *bw = lx_buffer_alloc(LX_CPU, (size_t)blocks * (size_t)tt->qbits * 4);
     lx_buffer *bs = bw ? lx_buffer_alloc(LX_CPU, (size_t)blocks * ss) : NULL;
     lx_buffer *bb = bs ? lx_buffer_alloc(LX_CPU, (size_t)blocks * ss) : NULL;

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend/device.h"
 #include "io/io.h"
 
 static bool no_mmap(void) {
@@ -142,10 +143,12 @@ static void image_release_hook(void *owner) { io_image_release(owner); }
 lx_buffer *io_image_buffer(io_image *im, size_t off, size_t n, bool zero_copy) {
     if (zero_copy || n == 0) { /* an empty array reads nothing: no copy needed */
         io_image_retain(im);
+        lx_devices_init(); /* registers the CPU's memory */
         lx_buffer *b = lx_buffer_wrap(LX_CPU, (void *)(im->data + off), n, image_release_hook, im);
         if (!b) io_image_release(im);
         return b;
     }
+    lx_devices_init(); /* registers the CPU's memory */
     lx_buffer *b = lx_buffer_alloc(LX_CPU, n);
     if (b && n) memcpy(b->ptr, im->data + off, n);
     return b;

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/device.h"
 #include "core/dtype.h"
 #include "core/handle.h"
 #include "core/node.h"
@@ -310,6 +311,7 @@ lx_array io_npy_parse(io_image *im, const char *file) {
         if (clean) {
             buf = io_image_buffer(im, off, nbytes, true);
         } else {
+            lx_devices_init(); /* registers the CPU's memory */
             buf = lx_buffer_alloc(LX_CPU, nbytes);
             if (buf)
                 for (size_t i = 0; i < nbytes; i++) ((uint8_t *)buf->ptr)[i] = b[off + i] != 0;

@@ -23,6 +23,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "backend/device.h"
 #include "core/dtype.h"
 #include "core/handle.h"
 #include "core/node.h"
@@ -203,6 +204,7 @@ static lx_buffer *entry_buffer(io_image *im, size_t off, size_t n, lx_dtype t) {
         bool clean = true;
         for (size_t i = 0; i < n && clean; i++) clean = im->data[off + i] <= 1;
         if (!clean) {
+            lx_devices_init(); /* registers the CPU's memory */
             lx_buffer *b = lx_buffer_alloc(LX_CPU, n);
             if (!b) return NULL;
             uint8_t *p = b->ptr;

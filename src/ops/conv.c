@@ -13,7 +13,7 @@
  */
 #include <string.h>
 
-#include "backend/prims_nn.h"
+#include "graph/prims_nn.h"
 #include "ops/ops.h"
 
 static lx_array conv_impl(const char *op, lx_array xa, lx_array wa, int nsp, const int *stride,

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "backend/device.h"
 #include "ops/ops.h"
 
 lx_array lx_array_new(const void *data, const int *shape, int ndim, lx_dtype dtype) {
@@ -15,6 +16,7 @@ lx_array lx_array_new(const void *data, const int *shape, int ndim, lx_dtype dty
         return LX_NULL_ARRAY;
     }
     size_t nbytes = (size_t)size * lx_dtype_size(dtype);
+    lx_devices_init(); /* registers the CPU's memory */
     lx_buffer *b = lx_buffer_alloc(LX_CPU, nbytes);
     if (!b) return LX_NULL_ARRAY;
     if (dtype == LX_BOOL) { /* any nonzero byte is true; stored as exactly 0 or 1 */

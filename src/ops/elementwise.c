@@ -2,7 +2,7 @@
  * elementwise.c -- the public elementwise ops: binary arithmetic and comparisons (with
  * numpy broadcasting and MLX type promotion), their scalar forms, the unary math ops,
  * where, clip and astype. No arithmetic here: each op validates, picks dtypes and builds a
- * BINARY / UNARY / WHERE / COPY node (backend/prims.h).
+ * BINARY / UNARY / WHERE / COPY node (graph/prims.h).
  *
  * Dtypes (MLX's rules):
  *  - binary ops compute in lx_promote_types(a, b); lx_div and lx_arctan2 of integers or bools

@@ -3,7 +3,7 @@
  * slice_update, take, take_along_axis, put_along_axis, pad, tile, repeat, tril, triu.
  *
  * The idea: every op here validates, then lowers onto a handful of data-movement primitives
- * (backend/prims_index.def) plus the view primitives. split returns slice views of its input
+ * (graph/prims_index.def) plus the view primitives. split returns slice views of its input
  * (no copy); stack is concatenate of reshaped views; repeat is tile with a divisor.
  *
  * Index semantics (the same for lazy and ready index arrays): indices may have any integer
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/prims_index.h"
+#include "graph/prims_index.h"
 #include "ops/ops.h"
 
 /* Releases the nodes and returns the null array. */

@@ -23,7 +23,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "backend/prims_nn.h"
+#include "graph/prims_nn.h"
 #include "ops/ops.h"
 
 /* An optional argument: NULL for the null array (not an error), else lx_arg. */

@@ -10,7 +10,7 @@
 #ifndef LX_OPS_OPS_H
 #define LX_OPS_OPS_H
 
-#include "backend/prims.h"
+#include "graph/prims.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/handle.h"

@@ -2,7 +2,7 @@
  * quantized.c -- MLX affine quantization ops: quantize, dequantize, quantized_matmul,
  * gather_qmm, gather_mm.
  *
- * The format (backend/prims_quant.h) is MLX's, so MLX-quantized checkpoints load as they are.
+ * The format (graph/prims_quant.h) is MLX's, so MLX-quantized checkpoints load as they are.
  * quantize is a multi-output primitive: one QUANTIZE node owns a byte buffer holding wq,
  * scales and biases at 64-byte-aligned offsets, and three PART views hand out the outputs.
  *
@@ -14,7 +14,7 @@
  */
 #include <string.h>
 
-#include "backend/prims_quant.h"
+#include "graph/prims_quant.h"
 #include "ops/ops.h"
 
 static bool is_qfloat(lx_dtype t) {

@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "backend/device.h"
 #include "core/threefry.h"
 #include "ops/compose.h"
 
@@ -60,6 +61,7 @@ static void next_global_key(uint32_t out[2]) {
 /* ---- keys ------------------------------------------------------------------------------------ */
 
 static lx_node *key_const(const char *op, const uint32_t k[2]) {
+    lx_devices_init(); /* registers the CPU's memory */
     lx_buffer *b = lx_buffer_alloc(LX_CPU, 2 * sizeof(uint32_t));
     if (!b) return NULL;
     memcpy(b->ptr, k, 2 * sizeof(uint32_t));

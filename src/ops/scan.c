@@ -8,7 +8,7 @@
  */
 #include <string.h>
 
-#include "backend/prims_scan.h"
+#include "graph/prims_scan.h"
 #include "ops/ops.h"
 
 static lx_array scan(lx_array a, int axis, lx_scan_op kind, const char *op) {

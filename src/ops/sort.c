@@ -10,7 +10,7 @@
  */
 #include <string.h>
 
-#include "backend/prims_scan.h"
+#include "graph/prims_scan.h"
 #include "ops/ops.h"
 
 static lx_array order(lx_array a, int axis, lx_sort_mode mode, int kth, const char *op) {

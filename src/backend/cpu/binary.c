@@ -1,5 +1,5 @@
 /*
- * binary.c -- the CPU BINARY kernel: every op of LX_BINARY_OPS (backend/ew_ops.h).
+ * binary.c -- the CPU BINARY kernel: every op of LX_BINARY_OPS (graph/ew_ops.h).
  *
  * The op layer has promoted both inputs to one dtype and broadcast them to the output's shape
  * (broadcast inputs arrive with stride 0). The output has the inputs' dtype, except the
@@ -20,7 +20,7 @@
  *  - maximum/minimum propagate NaN (from either side), as MLX;
  *  - comparisons with NaN are false except not_equal; logical ops take nonzero as true.
  */
-#include "backend/cpu/elementwise_ops.h" /* the per-op definitions, shared with fused.c */
+#include "graph/elementwise_ops.h" /* the per-op definitions, shared with fused.c */
 #include "backend/cpu/iter.h"
 
 /* ---- rows: one per dtype ----
@@ -73,7 +73,7 @@ static const lx_iter_row_fn binary_rows[LX_DTYPE_COUNT] = {
 #undef X
 };
 
-lx_status LX_CPU_KERNEL(BINARY)(lx_node *out) {
+lx_status LX_CPU_KERNEL(BINARY)(lx_kctx *kctx, lx_node *out) {
     const lx_binary_params *p = out->params;
     if (!p || out->params_size < sizeof *p || p->op < 0 || p->op >= LX_BINARY_COUNT ||
         out->n_inputs != 2)

@@ -18,7 +18,7 @@
 #include <stdatomic.h>
 
 #include "backend/cpu/nn_util.h"
-#include "backend/prims_nn.h"
+#include "graph/prims_nn.h"
 
 #define LX_CONV_CHUNK_ELEMS (1 << 22) /* column-matrix elements per chunk (16 MiB in float32) */
 
@@ -47,7 +47,7 @@ typedef struct {
 #undef CT_DTYPE
 #undef LX_NN_TEMPLATE_PASS
 
-lx_status LX_CPU_KERNEL(CONV)(lx_node *out) {
+lx_status LX_CPU_KERNEL(CONV)(lx_kctx *kctx, lx_node *out) {
     if (out->size == 0) return LX_OK;
     const lx_conv_params *p = out->params;
     const lx_node *x = out->inputs[0], *w = out->inputs[1];

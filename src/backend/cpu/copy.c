@@ -93,7 +93,7 @@ static void convert_row(void *c, char *out, const char *const *in, const int64_t
     }
 }
 
-lx_status LX_CPU_KERNEL(COPY)(lx_node *out) {
+lx_status LX_CPU_KERNEL(COPY)(lx_kctx *kctx, lx_node *out) {
     if (out->n_inputs != 1) return lx_set_error(LX_E_INTERNAL, "%s: copy needs one input", out->op);
     lx_node *in = out->inputs[0];
     if (in->size != out->size)
@@ -157,7 +157,7 @@ static void fill_range(void *c, int64_t b, int64_t e) {
     }
 }
 
-lx_status LX_CPU_KERNEL(FULL)(lx_node *out) {
+lx_status LX_CPU_KERNEL(FULL)(lx_kctx *kctx, lx_node *out) {
     const lx_full_params *p = out->params;
     if (!p || out->params_size < sizeof *p)
         return lx_set_error(LX_E_INTERNAL, "%s: full without a value", out->op);
@@ -193,7 +193,7 @@ static void arange_range(void *c, int64_t b, int64_t e) {
     }
 }
 
-lx_status LX_CPU_KERNEL(ARANGE)(lx_node *out) {
+lx_status LX_CPU_KERNEL(ARANGE)(lx_kctx *kctx, lx_node *out) {
     const lx_arange_params *p = out->params;
     if (!p || out->params_size < sizeof *p)
         return lx_set_error(LX_E_INTERNAL, "%s: arange without parameters", out->op);

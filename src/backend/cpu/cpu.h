@@ -9,7 +9,7 @@
 #ifndef LX_BACKEND_CPU_CPU_H
 #define LX_BACKEND_CPU_CPU_H
 
-#include "backend/backend.h"
+#include "backend/device.h"
 #include "core/dtype.h"
 #include "core/error.h"
 
@@ -21,7 +21,7 @@
 #define LX_CPU_KERNEL(name) LX_CPU_CAT_(lx_cpu_##name, LX_CPU_VARIANT)
 #define LX_CPU_TABLE LX_CPU_CAT_(lx_cpu_table, LX_CPU_VARIANT)
 
-#define LX_PRIM(name) lx_status LX_CPU_KERNEL(name)(lx_node * out);
+#define LX_PRIM(name) lx_status LX_CPU_KERNEL(name)(lx_kctx * kctx, lx_node * out);
 #include "backend/cpu/kernels.def"
 #undef LX_PRIM
 

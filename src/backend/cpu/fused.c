@@ -1,6 +1,6 @@
 /*
  * fused.c -- the CPU kernels of compile: FUSED (a fused group of elementwise ops, one program
- * of backend/fused.h) and PLACEHOLDER (a traced input, which is never computed).
+ * of graph/fused.h) and PLACEHOLDER (a traced input, which is never computed).
  *
  * FUSED streams over the output in tiles: for each tile of up to TILE consecutive elements it
  * runs the program instruction by instruction, each over the whole tile, on registers that are
@@ -16,16 +16,16 @@
  * the kernel calls it instead over the same ranges; strided inputs are first gathered into
  * contiguous tiles of raw elements. Both paths give the same bits.
  */
-#include "backend/cpu/elementwise_ops.h"
+#include "graph/elementwise_ops.h"
 #include "backend/cpu/iter.h"
 #include "backend/cpu/fused_native.h"
-#include "backend/fused.h"
+#include "graph/fused.h"
 
 /* Elements per tile, and the stack bytes for registers (each 8 bytes per element). */
 #define TILE_MAX 1024
 #define SCRATCH_BYTES (48 * 1024)
 
-lx_status LX_CPU_KERNEL(PLACEHOLDER)(lx_node *out) {
+lx_status LX_CPU_KERNEL(PLACEHOLDER)(lx_kctx *kctx, lx_node *out) {
     return lx_set_error(LX_E_ARG,
                         "%s: an input of a compiled function was evaluated while it was being "
                         "traced; a compiled function must not evaluate, read or wait for values "
@@ -552,7 +552,7 @@ static lx_status check_program(const lx_node *out, const lx_fused_header *h) {
     return LX_OK;
 }
 
-lx_status LX_CPU_KERNEL(FUSED)(lx_node *out) {
+lx_status LX_CPU_KERNEL(FUSED)(lx_kctx *kctx, lx_node *out) {
     const lx_fused_header *h = out->params;
     lx_status st = check_program(out, h);
     if (st != LX_OK) return st;

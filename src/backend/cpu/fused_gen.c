@@ -1,5 +1,5 @@
 /*
- * fused_gen.c -- native code for fused programs (backend/fused.h): the C source of one
+ * fused_gen.c -- native code for fused programs (graph/fused.h): the C source of one
  * function per program, compiled through jit.c, and the table of programs seen so far.
  *
  * The generated function computes n consecutive elements:
@@ -37,7 +37,7 @@
 #include <time.h>
 
 #include "backend/cpu/fused_native.h"
-#include "backend/cpu/elementwise_ops.h"
+#include "graph/elementwise_ops.h"
 #include "backend/cpu/jit.h"
 
 #define LX_JIT_BLOCK 128

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend/fused.h"
+#include "graph/fused.h"
 
 /* n elements; in[k]: input k's first element (contiguous) or its only value (kinds[k] == 1);
  * out[j]: output j's first element. */

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 
 #include "backend/cpu/move.h"
-#include "backend/prims_index.h"
+#include "graph/prims_index.h"
 
 /* ---- take ------------------------------------------------------------------------------ */
 
@@ -66,7 +66,7 @@ static int64_t *load_indices(const lx_node *idx, int64_t d) {
     return v;
 }
 
-lx_status LX_CPU_KERNEL(TAKE)(lx_node *out) {
+lx_status LX_CPU_KERNEL(TAKE)(lx_kctx *kctx, lx_node *out) {
     const lx_take_params *p = out->params;
     const lx_node *a = out->inputs[0], *idx = out->inputs[1];
     if (out->size == 0) return LX_OK;
@@ -191,7 +191,7 @@ static void along_segments(void *vctx, int64_t begin, int64_t end) {
     }
 }
 
-lx_status LX_CPU_KERNEL(TAKE_ALONG)(lx_node *out) {
+lx_status LX_CPU_KERNEL(TAKE_ALONG)(lx_kctx *kctx, lx_node *out) {
     const lx_take_params *p = out->params;
     const lx_node *a = out->inputs[0], *idx = out->inputs[1];
     if (out->size == 0) return LX_OK;
@@ -224,7 +224,7 @@ static void copy_target(lx_node *out, const lx_node *a) {
                      lx_dtype_size((lx_dtype)a->dtype));
 }
 
-lx_status LX_CPU_KERNEL(PUT_ALONG)(lx_node *out) {
+lx_status LX_CPU_KERNEL(PUT_ALONG)(lx_kctx *kctx, lx_node *out) {
     const lx_take_params *p = out->params;
     const lx_node *a = out->inputs[0], *idx = out->inputs[1], *val = out->inputs[2];
     copy_target(out, a);
@@ -250,7 +250,7 @@ lx_status LX_CPU_KERNEL(PUT_ALONG)(lx_node *out) {
 
 /* ---- slice_update ---------------------------------------------------------------------------- */
 
-lx_status LX_CPU_KERNEL(SLICE_UPDATE)(lx_node *out) {
+lx_status LX_CPU_KERNEL(SLICE_UPDATE)(lx_kctx *kctx, lx_node *out) {
     const lx_slice_params *p = out->params;
     const lx_node *a = out->inputs[0], *upd = out->inputs[1];
     copy_target(out, a);
@@ -268,7 +268,7 @@ lx_status LX_CPU_KERNEL(SLICE_UPDATE)(lx_node *out) {
 
 /* ---- concatenate ----------------------------------------------------------------------------- */
 
-lx_status LX_CPU_KERNEL(CONCATENATE)(lx_node *out) {
+lx_status LX_CPU_KERNEL(CONCATENATE)(lx_kctx *kctx, lx_node *out) {
     const lx_concat_params *p = out->params;
     size_t es = lx_dtype_size((lx_dtype)out->dtype);
     int64_t at = 0;

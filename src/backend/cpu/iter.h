@@ -32,7 +32,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
-#include "backend/cpu/values.h"
+#include "graph/values.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Chunk conversions                                                                          */

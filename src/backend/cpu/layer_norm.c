@@ -16,7 +16,7 @@
 #include <stdatomic.h>
 
 #include "backend/cpu/nn_util.h"
-#include "backend/prims_nn.h"
+#include "graph/prims_nn.h"
 
 #define LX_NN_LANES 8
 
@@ -37,12 +37,12 @@
 #undef CT_SQRT
 #undef LX_NN_TEMPLATE_PASS
 
-lx_status LX_CPU_KERNEL(LAYER_NORM)(lx_node *out) {
+lx_status LX_CPU_KERNEL(LAYER_NORM)(lx_kctx *kctx, lx_node *out) {
     if (out->size == 0) return LX_OK;
     return lx_nn_is_f64((lx_dtype)out->dtype) ? layer_norm_f64(out) : layer_norm_f32(out);
 }
 
-lx_status LX_CPU_KERNEL(GROUP_NORM)(lx_node *out) {
+lx_status LX_CPU_KERNEL(GROUP_NORM)(lx_kctx *kctx, lx_node *out) {
     if (out->size == 0) return LX_OK;
     return lx_nn_is_f64((lx_dtype)out->dtype) ? group_norm_f64(out) : group_norm_f32(out);
 }

@@ -762,7 +762,7 @@ static void copy_c(const lx_node *cn, lx_node *out) {
 
 /* ---- MATMUL ---------------------------------------------------------------------------------- */
 
-lx_status LX_CPU_KERNEL(MATMUL)(lx_node *out) {
+lx_status LX_CPU_KERNEL(MATMUL)(lx_kctx *kctx, lx_node *out) {
     const lx_node *a = out->inputs[0], *b = out->inputs[1];
     const lx_node *cn = out->n_inputs > 2 ? out->inputs[2] : NULL;
     int nd = out->ndim;

@@ -89,7 +89,7 @@ static void norm_rows(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-lx_status LX_CPU_KERNEL(RMS_NORM)(lx_node *out) {
+lx_status LX_CPU_KERNEL(RMS_NORM)(lx_kctx *kctx, lx_node *out) {
     const lx_node *x = out->inputs[0];
     const lx_node *w = out->n_inputs > 1 ? out->inputs[1] : NULL;
     const lx_norm_params *p = out->params;

@@ -4,11 +4,11 @@
  * (move.h), for every dtype; inputs may have any strides (including broadcast zeros).
  */
 #include "backend/cpu/move.h"
-#include "backend/prims_index.h"
+#include "graph/prims_index.h"
 
 /* ---- pad ------------------------------------------------------------------------------- */
 
-lx_status LX_CPU_KERNEL(PAD)(lx_node *out) {
+lx_status LX_CPU_KERNEL(PAD)(lx_kctx *kctx, lx_node *out) {
     const lx_pad_params *p = out->params;
     const lx_node *a = out->inputs[0];
     if (out->size == 0) return LX_OK;
@@ -69,7 +69,7 @@ static void tile_rows(void *vctx, int64_t begin, int64_t end) {
     }
 }
 
-lx_status LX_CPU_KERNEL(TILE)(lx_node *out) {
+lx_status LX_CPU_KERNEL(TILE)(lx_kctx *kctx, lx_node *out) {
     const lx_tile_params *p = out->params;
     if (out->size == 0) return LX_OK;
     tile_ctx t = {out->inputs[0], out, p->div};
@@ -120,7 +120,7 @@ static void tri_rows(void *vctx, int64_t begin, int64_t end) {
     }
 }
 
-lx_status LX_CPU_KERNEL(TRI_SELECT)(lx_node *out) {
+lx_status LX_CPU_KERNEL(TRI_SELECT)(lx_kctx *kctx, lx_node *out) {
     const lx_tri_params *p = out->params;
     if (out->size == 0) return LX_OK;
     tri_ctx t = {out->inputs[0], out, p->k, p->upper != 0};

@@ -2,7 +2,7 @@
  * quantized.c -- CPU kernels of MLX affine quantization: QUANTIZE, DEQUANTIZE,
  * QUANTIZED_MATMUL (also gather_qmm) and GATHER_MM.
  *
- * Format (backend/prims_quant.h): a row's q values form one little-endian bit stream (value j
+ * Format (graph/prims_quant.h): a row's q values form one little-endian bit stream (value j
  * at bit j*bits) and w ~ scale*q + bias per group of group_size values. Every group starts on
  * a byte boundary (group_size*bits is a multiple of 32), so a group unpacks on its own.
  *
@@ -34,7 +34,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
-#include "backend/prims_quant.h"
+#include "graph/prims_quant.h"
 
 /* Up to these M the fused kernels run; above, dequantized panels and sgemm. Measured on a
  * 16-core Xeon (AVX2) with K = 4096, N = 14336, 4 bits: with transpose the fused kernel wins
@@ -576,7 +576,7 @@ static lx_status bad_dtype(const lx_node *out, lx_dtype t) {
 
 static int64_t group_grain(int gs) { return 16384 / gs > 0 ? 16384 / gs : 1; }
 
-lx_status LX_CPU_KERNEL(QUANTIZE)(lx_node *out) {
+lx_status LX_CPU_KERNEL(QUANTIZE)(lx_kctx *kctx, lx_node *out) {
     const lx_quantize_params *p = out->params;
     const lx_node *w = out->inputs[0];
     const qt_ops *ops = ops_for((lx_dtype)w->dtype);
@@ -590,7 +590,7 @@ lx_status LX_CPU_KERNEL(QUANTIZE)(lx_node *out) {
     return LX_OK;
 }
 
-lx_status LX_CPU_KERNEL(DEQUANTIZE)(lx_node *out) {
+lx_status LX_CPU_KERNEL(DEQUANTIZE)(lx_kctx *kctx, lx_node *out) {
     const lx_quant_params *p = out->params;
     const qt_ops *ops = ops_for((lx_dtype)out->dtype);
     if (!ops) return bad_dtype(out, (lx_dtype)out->dtype);
@@ -724,7 +724,7 @@ static lx_status qmm_large(const lx_node *out, qt_mm_ctx *c, const qt_ops *ops, 
     return LX_OK;
 }
 
-lx_status LX_CPU_KERNEL(QUANTIZED_MATMUL)(lx_node *out) {
+lx_status LX_CPU_KERNEL(QUANTIZED_MATMUL)(lx_kctx *kctx, lx_node *out) {
     const lx_quant_params *p = out->params;
     const lx_node *x = out->inputs[0], *w = out->inputs[1];
     const lx_node *li = NULL, *ri = NULL;
@@ -879,7 +879,7 @@ static void gmm_rows(void *vc, int64_t u0, int64_t u1) {
     free(acc);
 }
 
-lx_status LX_CPU_KERNEL(GATHER_MM)(lx_node *out) {
+lx_status LX_CPU_KERNEL(GATHER_MM)(lx_kctx *kctx, lx_node *out) {
     const lx_quant_params *p = out->params;
     const lx_node *a = out->inputs[0], *b = out->inputs[1];
     const lx_node *li = NULL, *ri = NULL;

@@ -83,7 +83,7 @@ static void bits_fn(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-lx_status LX_CPU_KERNEL(RANDOM_BITS)(lx_node *out) {
+lx_status LX_CPU_KERNEL(RANDOM_BITS)(lx_kctx *kctx, lx_node *out) {
     const lx_node *key = out->inputs[0];
     if (key->dtype != LX_UINT32 || key->ndim < 1 || key->shape[key->ndim - 1] != 2)
         return lx_set_error(LX_E_INTERNAL, "%s: random key must be uint32 [..., 2]", out->op);

@@ -617,7 +617,7 @@ static void rows_fn(void *ctx, int64_t b, int64_t e) {
 
 /* ---- REDUCE -------------------------------------------------------------------------------- */
 
-lx_status LX_CPU_KERNEL(REDUCE)(lx_node *out) {
+lx_status LX_CPU_KERNEL(REDUCE)(lx_kctx *kctx, lx_node *out) {
     const lx_node *in = out->inputs[0];
     const lx_reduce_params *p = out->params;
     if (out->size == 0) return LX_OK;
@@ -826,7 +826,7 @@ static void arg_rows_fn(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-lx_status LX_CPU_KERNEL(ARG_REDUCE)(lx_node *out) {
+lx_status LX_CPU_KERNEL(ARG_REDUCE)(lx_kctx *kctx, lx_node *out) {
     const lx_node *in = out->inputs[0];
     const lx_arg_reduce_params *p = out->params;
     if (out->size == 0) return LX_OK;

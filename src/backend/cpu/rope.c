@@ -17,7 +17,7 @@
 
 #include "backend/cpu/move.h"
 #include "backend/cpu/nn_util.h"
-#include "backend/prims_nn.h"
+#include "graph/prims_nn.h"
 
 #define LX_NN_TEMPLATE_PASS
 #define CT float
@@ -32,7 +32,7 @@
 #undef SFX
 #undef LX_NN_TEMPLATE_PASS
 
-lx_status LX_CPU_KERNEL(ROPE)(lx_node *out) {
+lx_status LX_CPU_KERNEL(ROPE)(lx_kctx *kctx, lx_node *out) {
     if (out->size == 0) return LX_OK;
     return lx_nn_is_f64((lx_dtype)out->dtype) ? rope_f64(out) : rope_f32(out);
 }

@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "backend/cpu/elementwise_ops.h" /* lx_ew_exp_f */
+#include "graph/elementwise_ops.h" /* lx_ew_exp_f */
 #include "core/dtype.h"
 
 #if defined(__F16C__) && defined(__AVX__)

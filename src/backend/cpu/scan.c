@@ -18,7 +18,7 @@
 
 #include "backend/cpu/axis_rows.h"
 #include "backend/cpu/cpu.h"
-#include "backend/prims_scan.h"
+#include "graph/prims_scan.h"
 
 #define SCAN_BLOCK 256
 
@@ -219,7 +219,7 @@ static void scan_range(void *vc, int64_t begin, int64_t end) {
     }
 }
 
-lx_status LX_CPU_KERNEL(SCAN)(lx_node *out) {
+lx_status LX_CPU_KERNEL(SCAN)(lx_kctx *kctx, lx_node *out) {
     const lx_node *in = out->inputs[0];
     const lx_scan_params *p = out->params;
     if (out->size == 0) return LX_OK;

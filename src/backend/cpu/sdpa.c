@@ -23,9 +23,9 @@
 
 #include <stdatomic.h>
 
-#include "backend/cpu/elementwise_ops.h"
+#include "graph/elementwise_ops.h"
 #include "backend/cpu/nn_util.h"
-#include "backend/prims_nn.h"
+#include "graph/prims_nn.h"
 
 #define RB 32 /* query rows per block */
 #define KB 64 /* keys per block */
@@ -69,7 +69,7 @@ static inline float sdpa_expf(float x) {
 #undef CT_DTYPE
 #undef LX_NN_TEMPLATE_PASS
 
-lx_status LX_CPU_KERNEL(SDPA)(lx_node *out) {
+lx_status LX_CPU_KERNEL(SDPA)(lx_kctx *kctx, lx_node *out) {
     if (out->size == 0) return LX_OK;
     return lx_nn_is_f64((lx_dtype)out->dtype) ? sdpa_f64(out) : sdpa_f32(out);
 }

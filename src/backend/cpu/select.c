@@ -4,8 +4,11 @@
  */
 #include "backend/cpu/select.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/cpu/cpu.h"
 
@@ -25,9 +28,6 @@ extern const lx_kernel_fn lx_cpu_table_v4[LX_PRIM_COUNT];
 #else
 #define VARIANT_TABLE(v) NULL
 #endif
-
-static void *cpu_alloc(size_t n) { return aligned_alloc(64, (n + 63) / 64 * 64); }
-static void cpu_free(void *p, size_t n) { (void)n; free(p); }
 
 typedef struct { bool sse42, avx2, fma, f16c, bmi2, avx512; } cpu_features;
 
@@ -66,8 +66,11 @@ typedef struct {
     int score; /* 0 = unusable */
 } variant;
 
-const lx_backend *lx_cpu_backend_select(void) {
-    static lx_backend be;
+static variant variants[4];
+static int n_variants;
+static pthread_once_t variants_once = PTHREAD_ONCE_INIT;
+
+static void find_variants(void) {
     cpu_features f = detect();
     variant v[] = {
         {"generic", "x86-64 baseline (SSE2)", lx_cpu_table_generic, 1},
@@ -76,27 +79,116 @@ const lx_backend *lx_cpu_backend_select(void) {
          (f.avx2 && f.fma && f.f16c && f.bmi2) ? 3 : 0},
         {"v4", "x86-64-v4 (AVX-512 F/BW/DQ/VL)", VARIANT_TABLE(v4), f.avx512 ? 4 : 0},
     };
-    int n = (int)(sizeof v / sizeof v[0]);
+    n_variants = (int)(sizeof v / sizeof v[0]);
+    memcpy(variants, v, sizeof v);
+}
+
+static const variant *find(const char *name) {
+    pthread_once(&variants_once, find_variants);
+    for (int i = 0; i < n_variants; i++)
+        if (strcmp(name, variants[i].name) == 0 && variants[i].table && variants[i].score)
+            return &variants[i];
+    return NULL;
+}
+
+const lx_kernel_fn *lx_cpu_variant_table(const char *name) {
+    const variant *v = find(name);
+    return v ? v->table : NULL;
+}
+
+/* ---- the device's memory: host memory, 64-byte aligned ---- */
+
+static void *cpu_alloc(const lx_device_impl *dev, size_t n) {
+    (void)dev;
+    return aligned_alloc(64, (n + 63) / 64 * 64);
+}
+static void cpu_free(const lx_device_impl *dev, void *p, size_t n) {
+    (void)dev;
+    (void)n;
+    free(p);
+}
+static lx_status cpu_copy(const lx_device_impl *dev, void *dst, const void *src, size_t n) {
+    (void)dev;
+    if (n) memmove(dst, src, n);
+    return LX_OK;
+}
+static lx_status cpu_memset(const lx_device_impl *dev, void *dst, int value, size_t n) {
+    (void)dev;
+    if (n) memset(dst, value, n);
+    return LX_OK;
+}
+static lx_status cpu_import(const lx_device_impl *dev, const void *host, size_t n, void **out) {
+    (void)dev;
+    (void)n;
+    *out = (void *)host; /* the CPU reads host memory where it is */
+    return LX_OK;
+}
+static void cpu_release_import(const lx_device_impl *dev, void *p, size_t n) {
+    (void)dev;
+    (void)p;
+    (void)n;
+}
+static lx_status cpu_memory_info(const lx_device_impl *dev, size_t *free_bytes, size_t *total) {
+    (void)dev;
+    long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES),
+         page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0)
+        return lx_set_error(LX_E_DEVICE, "cpu: the system does not report its memory size");
+    *total = (size_t)pages * (size_t)page;
+    *free_bytes = avail > 0 ? (size_t)avail * (size_t)page : 0;
+    return LX_OK;
+}
+
+static lx_device_impl cpu_device;
+static char cpu_description[96];
+
+bool lx_cpu_use_variant(const char *name) {
+    const variant *v = find(name);
+    if (!v) return false;
+    cpu_device.kernels = v->table;
+    snprintf(cpu_description, sizeof cpu_description, "%s", v->description);
+    return true;
+}
+
+const lx_device_impl *lx_cpu_device_select(void) {
+    pthread_once(&variants_once, find_variants);
     const char *force = getenv("LX_CPU_VARIANT");
     int best = -1;
-    for (int i = 0; i < n; i++) {
-        if (!v[i].table || v[i].score == 0) continue;
+    for (int i = 0; i < n_variants; i++) {
+        const variant *v = &variants[i];
+        if (!v->table || v->score == 0) continue;
         if (force && *force) {
-            if (strcmp(force, v[i].name) == 0) best = i;
+            if (strcmp(force, v->name) == 0) best = i;
             continue;
         }
-        if (best < 0 || v[i].score > v[best].score) best = i;
+        if (best < 0 || v->score > variants[best].score) best = i;
     }
     if (best < 0) /* a forced variant that is absent or unusable: fall back to the best */
-        for (int i = 0; i < n; i++)
-            if (v[i].table && v[i].score && (best < 0 || v[i].score > v[best].score)) best = i;
+        for (int i = 0; i < n_variants; i++)
+            if (variants[i].table && variants[i].score &&
+                (best < 0 || variants[i].score > variants[best].score))
+                best = i;
     if (best < 0) best = 0; /* the baseline is always present and usable */
-    be.name = "cpu";
-    be.variant = v[best].description;
-    be.device = LX_CPU;
-    be.kernels = v[best].table;
-    be.memory.alloc = cpu_alloc;
-    be.memory.free = cpu_free;
-    be.synchronize = NULL;
-    return &be;
+    snprintf(cpu_description, sizeof cpu_description, "%s", variants[best].description);
+    cpu_device = (lx_device_impl){
+        .api_version = LX_DEVICE_API_VERSION,
+        .size = sizeof(lx_device_impl),
+        .name = "cpu",
+        .description = cpu_description,
+        .kind = LX_CPU,
+        .score = variants[best].score,
+        .kernels = variants[best].table,
+        .host_visible = true,
+        .alloc = cpu_alloc,
+        .free = cpu_free,
+        .copy_to_host = cpu_copy,
+        .copy_from_host = cpu_copy,
+        .copy = cpu_copy,
+        .memset = cpu_memset,
+        .import_host = cpu_import,
+        .release_import = cpu_release_import,
+        .memory_info = cpu_memory_info,
+        /* synchronous: every kernel has finished when it returns, so no events */
+    };
+    return &cpu_device;
 }

@@ -150,7 +150,7 @@ static void softmax_rows(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-lx_status LX_CPU_KERNEL(SOFTMAX)(lx_node *out) {
+lx_status LX_CPU_KERNEL(SOFTMAX)(lx_kctx *kctx, lx_node *out) {
     const lx_node *in = out->inputs[0];
     const lx_softmax_params *p = out->params;
     if (out->size == 0) return LX_OK;

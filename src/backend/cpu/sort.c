@@ -24,7 +24,7 @@
 
 #include "backend/cpu/axis_rows.h"
 #include "backend/cpu/cpu.h"
-#include "backend/prims_scan.h"
+#include "graph/prims_scan.h"
 
 /* ---- order-preserving keys -------------------------------------------------------------- */
 
@@ -449,7 +449,7 @@ static void sort_range(void *vc, int64_t r0, int64_t r1) {
     free(pairs);
 }
 
-lx_status LX_CPU_KERNEL(SORT)(lx_node *out) {
+lx_status LX_CPU_KERNEL(SORT)(lx_kctx *kctx, lx_node *out) {
     const lx_node *in = out->inputs[0];
     const lx_sort_params *p = out->params;
     if (out->size == 0) return LX_OK;

@@ -1,5 +1,5 @@
 /*
- * unary.c -- the CPU UNARY kernel: every op of LX_UNARY_OPS (backend/ew_ops.h).
+ * unary.c -- the CPU UNARY kernel: every op of LX_UNARY_OPS (graph/ew_ops.h).
  *
  * The op layer has chosen the dtypes: the output has the input's dtype, except LOGICAL_NOT,
  * ISNAN, ISINF and ISFINITE, whose output is bool. Values are computed in their class
@@ -24,7 +24,7 @@
  * (residual through erfc near +-1); float (lx_ew_erfinv_f) is Giles' form with refitted
  * polynomials evaluated in double, branch-free (0.54 ulp); erfinv(+-1) = +-Inf, |x| > 1 gives NaN.
  */
-#include "backend/cpu/elementwise_ops.h" /* the per-op definitions, shared with fused.c */
+#include "graph/elementwise_ops.h" /* the per-op definitions, shared with fused.c */
 #include "backend/cpu/iter.h"
 
 /* ---- rows: one per dtype ---- */
@@ -74,7 +74,7 @@ static const lx_iter_row_fn unary_rows[LX_DTYPE_COUNT] = {
 #undef X
 };
 
-lx_status LX_CPU_KERNEL(UNARY)(lx_node *out) {
+lx_status LX_CPU_KERNEL(UNARY)(lx_kctx *kctx, lx_node *out) {
     const lx_unary_params *p = out->params;
     if (!p || out->params_size < sizeof *p || p->op < 0 || p->op >= LX_UNARY_COUNT ||
         out->n_inputs != 1)

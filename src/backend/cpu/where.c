@@ -35,7 +35,7 @@ DEF_WHERE_ROW(32)
 DEF_WHERE_ROW(64)
 #undef DEF_WHERE_ROW
 
-lx_status LX_CPU_KERNEL(WHERE)(lx_node *out) {
+lx_status LX_CPU_KERNEL(WHERE)(lx_kctx *kctx, lx_node *out) {
     if (out->n_inputs != 3)
         return lx_set_error(LX_E_INTERNAL, "%s: where needs three inputs", out->op);
     lx_node *ins[3] = {out->inputs[0], out->inputs[1], out->inputs[2]};

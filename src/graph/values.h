@@ -23,8 +23,8 @@
  * Every helper is static inline (always inlined: LX_INLINE_ALWAYS): this header is also
  * compiled into each CPU variant.
  */
-#ifndef LX_BACKEND_CPU_VALUES_H
-#define LX_BACKEND_CPU_VALUES_H
+#ifndef LX_GRAPH_VALUES_H
+#define LX_GRAPH_VALUES_H
 
 #include <math.h>
 #include <stdbool.h>

@@ -30,15 +30,15 @@
  * is the JIT's code, and give the bits they gave under -ffp-contract=fast.
  * Everything is static inline: compiled into every CPU variant.
  */
-#ifndef LX_BACKEND_CPU_ELEMENTWISE_OPS_H
-#define LX_BACKEND_CPU_ELEMENTWISE_OPS_H
+#ifndef LX_GRAPH_ELEMENTWISE_OPS_H
+#define LX_GRAPH_ELEMENTWISE_OPS_H
 
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "backend/cpu/values.h"
-#include "backend/ew_ops.h"
+#include "graph/values.h"
+#include "graph/ew_ops.h"
 
 /* Per-element functions are inlined whatever the caller's size, so the switch folds. */
 #define LX_EW_INLINE static inline __attribute__((always_inline))

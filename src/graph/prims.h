@@ -5,23 +5,23 @@
  * backends implement each kernel primitive; nothing else crosses between them. The lists live
  * in the .def files so that each backend's table is generated from the same list.
  */
-#ifndef LX_BACKEND_PRIMS_H
-#define LX_BACKEND_PRIMS_H
+#ifndef LX_GRAPH_PRIMS_H
+#define LX_GRAPH_PRIMS_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "backend/ew_ops.h" /* LX_UNARY_OPS, LX_BINARY_OPS */
+#include "graph/ew_ops.h" /* LX_UNARY_OPS, LX_BINARY_OPS */
 #include "lx.h"
 
 typedef enum {
     LX_PRIM_NONE = 0, /* a leaf with data, or a computed node */
 #define LX_PRIM(name) LX_PRIM_##name,
-#include "backend/prims_view.def"
+#include "graph/prims_view.def"
     LX_PRIM_FIRST_KERNEL_,
     LX_PRIM_FIRST_KERNEL_M1_ = LX_PRIM_FIRST_KERNEL_ - 1,
-#include "backend/prims_kernel.def"
-#include "backend/prims_ops.def"
+#include "graph/prims_kernel.def"
+#include "graph/prims_ops.def"
 #undef LX_PRIM
     LX_PRIM_COUNT
 } lx_prim;
@@ -39,7 +39,7 @@ typedef struct { int64_t byte_offset; } lx_part_params;
 typedef struct { double value; } lx_full_params;
 typedef struct { double start, step; } lx_arange_params;
 
-/* UNARY / BINARY: op is an lx_unary_op / lx_binary_op (backend/ew_ops.h). */
+/* UNARY / BINARY: op is an lx_unary_op / lx_binary_op (graph/ew_ops.h). */
 typedef struct { int32_t op; } lx_unary_params;
 typedef struct { int32_t op; } lx_binary_params;
 

@@ -1,6 +1,6 @@
 /*
  * prims_index.h -- parameters of the indexing and data-movement primitives
- * (backend/prims_index.def), and which of them may update an input in place.
+ * (graph/prims_index.def), and which of them may update an input in place.
  *
  * Run-time index rules, the same for every backend: a negative index i along an axis of size d
  * means i + d (as MLX); after that, gathers (TAKE, TAKE_ALONG) clamp the index to [0, d - 1],
@@ -11,10 +11,10 @@
  * layer's donation, eval.c donatable_inputs): their kernels detect it (output address ==
  * input address) and then write only the updated elements, O(update) rather than O(array).
  */
-#ifndef LX_BACKEND_PRIMS_INDEX_H
-#define LX_BACKEND_PRIMS_INDEX_H
+#ifndef LX_GRAPH_PRIMS_INDEX_H
+#define LX_GRAPH_PRIMS_INDEX_H
 
-#include "backend/prims.h"
+#include "graph/prims.h"
 
 /* TAKE, TAKE_ALONG, PUT_ALONG: the axis of `a` that the indices select along. */
 typedef struct { int32_t axis; } lx_take_params;

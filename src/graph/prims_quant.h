@@ -1,5 +1,5 @@
 /*
- * prims_quant.h -- parameters of the quantization primitives (backend/prims_quant.def).
+ * prims_quant.h -- parameters of the quantization primitives (graph/prims_quant.def).
  *
  * MLX's affine format: a row of K values is split into K/group_size groups; each group has a
  * scale and a bias (in the dtype of the unquantized array) and its values are stored as
@@ -7,8 +7,8 @@
  * little-endian bit stream (value j at bit j*bits), stored as K*bits/32 uint32 words, so for
  * bits 2, 4, 8 value j of a word sits at bit j*bits of that word.
  */
-#ifndef LX_BACKEND_PRIMS_QUANT_H
-#define LX_BACKEND_PRIMS_QUANT_H
+#ifndef LX_GRAPH_PRIMS_QUANT_H
+#define LX_GRAPH_PRIMS_QUANT_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,16 +1,16 @@
 /*
  * ew_ops.h -- the op lists of the elementwise primitives UNARY and BINARY (the `op` of
- * lx_unary_params / lx_binary_params, backend/prims.h).
+ * lx_unary_params / lx_binary_params, graph/prims.h).
  *
  * Apart from prims.h so that C code generated at run time (the CPU JIT, which includes
- * backend/cpu/elementwise_ops.h into a standalone file) sees the op numbers without the rest
+ * graph/elementwise_ops.h into a standalone file) sees the op numbers without the rest
  * of the library's headers: this file includes nothing but <stdint.h> and <stdbool.h>.
  *
  * Each list is the value ops followed by the predicates (bool output), so that a kernel can
  * expand either part on its own; the enums number the whole list in order.
  */
-#ifndef LX_BACKEND_EW_OPS_H
-#define LX_BACKEND_EW_OPS_H
+#ifndef LX_GRAPH_EW_OPS_H
+#define LX_GRAPH_EW_OPS_H
 
 #include <stdbool.h>
 #include <stdint.h>

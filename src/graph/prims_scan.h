@@ -1,8 +1,8 @@
 /*
  * prims_scan.h -- parameters of the scan and ordering primitives (prims_scan.def).
  */
-#ifndef LX_BACKEND_PRIMS_SCAN_H
-#define LX_BACKEND_PRIMS_SCAN_H
+#ifndef LX_GRAPH_PRIMS_SCAN_H
+#define LX_GRAPH_PRIMS_SCAN_H
 
 #include <stdint.h>
 

@@ -35,8 +35,8 @@
  * Shape rule (shapeless compile): the logical shape is the broadcast of the inputs' shapes and
  * of min_ndim ones (the rank that constants contributed).
  */
-#ifndef LX_BACKEND_FUSED_H
-#define LX_BACKEND_FUSED_H
+#ifndef LX_GRAPH_FUSED_H
+#define LX_GRAPH_FUSED_H
 
 #include <stdint.h>
 

@@ -3,8 +3,8 @@
  * scaled dot-product attention and convolution. Ops zero the structs (memset) before filling
  * them so compile can compare parameters bytewise; flags are int32 to leave no padding.
  */
-#ifndef LX_BACKEND_PRIMS_NN_H
-#define LX_BACKEND_PRIMS_NN_H
+#ifndef LX_GRAPH_PRIMS_NN_H
+#define LX_GRAPH_PRIMS_NN_H
 
 #include <stdint.h>
 
