@@ -136,6 +136,9 @@ const lx_device_impl *lx_device_get(lx_device d);
 const lx_core_api *lx_core_api_get(void);
 /* Finds and initialises the devices once (the CPU variant, then modules). */
 void lx_devices_init(void);
+/* Scratch for the kernel running with ctx (what lx_core_api.scratch does): thread-safe, so a
+ * kernel's pool tasks may each take their own; NULL with LX_E_OOM set. */
+void *lx_kernel_scratch(lx_kctx *ctx, size_t nbytes);
 /* Whether `dev` computes node n (its supports() or its table). */
 bool lx_device_supports(const lx_device_impl *dev, const lx_node *n);
 

@@ -68,8 +68,6 @@ static const char *core_getenv(const char *name) {
     return name && strncmp(name, "LX_", 3) == 0 ? getenv(name) : NULL;
 }
 
-void *lx_kernel_scratch(lx_kctx *ctx, size_t nbytes); /* eval/eval.c */
-
 static const lx_core_api core_api = {
     .version = LX_DEVICE_API_VERSION,
     .size = sizeof(lx_core_api),
