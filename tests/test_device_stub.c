@@ -1,0 +1,1097 @@
+/*
+ * test_device_stub.c -- lx on a second device: the stub device module (tests/stub_device,
+ * liblx-stub.so) serving LX_GPU, loaded through LX_DEVICE_MODULES as CTest sets it.
+ *
+ * The stub's memory is host RAM that it declares not host-visible (poisoned when fresh, every
+ * block in a registry), its kernels run later on its own worker thread, and it computes only
+ * COPY, FULL and float32 UNARY/BINARY/MATMUL (a subset of the ops): everything else must reach
+ * it through a primitive's fallback or a run on the CPU with transfers around it. So this test
+ * checks that lx honours placement: data uploaded and read back through copies, events waited
+ * for before reads and before buffers are released, unsupported primitives and dtypes routed
+ * elsewhere, memory accounted on the device, and the fixture models giving the reference's
+ * greedy ids and logits with the GPU as the default device.
+ *
+ * Modes (argv[1]; devices are initialised once per process, so each loader case is its own
+ * CTest entry of this program):
+ *   (none) / all    the loader finds the stub, then placement, async, memory and the models
+ *   placement       the same without the models
+ *   absent WHY      the GPU is absent and lx_backend_info says WHY (a substring)
+ *   entry           the module alone: its entry point through dlopen, called with a core API
+ *                   of this test's own, its memory, copies, events and kernels on hand-made
+ *                   nodes, and the violations it must catch (LX_STUB_MODULE names the file)
+ * The stub's own counters (stub_device.h) are read through dlopen(RTLD_NOLOAD) of the module
+ * lx loaded.
+ */
+#include <dlfcn.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/device.h"
+#include "core/dtype.h"
+#include "graph/prims.h"
+#include "lx.h"
+#include "stub_device/stub_device.h"
+#include "test_util.h"
+
+static lx_stub_get_stats_fn g_stats;
+static lx_stub_kernel_count_fn g_count;
+
+static lx_stub_stats stub_stats(void) {
+    lx_stub_stats s;
+    memset(&s, 0, sizeof s);
+    if (g_stats) g_stats(&s);
+    return s;
+}
+
+static uint64_t stub_count(int prim) { return g_count ? g_count(prim) : 0; }
+
+/* The module lx loaded (LX_DEVICE_MODULES names its file). */
+static bool find_stub_module(void) {
+    const char *path = getenv("LX_DEVICE_MODULES");
+    if (!path) return false;
+    void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+    if (!h) return false;
+    *(void **)&g_stats = dlsym(h, LX_STUB_GET_STATS);
+    *(void **)&g_count = dlsym(h, LX_STUB_KERNEL_COUNT);
+    return g_stats && g_count;
+}
+
+/* Fails the test with the stub's violations, if any appeared since `before`. */
+static void check_no_violations(const char *where, uint64_t before) {
+    lx_stub_stats s = stub_stats();
+    CHECK_MSG(s.violations == before, "%s: the stub caught %llu contract violation(s); the "
+              "first: %s; the last: %s", where, (unsigned long long)(s.violations - before),
+              s.first_violation, s.last_violation);
+}
+
+/* ---- values ------------------------------------------------------------------------------ */
+
+static double elem(lx_dtype t, const unsigned char *p, size_t i) {
+    size_t es = lx_dtype_size(t);
+    const unsigned char *q = p + i * es;
+    switch (t) {
+#define X(E, T, S)                                                                         \
+    case E: {                                                                              \
+        T v;                                                                               \
+        memcpy(&v, q, sizeof v);                                                           \
+        return LX_TO_F64_##S(v);                                                           \
+    }
+        LX_FOR_EACH_DTYPE(X)
+#undef X
+    default: return NAN;
+    }
+}
+
+static float g_x[4 * 5 * 6], g_y[4 * 5 * 6], g_w[6 * 7], g_small[16];
+static int32_t g_i[4 * 5];
+
+static void init_data(void) {
+    t_seed(1234);
+    for (int i = 0; i < 120; i++) g_x[i] = (float)t_uniform(-2, 2);
+    for (int i = 0; i < 120; i++) g_y[i] = (float)t_uniform(-2, 2);
+    for (int i = 0; i < 42; i++) g_w[i] = (float)t_uniform(-1, 1);
+    for (int i = 0; i < 16; i++) g_small[i] = (float)(i - 7) * 0.25f;
+    for (int i = 0; i < 20; i++) g_i[i] = t_int(-1000, 1000);
+}
+
+static lx_array X3(void) { return lx_array_f32(g_x, (int[]){4, 5, 6}, 3); }
+static lx_array Y3(void) { return lx_array_f32(g_y, (int[]){4, 5, 6}, 3); }
+static lx_array X2(void) { return lx_array_f32(g_x, (int[]){4, 5}, 2); }
+static lx_array W2(void) { return lx_array_f32(g_w, (int[]){6, 7}, 2); }
+
+/* Builds fn's array on the CPU and on the stub (default device LX_GPU) and compares them:
+ * bit for bit when rtol and atol are 0. */
+static void both(const char *name, lx_array (*fn)(void), double rtol, double atol) {
+    lx_clear_error();
+    CHECK_OK(lx_set_default_device(LX_CPU));
+    lx_array c = fn();
+    lx_status st = lx_eval(c);
+    CHECK_MSG(st == LX_OK, "%s on the CPU: %s", name, lx_error_message());
+    lx_clear_error();
+    size_t n = lx_nbytes(c);
+    lx_dtype dt = lx_dtype_of(c);
+    unsigned char *want = malloc(n ? n : 1), *got = malloc(n ? n : 1);
+    memset(want, 0, n ? n : 1);
+    CHECK_OK(lx_read(c, want, n));
+    int shape_c[LX_MAX_NDIM], nd_c = lx_shape(c, shape_c);
+
+    CHECK_OK(lx_set_default_device(LX_GPU));
+    lx_array g = fn();
+    CHECK_MSG(lx_device_of(g) == LX_GPU, "%s: built with the GPU as default, the array is on "
+              "device %d", name, (int)lx_device_of(g));
+    st = lx_eval(g);
+    CHECK_MSG(st == LX_OK, "%s on the stub: lx_eval: %s", name, lx_error_message());
+    lx_clear_error();
+    int shape_g[LX_MAX_NDIM], nd_g = lx_shape(g, shape_g);
+    bool same_shape = nd_c == nd_g && nd_c >= 0 &&
+                      memcmp(shape_c, shape_g, sizeof(int) * (size_t)nd_c) == 0 &&
+                      lx_dtype_of(g) == dt && lx_nbytes(g) == n;
+    CHECK_MSG(same_shape, "%s: shape or dtype differ between CPU and stub", name);
+    if (st == LX_OK && same_shape) {
+        memset(got, 0, n ? n : 1);
+        lx_status rs = lx_read(g, got, n);
+        CHECK_MSG(rs == LX_OK, "%s on the stub: lx_read: %s", name, lx_error_message());
+        lx_clear_error();
+        size_t count = n / lx_dtype_size(dt), bad = 0;
+        for (size_t i = 0; i < count; i++) {
+            double a = elem(dt, got, i), b = elem(dt, want, i);
+            bool ok = (rtol == 0 && atol == 0)
+                          ? memcmp(got + i * lx_dtype_size(dt), want + i * lx_dtype_size(dt),
+                                   lx_dtype_size(dt)) == 0
+                          : t_close(a, b, rtol, atol);
+            if (!ok && bad++ < 3)
+                fprintf(stderr, "  %s[%zu] (%s): stub %.9g, cpu %.9g\n", name, i,
+                        lx_dtype_name(dt), a, b);
+        }
+        CHECK_MSG(bad == 0, "%s: %zu of %zu elements differ from the CPU's%s", name, bad, count,
+                  rtol == 0 && atol == 0 ? " (bit for bit)" : "");
+    }
+    free(want);
+    free(got);
+    lx_free(c); /* lx_eval kept them */
+    lx_free(g);
+    lx_set_default_device(LX_GPU);
+    lx_sweep();
+}
+
+/* ---- the cases ----------------------------------------------------------------------------- */
+
+/* stub kernels only: float32 UNARY/BINARY of its subset */
+static lx_array f_supported_ew(void) {
+    lx_array x = X3(), y = Y3();
+    lx_array a = lx_add(lx_mul(x, y), lx_exp(x));
+    a = lx_sub(a, lx_tanh(y));
+    a = lx_maximum(a, lx_silu(x));
+    a = lx_add(a, lx_sqrt(lx_abs(y)));
+    a = lx_div(a, lx_add_scalar(lx_square(x), 1.0));
+    a = lx_add(a, lx_rsqrt(lx_add_scalar(lx_abs(x), 0.5)));
+    a = lx_mul(a, lx_sigmoid(lx_neg(y)));
+    a = lx_add(a, lx_relu(lx_sin(x)));
+    a = lx_sub(a, lx_cos(y));
+    a = lx_add(a, lx_log(lx_add_scalar(lx_abs(x), 1.0)));
+    a = lx_add(a, lx_pow(lx_add_scalar(lx_abs(y), 0.1), x));
+    return lx_minimum(a, lx_reciprocal(lx_add_scalar(lx_abs(y), 0.25)));
+}
+/* unsupported ops (erf, gelu, floor, sign, remainder, comparisons, where) between supported */
+static lx_array f_unsupported_ew(void) {
+    lx_array x = X3(), y = Y3();
+    lx_array a = lx_add(lx_erf(x), lx_silu(y));
+    a = lx_mul(a, lx_floor(lx_mul_scalar(x, 3.0)));
+    a = lx_add(a, lx_gelu(y));
+    a = lx_sub(a, lx_sign(x));
+    a = lx_add(a, lx_remainder(x, lx_add_scalar(lx_abs(y), 0.5)));
+    return lx_where(lx_greater(a, y), a, lx_neg(a));
+}
+/* other dtypes: int32, float16, bfloat16, float64, bool */
+static lx_array f_int32(void) {
+    lx_array a = lx_array_i32(g_i, (int[]){4, 5}, 2);
+    return lx_add(lx_mul(a, a), lx_scalar_i32(7));
+}
+static lx_array f_float16(void) {
+    lx_array a = lx_astype(X3(), LX_FLOAT16), b = lx_astype(Y3(), LX_FLOAT16);
+    return lx_add(lx_mul(a, b), lx_exp(a));
+}
+static lx_array f_bfloat16(void) {
+    lx_array a = lx_astype(X3(), LX_BFLOAT16), b = lx_astype(Y3(), LX_BFLOAT16);
+    return lx_sub(lx_mul(a, b), lx_tanh(b));
+}
+static lx_array f_float64(void) {
+    lx_array a = lx_astype(X3(), LX_FLOAT64);
+    return lx_astype(lx_add(lx_mul(a, a), lx_astype(Y3(), LX_FLOAT64)), LX_FLOAT32);
+}
+static lx_array f_promote(void) {
+    lx_array a = lx_array_i32(g_i, (int[]){4, 5}, 2);
+    return lx_mul(lx_add(a, X2()), lx_scalar_f32(0.5f));
+}
+/* COPY on the stub: every dtype conversion */
+static lx_array f_astype_chain(void) {
+    lx_array a = lx_mul_scalar(X3(), 40.0);
+    static const lx_dtype chain[] = {LX_FLOAT16, LX_INT32, LX_UINT8, LX_INT8, LX_BFLOAT16,
+                                     LX_FLOAT64, LX_INT64, LX_UINT16, LX_INT16, LX_UINT32,
+                                     LX_UINT64, LX_FLOAT32};
+    for (size_t i = 0; i < sizeof chain / sizeof chain[0]; i++) a = lx_astype(a, chain[i]);
+    return a;
+}
+static lx_array f_to_bool(void) {
+    lx_array b = lx_astype(lx_floor(X3()), LX_BOOL);
+    return lx_astype(b, LX_FLOAT32);
+}
+/* strided inputs: transposes, steps, broadcasts, a reshape that must copy */
+static lx_array f_strided(void) {
+    lx_array x = X3();
+    lx_array t = lx_transpose(x, (int[]){2, 0, 1}, 3);                       /* [6, 4, 5] */
+    lx_array s = lx_slice(Y3(), (int[]){0, 0, 0}, (int[]){4, 5, 6}, (int[]){1, 1, 1}, 3);
+    s = lx_transpose(s, (int[]){2, 0, 1}, 3);
+    lx_array a = lx_add(t, s);
+    lx_array stepped = lx_slice(a, (int[]){1, 0, 0}, (int[]){6, 4, 5}, (int[]){2, 1, 2}, 3);
+    lx_array b = lx_broadcast_to(lx_array_f32(g_small, (int[]){1, 1, 3}, 3), (int[]){3, 4, 3}, 3);
+    lx_array c = lx_mul(stepped, b);
+    return lx_reshape(lx_transpose(c, NULL, 0), (int[]){3, 12}, 2);
+}
+static lx_array f_contiguous(void) {
+    return lx_contiguous(lx_transpose(lx_astype(X3(), LX_FLOAT16), NULL, 0));
+}
+/* creation: FULL on the stub, arange / eye / linspace where lx puts them */
+static lx_array f_creation(void) {
+    lx_array a = lx_full((int[]){4, 5}, 2, 1.5, LX_FLOAT32);
+    a = lx_add(a, lx_ones((int[]){4, 5}, 2, LX_FLOAT32));
+    a = lx_mul(a, lx_astype(lx_reshape(lx_arange(0, 20, 1, LX_INT32), (int[]){4, 5}, 2), LX_FLOAT32));
+    a = lx_add(a, lx_eye(4, 5, 1, LX_FLOAT32));
+    return lx_add(a, lx_broadcast_to(lx_linspace(-1, 1, 5, LX_FLOAT32), (int[]){4, 5}, 2));
+}
+static lx_array f_full_int(void) { return lx_full((int[]){3, 3}, 2, -3.0, LX_INT16); }
+static lx_array f_zeros_f16(void) {
+    return lx_add(lx_zeros((int[]){7}, 1, LX_FLOAT16), lx_ones((int[]){7}, 1, LX_FLOAT16));
+}
+/* MATMUL on the stub */
+static lx_array f_matmul(void) { return lx_matmul(X3(), W2()); }
+static lx_array f_matmul_t(void) {
+    lx_array wt = lx_transpose(lx_array_f32(g_w, (int[]){7, 6}, 2), NULL, 0); /* [6, 7] view */
+    lx_array yt = lx_transpose(lx_array_f32(g_y, (int[]){4, 6, 5}, 3), (int[]){0, 2, 1}, 3);
+    return lx_matmul(yt, wt); /* [4, 5, 6] @ [6, 7], both strided */
+}
+static lx_array f_addmm(void) {
+    lx_array c = lx_array_f32(g_small, (int[]){1, 7}, 2);
+    lx_array a = lx_reshape(X3(), (int[]){20, 6}, 2);
+    return lx_addmm(lx_broadcast_to(c, (int[]){20, 7}, 2), a, W2(), 0.5f, 2.0f);
+}
+static lx_array f_matmul_f16(void) {
+    return lx_matmul(lx_astype(X3(), LX_FLOAT16), lx_astype(W2(), LX_FLOAT16));
+}
+/* the rest: fallbacks or the CPU */
+static lx_array f_softmax(void) { return lx_softmax(X3(), -1); }
+static lx_array f_rms_norm(void) {
+    return lx_rms_norm(X3(), lx_array_f32(g_small, (int[]){6}, 1), 1e-5f);
+}
+static lx_array f_layer_norm(void) {
+    lx_array w = lx_array_f32(g_small, (int[]){6}, 1);
+    return lx_layer_norm(X3(), w, lx_array_f32(g_small + 6, (int[]){6}, 1), 1e-5f);
+}
+static lx_array f_rope(void) {
+    lx_array x = lx_reshape(X3(), (int[]){1, 4, 5, 6}, 4);
+    return lx_rope(x, 6, false, 10000.0f, 1.0f, 3);
+}
+static lx_array f_sdpa(void) {
+    lx_array q = lx_reshape(X3(), (int[]){1, 4, 5, 6}, 4);
+    lx_array k = lx_reshape(Y3(), (int[]){1, 4, 5, 6}, 4);
+    return lx_sdpa(q, k, lx_mul_scalar(k, 0.5), 0.4f, true, LX_NULL_ARRAY);
+}
+static lx_array f_reduce(void) {
+    lx_array x = X3();
+    lx_array a = lx_add(lx_sum(x, 1, true), lx_mean(x, 2, true));
+    return lx_add(a, lx_max(x, 0, true));
+}
+static lx_array f_argmax(void) { return lx_argmax(X3(), -1, false); }
+static lx_array f_take(void) {
+    int32_t idx[5] = {3, 0, 0, 2, 1};
+    return lx_take(X3(), lx_array_i32(idx, (int[]){5}, 1), 0);
+}
+static lx_array f_slice_update(void) {
+    lx_array upd = lx_ones((int[]){2, 5, 3}, 3, LX_FLOAT32);
+    return lx_slice_update(X3(), upd, (int[]){1, 0, 2}, (int[]){3, 5, 5}, NULL, 3);
+}
+static lx_array f_concat(void) {
+    lx_array parts[2] = {X3(), lx_exp(Y3())};
+    return lx_concatenate(parts, 2, 1);
+}
+static lx_array f_cumsum(void) { return lx_cumsum(X3(), 2); }
+static lx_array f_quantized(void) {
+    lx_array w = lx_reshape(lx_concatenate((lx_array[]){X3(), Y3()}, 2, 0), (int[]){8, 30}, 2);
+    w = lx_slice(w, (int[]){0, 0}, (int[]){8, 30}, NULL, 2);
+    lx_array wide = lx_reshape(lx_tile(w, (int[]){1, 16}, 2), (int[]){8, 480}, 2);
+    wide = lx_slice(wide, (int[]){0, 0}, (int[]){8, 448}, NULL, 2); /* 7 groups of 64 */
+    lx_array wq, sc, bi;
+    if (lx_quantize(lx_contiguous(wide), 64, 4, &wq, &sc, &bi) != LX_OK) return LX_NULL_ARRAY;
+    lx_array x = lx_reshape(lx_tile(X2(), (int[]){1, 90}, 2), (int[]){4, 450}, 2);
+    x = lx_slice(x, (int[]){0, 0}, (int[]){4, 448}, NULL, 2);
+    return lx_quantized_matmul(x, wq, sc, bi, true, 64, 4);
+}
+static lx_array f_random(void) {
+    return lx_random_uniform((int[]){3, 4}, 2, LX_FLOAT32, -1.0, 1.0, lx_random_key(7));
+}
+/* a chain mixing supported and unsupported primitives and dtypes */
+static lx_array f_mixed_chain(void) {
+    lx_array h = lx_matmul(X3(), W2());                  /* stub */
+    h = lx_softmax(h, -1);                               /* fallback / CPU */
+    h = lx_mul(h, lx_silu(h));                           /* stub */
+    lx_array h16 = lx_astype(h, LX_FLOAT16);             /* stub COPY */
+    h16 = lx_add(h16, h16);                              /* float16: CPU */
+    h = lx_astype(h16, LX_FLOAT32);                      /* stub COPY */
+    lx_array s = lx_sum(h, -1, true);                    /* CPU */
+    h = lx_div(h, s);                                    /* stub, broadcast */
+    h = lx_rms_norm(h, LX_NULL_ARRAY, 1e-6f);            /* fallback / CPU */
+    h = lx_add(h, lx_erf(h));                            /* erf: CPU */
+    return lx_exp(lx_transpose(h, (int[]){2, 0, 1}, 3)); /* stub, strided */
+}
+
+static lx_status compiled_fn(void *ctx, const lx_array *in, int n_in, lx_array *out, int n_out) {
+    (void)ctx;
+    (void)n_in;
+    (void)n_out;
+    lx_array a = lx_add(lx_mul(in[0], in[1]), lx_exp(in[0]));
+    out[0] = lx_gelu(lx_sub(a, lx_tanh(in[1])));
+    return LX_OK;
+}
+static lx_array f_compiled(void) {
+    lx_closure *c = lx_compile(compiled_fn, NULL, 1, 0);
+    if (!c) return LX_NULL_ARRAY;
+    lx_array out = LX_NULL_ARRAY;
+    lx_array in[2] = {X3(), Y3()};
+    lx_call(c, in, 2, &out, 1);
+    lx_closure_free(c);
+    return out;
+}
+
+static void test_placement_ops(void) {
+    uint64_t v0 = stub_stats().violations;
+    uint64_t bin0 = stub_count(LX_PRIM_BINARY), mm0 = stub_count(LX_PRIM_MATMUL);
+    both("supported elementwise", f_supported_ew, 0, 0);
+    CHECK_MSG(stub_count(LX_PRIM_BINARY) > bin0, "no BINARY kernel reached the stub");
+    both("unsupported elementwise", f_unsupported_ew, 0, 0);
+    both("int32", f_int32, 0, 0);
+    both("float16", f_float16, 0, 0);
+    both("bfloat16", f_bfloat16, 0, 0);
+    both("float64", f_float64, 0, 0);
+    both("int32 + float32", f_promote, 0, 0);
+    both("astype chain", f_astype_chain, 0, 0);
+    both("astype bool", f_to_bool, 0, 0);
+    both("strided", f_strided, 0, 0);
+    both("contiguous", f_contiguous, 0, 0);
+    both("creation", f_creation, 0, 0);
+    both("full int16", f_full_int, 0, 0);
+    both("zeros float16", f_zeros_f16, 0, 0);
+    both("matmul", f_matmul, 1e-5, 1e-6);
+    CHECK_MSG(stub_count(LX_PRIM_MATMUL) > mm0, "no MATMUL kernel reached the stub");
+    both("matmul transposed", f_matmul_t, 1e-5, 1e-6);
+    both("addmm", f_addmm, 1e-5, 1e-6);
+    both("matmul float16", f_matmul_f16, 2e-3, 2e-3);
+    both("softmax", f_softmax, 1e-6, 1e-7);
+    both("rms_norm", f_rms_norm, 1e-6, 1e-6);
+    both("layer_norm", f_layer_norm, 1e-5, 1e-6);
+    both("rope", f_rope, 1e-6, 1e-6);
+    both("sdpa", f_sdpa, 1e-5, 1e-6);
+    both("reduce", f_reduce, 1e-6, 1e-6);
+    both("argmax", f_argmax, 0, 0);
+    both("take", f_take, 0, 0);
+    both("slice_update", f_slice_update, 0, 0);
+    both("concatenate", f_concat, 0, 0);
+    both("cumsum", f_cumsum, 1e-6, 1e-6);
+    both("quantized_matmul", f_quantized, 1e-5, 1e-5);
+    both("random_uniform", f_random, 0, 0);
+    both("mixed chain", f_mixed_chain, 1e-5, 1e-6);
+    both("compiled (FUSED)", f_compiled, 1e-6, 1e-6);
+    check_no_violations("placement", v0);
+    CHECK_OK(lx_set_default_device(LX_GPU));
+}
+
+/* The read API on stub arrays: lx_read, lx_data (also of a strided view), lx_item_*. */
+static void test_reads(void) {
+    uint64_t v0 = stub_stats().violations;
+    lx_array a = X3();
+    CHECK(lx_device_of(a) == LX_GPU);
+    float back[120];
+    CHECK_OK(lx_read(a, back, sizeof back));
+    CHECK_MSG(memcmp(back, g_x, sizeof back) == 0, "lx_read of an uploaded array differs");
+    const float *p = lx_data(a);
+    CHECK_MSG(p && memcmp(p, g_x, sizeof back) == 0, "lx_data of an uploaded array differs");
+    lx_array t = lx_transpose(a, NULL, 0); /* [6, 5, 4] view */
+    const float *q = lx_data(t);
+    bool ok = q != NULL;
+    for (int i = 0; ok && i < 6; i++)
+        for (int j = 0; j < 5; j++)
+            for (int k = 0; k < 4; k++)
+                if (q[(i * 5 + j) * 4 + k] != g_x[(k * 5 + j) * 6 + i]) ok = false;
+    CHECK_MSG(ok, "lx_data of a transposed stub array is not its row-major copy");
+    lx_array s = lx_sum(lx_mul(a, a), -1, false);
+    s = lx_sum(s, -1, false);
+    s = lx_sum(s, -1, false);
+    double want = 0;
+    for (int i = 0; i < 120; i++) want += (double)g_x[i] * g_x[i];
+    float got = lx_item_f32(s);
+    CHECK_MSG(t_close(got, want, 1e-5, 0), "lx_item_f32: %g, want %g (%s)", (double)got, want,
+              lx_error_message());
+    CHECK(t_close(lx_item_f64(s), want, 1e-5, 0));
+    lx_array i = lx_add(lx_scalar_i32(40), lx_scalar_i32(2));
+    CHECK_MSG(lx_item_i32(i) == 42, "lx_item_i32 of a stub scalar: %d", lx_item_i32(i));
+    lx_array e = lx_exp(lx_scalar_f32(1.0f));
+    CHECK(lx_device_of(e) == LX_GPU);
+    CHECK(t_close(lx_item_f32(e), exp(1.0), 1e-6, 0));
+    /* a fresh array read at once, and one read twice */
+    lx_array f = lx_full((int[]){1000}, 1, 2.5, LX_FLOAT32);
+    const float *fp = lx_data(f);
+    bool all = fp != NULL;
+    for (int k = 0; all && k < 1000; k++) all = fp[k] == 2.5f;
+    CHECK_MSG(all, "lx_data of FULL on the stub is not 2.5 everywhere (poison: %s)",
+              fp && isnan(fp[0]) ? "yes" : "no");
+    CHECK(lx_data(f) == fp);
+    /* an array from the CPU used by a stub op: a transfer */
+    lx_set_default_device(LX_CPU);
+    lx_array cpu = lx_array_f32(g_y, (int[]){4, 5, 6}, 3);
+    CHECK(lx_device_of(cpu) == LX_CPU);
+    lx_set_default_device(LX_GPU);
+    lx_array sum = lx_add(cpu, a);
+    CHECK(lx_device_of(sum) == LX_GPU);
+    const float *sp = lx_data(sum);
+    ok = sp != NULL;
+    for (int k = 0; ok && k < 120; k++) ok = sp[k] == g_x[k] + g_y[k];
+    CHECK_MSG(ok, "CPU array + stub array differs (%s)", lx_error_message());
+    lx_clear_error();
+    check_no_violations("reads", v0);
+}
+
+/* Async evaluation: chained async evals, reads that wait, inputs freed while their
+ * consumers are queued (with the cache cleared, so freed blocks go back to the device at
+ * once: the stub catches one freed before its kernel ran). */
+static void test_async(void) {
+    uint64_t v0 = stub_stats().violations;
+    float v[4] = {1, 2, 3, 4};
+    lx_array a = lx_array_f32(v, (int[]){4}, 1);
+    lx_array b = lx_mul(a, a);
+    CHECK_OK(lx_async_eval(b));
+    lx_array c = lx_add(b, b);
+    CHECK_OK(lx_async_eval(c));
+    const float *cp = lx_data(c);
+    CHECK_MSG(cp && cp[3] == 32.0f, "async chain: c[3] = %g", cp ? (double)cp[3] : NAN);
+    const float *bp = lx_data(b);
+    CHECK(bp && bp[2] == 9.0f);
+    CHECK_OK(lx_synchronize());
+    lx_free(b);
+    lx_free(c);
+    lx_sweep();
+
+    /* a long async chain whose intermediates are released as it runs */
+    lx_array x = lx_zeros((int[]){256}, 1, LX_FLOAT32);
+    lx_keep(x);
+    for (int i = 0; i < 300; i++) {
+        lx_array big = lx_full((int[]){64, 256}, 2, 1.0 / 64, LX_FLOAT32);
+        lx_array next = lx_add(x, lx_sum(big, 0, false)); /* sum: off the stub */
+        next = lx_add_scalar(next, 1.0);
+        lx_free(x);
+        x = next;
+        lx_keep(x);
+        CHECK_OK(lx_async_eval(x));
+        if (i % 50 == 0) lx_clear_cache();
+    }
+    const float *xp = lx_data(x);
+    CHECK_MSG(xp && fabsf(xp[7] - 600.0f) < 1e-3f, "async loop: %g, want 600",
+              xp ? (double)xp[7] : NAN);
+    lx_free(x);
+
+    /* inputs freed and the cache cleared while their consumers may still be queued */
+    for (int round = 0; round < 20; round++) {
+        lx_array in = lx_array_f32(g_x, (int[]){120}, 1);
+        lx_array out = lx_exp(lx_mul(in, in));
+        for (int k = 0; k < 10; k++) out = lx_add(lx_mul_scalar(out, 0.5), in);
+        lx_keep(out);
+        CHECK_OK(lx_async_eval(out));
+        lx_sweep(); /* `in` is released: only the graph holds its buffer */
+        lx_clear_cache();
+        float r[120];
+        CHECK_OK(lx_read(out, r, sizeof r));
+        double ref = exp((double)g_x[5] * g_x[5]);
+        for (int k = 0; k < 10; k++) ref = ref * 0.5 + g_x[5];
+        CHECK_MSG(t_close(r[5], ref, 1e-5, 1e-6), "round %d: %g, want %g", round, (double)r[5], ref);
+        lx_free(out);
+        lx_sweep();
+        if (t_failures) break;
+    }
+    CHECK_OK(lx_synchronize());
+    check_no_violations("async", v0);
+}
+
+/* lx_active_memory (of the default device, the stub) returns to its baseline. */
+static void test_memory_baseline(void) {
+    CHECK_OK(lx_synchronize());
+    lx_clear_cache();
+    size_t before = lx_active_memory();
+    lx_stub_stats s0 = stub_stats();
+    lx_array a = lx_zeros((int[]){1000, 3}, 2, LX_FLOAT32);
+    CHECK_OK(lx_eval(a));
+    CHECK_MSG(lx_active_memory() == before + 12000, "active %zu, want %zu", lx_active_memory(),
+              before + 12000);
+    CHECK(stub_stats().live_bytes >= s0.live_bytes + 12000);
+    lx_free(a);
+    lx_sweep();
+    CHECK_OK(lx_synchronize());
+    CHECK_MSG(lx_active_memory() == before, "active %zu after the free, want %zu",
+              lx_active_memory(), before);
+    CHECK(lx_cache_memory() >= 12000);
+    lx_clear_cache();
+    CHECK(lx_cache_memory() == 0);
+    CHECK_MSG(stub_stats().live_bytes == s0.live_bytes, "the stub holds %llu bytes, %llu before",
+              (unsigned long long)stub_stats().live_bytes, (unsigned long long)s0.live_bytes);
+    /* a computation with intermediates leaves nothing behind */
+    lx_array r = lx_sum(lx_mul(lx_matmul(X3(), W2()), lx_scalar_f32(2.0f)), -1, false);
+    CHECK_OK(lx_eval(r));
+    lx_free(r);
+    lx_sweep();
+    CHECK_OK(lx_synchronize());
+    CHECK_MSG(lx_active_memory() == before, "active %zu after a computation, want %zu",
+              lx_active_memory(), before);
+}
+
+/* tests/test_memory.c's decode loop on the stub: memory and tracked count stay flat. */
+static void test_flat_loop(void) {
+    uint64_t v0 = stub_stats().violations;
+    enum { D = 32, STEPS = 3000 };
+    float wv[D * D];
+    for (int i = 0; i < D * D; i++) wv[i] = (float)((i * 7) % 13) / 13.0f - 0.5f;
+    lx_array w = lx_array_f32(wv, (int[]){D, D}, 2);
+    lx_array state = lx_zeros((int[]){1, D}, 2, LX_FLOAT32);
+    lx_keep(w, state);
+    CHECK_OK(lx_eval(w, state));
+    size_t mem_base = 0, tracked_base = 0;
+    uint64_t blocks_base = 0;
+    for (int step = 0; step < STEPS; step++) {
+        lx_array x = lx_add_scalar(state, 1.0);
+        lx_array h = lx_matmul(x, w);
+        h = lx_tanh(h);
+        lx_array old = state;
+        state = lx_add(lx_mul_scalar(h, 0.5), lx_mul_scalar(old, 0.5));
+        lx_keep(state);
+        lx_free(old);
+        lx_status st = (step % 2) ? lx_async_eval(state) : lx_eval(state);
+        if (st != LX_OK) {
+            CHECK_OK(st);
+            break;
+        }
+        if (step == 100) {
+            CHECK_OK(lx_synchronize());
+            mem_base = lx_active_memory();
+            tracked_base = lx_tracked_count();
+            blocks_base = stub_stats().live_blocks;
+        }
+    }
+    CHECK_OK(lx_synchronize());
+    CHECK_MSG(lx_active_memory() == mem_base, "active %zu vs %zu", lx_active_memory(), mem_base);
+    CHECK_MSG(lx_tracked_count() == tracked_base, "tracked %zu vs %zu", lx_tracked_count(),
+              tracked_base);
+    CHECK_MSG(stub_stats().live_blocks <= blocks_base + 4, "stub blocks %llu vs %llu at step 100",
+              (unsigned long long)stub_stats().live_blocks, (unsigned long long)blocks_base);
+    float row[D];
+    CHECK_OK(lx_read(state, row, sizeof row));
+    CHECK(isfinite(row[0]));
+    lx_free(w);
+    lx_free(state);
+    lx_sweep();
+    check_no_violations("flat loop", v0);
+}
+
+/* ---- the fixture models (as tests/test_model.c, with the default device the stub) -------- */
+
+static char g_dir[1024];
+static const char *fixture(const char *name) {
+    const char *root = getenv("LX_FIXTURES");
+    snprintf(g_dir, sizeof g_dir, "%s/%s", root ? root : "../shared/fixtures", name);
+    return g_dir;
+}
+
+typedef struct {
+    int32_t ids[1024];
+    int n;
+    float *rows;
+    size_t n_rows, cap_rows;
+} collect;
+
+static bool on_token(void *u, int32_t id, const char *text, size_t len) {
+    (void)text;
+    (void)len;
+    collect *c = u;
+    if (id >= 0 && c->n < 1024) c->ids[c->n++] = id;
+    return true;
+}
+
+static void on_logits(void *u, const float *rows, int n, int vocab) {
+    collect *c = u;
+    if (c->n_rows + (size_t)n > c->cap_rows) {
+        c->cap_rows = (c->n_rows + (size_t)n) * 2;
+        c->rows = realloc(c->rows, sizeof(float) * c->cap_rows * (size_t)vocab);
+    }
+    memcpy(c->rows + c->n_rows * (size_t)vocab, rows, sizeof(float) * (size_t)n * (size_t)vocab);
+    c->n_rows += (size_t)n;
+}
+
+static double row_rel_err(const float *a, const float *b, int n) {
+    double d = 0, m = 0;
+    for (int i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
+static void run_fixture(const char *name, double tol) {
+    uint64_t v0 = stub_stats().violations;
+    const char *dir = fixture(name);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/reference.safetensors", dir);
+    /* the reference on the CPU: its values do not depend on the stub */
+    CHECK_OK(lx_set_default_device(LX_CPU));
+    lx_weights *rw = lx_load(path);
+    CHECK_MSG(rw != NULL, "%s: reference: %s", name, lx_error_message());
+    if (!rw) {
+        lx_clear_error();
+        lx_set_default_device(LX_GPU);
+        return;
+    }
+    lx_array pa = lx_astype(lx_weights_get(rw, "prompt_ids"), LX_INT32);
+    lx_array oa = lx_astype(lx_weights_get(rw, "output_ids"), LX_INT32);
+    lx_array la = lx_weights_get(rw, "logits");
+    lx_keep(pa, oa);
+    const int32_t *prompt = lx_data(pa), *output = lx_data(oa);
+    const float *logits = lx_data(la);
+    int n_prompt = (int)lx_size(pa), n_output = (int)lx_size(oa);
+    int rows = lx_dim(la, 0), vocab = lx_dim(la, 1);
+    CHECK(prompt && output && logits);
+    CHECK_OK(lx_set_default_device(LX_GPU));
+    if (!prompt || !output || !logits) return;
+
+    lx_stub_stats s0 = stub_stats();
+    uint64_t mm0 = stub_count(LX_PRIM_MATMUL);
+    lx_model *m = lx_model_load(dir);
+    CHECK_MSG(m != NULL, "%s on the stub: lx_model_load: %s", name, lx_error_message());
+    lx_clear_error();
+    if (m) {
+        lx_stub_stats s1 = stub_stats();
+        CHECK_MSG(s1.imports + s1.copies_from_host > s0.imports + s0.copies_from_host,
+                  "%s: loading put no weights on the stub (imports %llu, uploads %llu)", name,
+                  (unsigned long long)(s1.imports - s0.imports),
+                  (unsigned long long)(s1.copies_from_host - s0.copies_from_host));
+        int chunks[2] = {512, 7};
+        for (int c = 0; c < 2; c++) {
+            lx_session *s = lx_session_new(m, 0);
+            collect got = {0};
+            lx_gen_params p = lx_gen_params_default();
+            p.max_tokens = n_output;
+            p.ignore_eos = true;
+            p.prefill_chunk = chunks[c];
+            p.on_token = on_token;
+            p.on_logits = on_logits;
+            p.user = &got;
+            lx_gen_stats st;
+            lx_status gs = lx_session_generate(s, prompt, n_prompt, &p, &st);
+            CHECK_MSG(gs == LX_OK, "%s (chunk %d) on the stub: lx_session_generate: %s", name,
+                      chunks[c], lx_error_message());
+            lx_clear_error();
+            CHECK_MSG(got.n == n_output, "%s: %d tokens, %d expected", name, got.n, n_output);
+            int first_diff = -1;
+            for (int i = 0; i < got.n && i < n_output; i++)
+                if (got.ids[i] != output[i] && first_diff < 0) first_diff = i;
+            CHECK_MSG(first_diff < 0, "%s (chunk %d) on the stub: greedy token %d is %d, the "
+                      "reference gives %d", name, chunks[c], first_diff,
+                      first_diff >= 0 ? got.ids[first_diff] : 0,
+                      first_diff >= 0 ? output[first_diff] : 0);
+            CHECK_MSG(got.n_rows == (size_t)rows, "%s: %zu logits rows, %d expected", name,
+                      got.n_rows, rows);
+            double worst = 0;
+            int worst_row = -1;
+            for (int r = 0; r < rows && (size_t)r < got.n_rows; r++) {
+                double e = row_rel_err(got.rows + (size_t)r * vocab, logits + (size_t)r * vocab,
+                                       vocab);
+                if (isnan(worst)) break;
+                if (isnan(e) || e > worst) {
+                    worst = e;
+                    worst_row = r;
+                }
+            }
+            printf("  %s chunk %d on the stub: largest logits error %.3g (row %d), bound %.3g\n",
+                   name, chunks[c], worst, worst_row, tol);
+            CHECK_MSG(!isnan(worst) && worst <= tol, "%s on the stub: logits row %d differs by %.3g of its "
+                      "largest value (bound %.3g)", name, worst_row, worst, tol);
+            free(got.rows);
+            lx_session_free(s);
+        }
+        CHECK_MSG(stub_count(LX_PRIM_MATMUL) > mm0, "%s: no MATMUL of the model ran on the stub",
+                  name);
+        lx_model_free(m);
+    }
+    lx_free(pa);
+    lx_free(oa);
+    lx_weights_free(rw);
+    lx_sweep();
+    CHECK_OK(lx_synchronize());
+    check_no_violations(name, v0);
+}
+
+static void test_tiny_llama(void) { run_fixture("tiny-llama-f32", 1e-4); }
+static void test_tiny_qwen3(void) { run_fixture("tiny-qwen3-bf16", 1e-4); }
+
+/* After everything is freed and the cache cleared, the stub holds no block and no event. */
+static void test_nothing_left(void) {
+    lx_sweep();
+    CHECK_OK(lx_synchronize());
+    lx_clear_cache();
+    lx_stub_stats s = stub_stats();
+    printf("  stub: %llu kernels queued (%llu run, %llu refused), %llu uploads, %llu downloads, "
+           "%llu device copies, %llu imports, %llu events, %llu violations\n",
+           (unsigned long long)s.kernels_queued, (unsigned long long)s.kernels_run,
+           (unsigned long long)s.kernels_refused, (unsigned long long)s.copies_from_host,
+           (unsigned long long)s.copies_to_host, (unsigned long long)s.copies,
+           (unsigned long long)s.imports, (unsigned long long)s.events_recorded,
+           (unsigned long long)s.violations);
+    CHECK_MSG(s.kernels_run == s.kernels_queued, "%llu kernels queued, %llu run",
+              (unsigned long long)s.kernels_queued, (unsigned long long)s.kernels_run);
+    CHECK_MSG(s.kernels_refused == 0, "the stub refused %llu kernel calls (lx gave it nodes it "
+              "does not support or host pointers)", (unsigned long long)s.kernels_refused);
+    CHECK_MSG(s.live_blocks == 0 && s.live_imports == 0, "the stub still holds %llu blocks "
+              "(%llu bytes, %llu imports) with every array freed and the cache cleared",
+              (unsigned long long)s.live_blocks, (unsigned long long)s.live_bytes,
+              (unsigned long long)s.live_imports);
+    CHECK_MSG(s.live_events == 0, "%llu stub events were never freed",
+              (unsigned long long)s.live_events);
+    CHECK_MSG(s.events_recorded > 0, "lx recorded no event on an asynchronous device");
+    CHECK_MSG(s.violations == 0, "the stub caught %llu violations; the first: %s",
+              (unsigned long long)s.violations, s.first_violation);
+}
+
+/* ---- the loader ---------------------------------------------------------------------------- */
+
+static void test_loader(void) {
+    const char *info = lx_backend_info();
+    printf("  %s\n", info);
+    CHECK(lx_gpu_available());
+    CHECK_MSG(strstr(info, "gpu: stub") != NULL, "lx_backend_info does not name the stub: %s", info);
+    CHECK_MSG(strstr(info, "score 5") != NULL, "lx_backend_info does not give its score: %s", info);
+    CHECK_MSG(strstr(info, "tests/stub_device") != NULL, "no description: %s", info);
+    CHECK(lx_default_device() == LX_CPU); /* the GPU serves when asked */
+    CHECK_OK(lx_set_default_device(LX_GPU));
+    CHECK(lx_default_device() == LX_GPU);
+    CHECK_MSG(find_stub_module(), "the stub's counters are not reachable (dlopen RTLD_NOLOAD of "
+              "%s: %s)", getenv("LX_DEVICE_MODULES"), dlerror());
+}
+
+/* absent WHY: no GPU, and the info says why; the CPU carries on. */
+static int run_absent(const char *why) {
+    const char *info = lx_backend_info();
+    printf("  %s\n", info);
+    CHECK(!lx_gpu_available());
+    CHECK_MSG(strstr(info, "gpu: none") != NULL, "info: %s", info);
+    CHECK_MSG(why && strstr(info, why) != NULL, "lx_backend_info does not say '%s': %s",
+              why ? why : "", info);
+    CHECK(lx_set_default_device(LX_GPU) == LX_E_DEVICE);
+    CHECK(strstr(lx_error_message(), "no usable GPU") != NULL);
+    lx_clear_error();
+    CHECK(lx_default_device() == LX_CPU);
+    lx_array a = lx_add(X3(), Y3());
+    const float *p = lx_data(a);
+    CHECK(p && p[17] == g_x[17] + g_y[17]);
+    lx_sweep();
+    return test_finish();
+}
+
+/* ---- entry: the module alone, through its entry point ------------------------------------ */
+
+static char e_msg[512];
+static lx_status e_status;
+static const char *e_env_delay = "0";
+static const char *e_env_fail = NULL;
+
+static lx_status e_set_error_v(lx_status st, const char *fmt, va_list ap) {
+    vsnprintf(e_msg, sizeof e_msg, fmt, ap);
+    e_status = st;
+    return st;
+}
+static lx_status e_set_error(lx_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    e_set_error_v(st, fmt, ap);
+    va_end(ap);
+    return st;
+}
+static const char *e_prim_name(int p) {
+    switch (p) {
+    case LX_PRIM_COPY: return "COPY";
+    case LX_PRIM_BINARY: return "BINARY";
+    case LX_PRIM_MATMUL: return "MATMUL";
+    default: return "PRIM";
+    }
+}
+static const char *e_getenv(const char *name) {
+    if (strcmp(name, "LX_STUB_DELAY_US") == 0) return e_env_delay;
+    if (strcmp(name, "LX_STUB_FAIL") == 0) return e_env_fail;
+    return NULL;
+}
+static void *e_scratch(lx_kctx *ctx, size_t n) {
+    (void)ctx;
+    (void)n;
+    return NULL;
+}
+static const lx_core_api e_core = {
+    .version = LX_DEVICE_API_VERSION,
+    .size = sizeof(lx_core_api),
+    .set_error = e_set_error,
+    .set_error_v = e_set_error_v,
+    .scratch = e_scratch,
+    .prim_name = e_prim_name,
+    .getenv = e_getenv,
+};
+
+static void e_clear(void) {
+    e_msg[0] = '\0';
+    e_status = LX_OK;
+}
+
+/* A READY node over device memory. */
+static void e_node(lx_node *n, lx_buffer *b, void *ptr, lx_dtype t, const int *shape, int nd) {
+    memset(n, 0, sizeof *n);
+    memset(b, 0, sizeof *b);
+    b->ptr = ptr;
+    b->device = LX_GPU;
+    n->buf = b;
+    n->dtype = (uint8_t)t;
+    n->ndim = (uint8_t)nd;
+    n->device = LX_GPU;
+    n->size = 1;
+    for (int d = nd - 1; d >= 0; d--) {
+        n->shape[d] = shape[d];
+        n->strides[d] = n->size;
+        n->size *= shape[d];
+    }
+    atomic_store(&n->state, LX_NODE_READY);
+    n->op = "test";
+    n->inputs = n->inline_inputs;
+}
+
+static int run_entry(void) {
+    const char *path = getenv("LX_STUB_MODULE");
+    if (!path) {
+        fprintf(stderr, "LX_STUB_MODULE is not set\n");
+        return 77;
+    }
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    CHECK_MSG(h != NULL, "dlopen %s: %s", path, dlerror());
+    if (!h) return test_finish();
+    lx_device_module_init_fn init;
+    *(void **)&init = dlsym(h, LX_DEVICE_MODULE_ENTRY);
+    *(void **)&g_stats = dlsym(h, LX_STUB_GET_STATS);
+    CHECK(init != NULL && g_stats != NULL);
+    if (!init || !g_stats) return test_finish();
+
+    const lx_device_impl *devs[4] = {0};
+    char why[256];
+    /* refusals, each with a reason */
+    CHECK(init(LX_DEVICE_API_VERSION + 7, &e_core, devs, 4, why, sizeof why) == 0);
+    CHECK_MSG(strstr(why, "interface") != NULL, "version refusal says: %s", why);
+    CHECK(init(LX_DEVICE_API_VERSION, NULL, devs, 4, why, sizeof why) == 0 && why[0]);
+    CHECK(init(LX_DEVICE_API_VERSION, &e_core, devs, 0, why, sizeof why) == 0 && why[0]);
+    e_env_fail = "init";
+    CHECK(init(LX_DEVICE_API_VERSION, &e_core, devs, 4, why, sizeof why) == 0);
+    CHECK_MSG(strstr(why, "LX_STUB_FAIL=init") != NULL, "LX_STUB_FAIL refusal says: %s", why);
+    e_env_fail = NULL;
+
+    /* the device: a worker delay of 20 ms, so queued work is still queued below */
+    e_env_delay = "20000";
+    CHECK(init(LX_DEVICE_API_VERSION, &e_core, devs, 4, why, sizeof why) == 1);
+    const lx_device_impl *d = devs[0];
+    CHECK(d && d->api_version == LX_DEVICE_API_VERSION && d->size == sizeof(lx_device_impl));
+    if (!d) return test_finish();
+    CHECK(strcmp(d->name, "stub") == 0 && d->kind == LX_GPU && d->score > 0 && !d->host_visible);
+    CHECK(d->kernels[LX_PRIM_COPY] && d->kernels[LX_PRIM_FULL] && d->kernels[LX_PRIM_UNARY] &&
+          d->kernels[LX_PRIM_BINARY] && d->kernels[LX_PRIM_MATMUL]);
+    CHECK(!d->kernels[LX_PRIM_SOFTMAX] && !d->kernels[LX_PRIM_RMS_NORM] &&
+          !d->kernels[LX_PRIM_REDUCE]);
+    CHECK(d->event_record && d->event_wait && d->event_query && d->event_free && d->synchronize);
+    size_t fb = 0, tb = 0;
+    CHECK(d->memory_info(d, &fb, &tb) == LX_OK && tb == (size_t)1024 << 20 && fb == tb);
+
+    /* memory: poisoned when fresh, copies both ways, memset, device copy, import */
+    unsigned char host[256];
+    void *m1 = d->alloc(d, 100);
+    CHECK(m1 != NULL);
+    CHECK(d->copy_to_host(d, host, m1, 100) == LX_OK);
+    CHECK_MSG(host[0] == 0xA5 && host[1] == 0x7F && host[98] == 0xA5, "fresh memory is not "
+              "poisoned: %02x %02x", host[0], host[1]);
+    float pf;
+    memcpy(&pf, host, 4);
+    CHECK(isnan(pf));
+    for (int i = 0; i < 100; i++) host[i] = (unsigned char)i;
+    CHECK(d->copy_from_host(d, m1, host, 100) == LX_OK);
+    void *m2 = d->alloc(d, 100);
+    CHECK(d->copy(d, m2, m1, 100) == LX_OK);
+    CHECK(d->memset(d, (char *)m2 + 10, 0xEE, 5) == LX_OK);
+    memset(host, 0, sizeof host);
+    CHECK(d->copy_to_host(d, host, m2, 100) == LX_OK);
+    CHECK(host[9] == 9 && host[10] == 0xEE && host[14] == 0xEE && host[15] == 15 && host[99] == 99);
+    void *imp = NULL;
+    float hv[6] = {1, 2, 3, 4, 5, 6};
+    CHECK(d->import_host(d, hv, sizeof hv, &imp) == LX_OK && imp && imp != (void *)hv);
+    hv[0] = 100; /* an upload: later host writes do not reach the device */
+    float back[6];
+    CHECK(d->copy_to_host(d, back, imp, sizeof back) == LX_OK && back[0] == 1 && back[5] == 6);
+
+    /* what it refuses: host pointers as device memory, device pointers as host memory */
+    e_clear();
+    CHECK(d->copy_to_host(d, host, hv, 8) == LX_E_DEVICE);
+    CHECK_MSG(strstr(e_msg, "not inside a live stub block") != NULL, "message: %s", e_msg);
+    e_clear();
+    CHECK(d->copy_from_host(d, m1, m2, 8) == LX_E_DEVICE);
+    CHECK_MSG(strstr(e_msg, "device pointer given as host memory") != NULL, "message: %s", e_msg);
+    e_clear();
+    CHECK(d->copy_to_host(d, host, (char *)m1 + 90, 20) == LX_E_DEVICE); /* past the end */
+
+    /* events */
+    lx_event *e0 = d->event_record(d, NULL);
+    CHECK(e0 && d->event_query(d, e0));
+    CHECK(d->event_wait(d, e0) == LX_OK);
+    d->event_free(d, e0);
+
+    /* kernels on hand-made nodes: BINARY add with a broadcast input */
+    float av[6] = {1, 2, 3, 4, 5, 6}, bv[3] = {10, 20, 30};
+    void *da = d->alloc(d, sizeof av), *db = d->alloc(d, sizeof bv), *dc = d->alloc(d, 24);
+    CHECK(d->copy_from_host(d, da, av, sizeof av) == LX_OK);
+    CHECK(d->copy_from_host(d, db, bv, sizeof bv) == LX_OK);
+    lx_node na, nb, nc;
+    lx_buffer ba, bb, bc;
+    e_node(&na, &ba, da, LX_FLOAT32, (int[]){2, 3}, 2);
+    e_node(&nb, &bb, db, LX_FLOAT32, (int[]){3}, 1);
+    e_node(&nc, &bc, dc, LX_FLOAT32, (int[]){2, 3}, 2);
+    lx_binary_params bp = {LX_BINARY_ADD};
+    nc.prim = LX_PRIM_BINARY;
+    nc.n_inputs = 2;
+    nc.inputs[0] = &na;
+    nc.inputs[1] = &nb;
+    nc.params = &bp;
+    nc.params_size = sizeof bp;
+    atomic_store(&nc.state, LX_NODE_SCHEDULED);
+    CHECK(d->supports(d, &nc));
+    lx_kctx ctx = {.dev = d};
+    double t0 = t_now_s();
+    CHECK(d->kernels[LX_PRIM_BINARY](&ctx, &nc) == LX_OK);
+    CHECK_MSG(t_now_s() - t0 < 0.015, "the kernel did not return before its work ran");
+    lx_event *e1 = d->event_record(d, NULL);
+    CHECK(e1 && !d->event_query(d, e1)); /* still queued (20 ms) */
+    memset(&na, 0, sizeof na);           /* the node may be detached: the work has a copy */
+    memset(&nb, 0, sizeof nb);
+    memset(&nc, 0, sizeof nc);
+    CHECK(d->event_wait(d, e1) == LX_OK && d->event_query(d, e1));
+    d->event_free(d, e1);
+    float cv[6];
+    CHECK(d->copy_to_host(d, cv, dc, sizeof cv) == LX_OK);
+    CHECK_MSG(cv[0] == 11 && cv[2] == 33 && cv[3] == 14 && cv[5] == 36, "add: %g %g %g %g",
+              (double)cv[0], (double)cv[2], (double)cv[3], (double)cv[5]);
+
+    /* COPY float32 -> float16 of a transposed view; MATMUL; FULL */
+    e_node(&na, &ba, da, LX_FLOAT32, (int[]){3, 2}, 2); /* da as [2, 3] transposed */
+    na.strides[0] = 1;
+    na.strides[1] = 3;
+    void *dh = d->alloc(d, 12);
+    e_node(&nc, &bc, dh, LX_FLOAT16, (int[]){3, 2}, 2);
+    nc.prim = LX_PRIM_COPY;
+    nc.n_inputs = 1;
+    nc.inputs[0] = &na;
+    CHECK(d->kernels[LX_PRIM_COPY](&ctx, &nc) == LX_OK);
+    uint16_t hh[6];
+    CHECK(d->copy_to_host(d, hh, dh, sizeof hh) == LX_OK); /* waits for the queue */
+    CHECK(lx_f16_to_f32(hh[0]) == 1 && lx_f16_to_f32(hh[1]) == 4 && lx_f16_to_f32(hh[2]) == 2 &&
+          lx_f16_to_f32(hh[5]) == 6);
+    e_node(&na, &ba, da, LX_FLOAT32, (int[]){2, 3}, 2);
+    e_node(&nb, &bb, imp, LX_FLOAT32, (int[]){3, 2}, 2); /* imported [[1,2],[3,4],[5,6]] */
+    void *dm = d->alloc(d, 16);
+    e_node(&nc, &bc, dm, LX_FLOAT32, (int[]){2, 2}, 2);
+    nc.prim = LX_PRIM_MATMUL;
+    nc.n_inputs = 2;
+    nc.inputs[0] = &na;
+    nc.inputs[1] = &nb;
+    CHECK(d->kernels[LX_PRIM_MATMUL](&ctx, &nc) == LX_OK);
+    CHECK(d->synchronize(d) == LX_OK);
+    float mv[4];
+    CHECK(d->copy_to_host(d, mv, dm, sizeof mv) == LX_OK);
+    CHECK_MSG(mv[0] == 22 && mv[1] == 28 && mv[2] == 49 && mv[3] == 64, "matmul: %g %g %g %g",
+              (double)mv[0], (double)mv[1], (double)mv[2], (double)mv[3]);
+    lx_full_params fp = {-2.5};
+    e_node(&nc, &bc, dm, LX_FLOAT32, (int[]){4}, 1);
+    nc.prim = LX_PRIM_FULL;
+    nc.params = &fp;
+    nc.params_size = sizeof fp;
+    CHECK(d->kernels[LX_PRIM_FULL](&ctx, &nc) == LX_OK);
+    CHECK(d->copy_to_host(d, mv, dm, sizeof mv) == LX_OK && mv[0] == -2.5f && mv[3] == -2.5f);
+
+    /* supports(): the rest is refused */
+    lx_unary_params up = {LX_UNARY_ERF};
+    e_node(&na, &ba, da, LX_FLOAT32, (int[]){6}, 1);
+    e_node(&nc, &bc, dc, LX_FLOAT32, (int[]){6}, 1);
+    nc.prim = LX_PRIM_UNARY;
+    nc.n_inputs = 1;
+    nc.inputs[0] = &na;
+    nc.params = &up;
+    nc.params_size = sizeof up;
+    CHECK(!d->supports(d, &nc));
+    up.op = LX_UNARY_EXP;
+    CHECK(d->supports(d, &nc));
+    na.dtype = LX_FLOAT16;
+    CHECK(!d->supports(d, &nc)); /* float16 UNARY: not the stub's */
+    e_clear();
+    CHECK(d->kernels[LX_PRIM_UNARY](&ctx, &nc) == LX_E_DEVICE); /* handed one anyway */
+    CHECK_MSG(strstr(e_msg, "supports() refuses") != NULL, "message: %s", e_msg);
+    nc.prim = LX_PRIM_SOFTMAX;
+    CHECK(!d->supports(d, &nc));
+
+    /* a kernel handed a host pointer fails, naming the input */
+    float hostv[6] = {0};
+    e_node(&na, &ba, hostv, LX_FLOAT32, (int[]){6}, 1);
+    na.buf->device = LX_CPU;
+    nc.prim = LX_PRIM_UNARY;
+    e_clear();
+    CHECK(d->kernels[LX_PRIM_UNARY](&ctx, &nc) == LX_E_DEVICE);
+    CHECK_MSG(strstr(e_msg, "input 0") && strstr(e_msg, "not stub device memory"), "message: %s",
+              e_msg);
+
+    /* lx releasing a block while a queued kernel reads it: caught, reported at the next sync */
+    lx_stub_stats s0 = stub_stats();
+    e_node(&na, &ba, da, LX_FLOAT32, (int[]){6}, 1);
+    CHECK(d->kernels[LX_PRIM_UNARY](&ctx, &nc) == LX_OK);
+    d->free(d, da, sizeof av); /* the kernel is still queued (20 ms) */
+    lx_stub_stats s1 = stub_stats();
+    CHECK_MSG(s1.violations == s0.violations + 1 && strstr(s1.last_violation, "queued kernel"),
+              "freeing a block in use: %s", s1.last_violation);
+    e_clear();
+    CHECK(d->synchronize(d) == LX_E_DEVICE);
+    CHECK(strstr(e_msg, "contract violation") != NULL);
+    CHECK(d->synchronize(d) == LX_OK); /* reported once */
+    /* and a free of something that is not a block */
+    d->free(d, hostv, sizeof hostv);
+    CHECK(stub_stats().violations == s0.violations + 2);
+    CHECK(d->synchronize(d) == LX_E_DEVICE);
+
+    d->free(d, m1, 100);
+    d->free(d, m2, 100);
+    d->free(d, db, sizeof bv);
+    d->free(d, dc, 24);
+    d->free(d, dh, 12);
+    d->free(d, dm, 16);
+    d->release_import(d, imp, sizeof hv);
+    lx_stub_stats s2 = stub_stats();
+    CHECK_MSG(s2.live_blocks == 0 && s2.live_bytes == 0 && s2.live_events == 0,
+              "left: %llu blocks, %llu bytes, %llu events", (unsigned long long)s2.live_blocks,
+              (unsigned long long)s2.live_bytes, (unsigned long long)s2.live_events);
+    CHECK(s2.violations == s0.violations + 2);
+    if (d->shutdown) d->shutdown(d);
+    return test_finish();
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "all";
+    init_data();
+    if (strcmp(mode, "entry") == 0) return run_entry();
+    if (strcmp(mode, "absent") == 0) return run_absent(argc > 2 ? argv[2] : NULL);
+    if (!getenv("LX_DEVICE_MODULES")) {
+        printf("LX_DEVICE_MODULES is not set (CTest sets it to liblx-stub.so): skipped\n");
+        return 77;
+    }
+    RUN_TEST(test_loader);
+    if (!lx_gpu_available()) return test_finish();
+    RUN_TEST(test_reads);
+    RUN_TEST(test_placement_ops);
+    RUN_TEST(test_async);
+    RUN_TEST(test_memory_baseline);
+    RUN_TEST(test_flat_loop);
+    if (strcmp(mode, "all") == 0) {
+        RUN_TEST(test_tiny_llama);
+        RUN_TEST(test_tiny_qwen3);
+    }
+    RUN_TEST(test_nothing_left);
+    return test_finish();
+}
