@@ -855,6 +855,193 @@ static void e_node(lx_node *n, lx_buffer *b, void *ptr, lx_dtype t, const int *s
     n->inputs = n->inline_inputs;
 }
 
+
+/* Uploads host bytes into a fresh stub block. */
+static void *e_upload(const lx_device_impl *d, const void *host, size_t n) {
+    void *p = d->alloc(d, n ? n : 1);
+    if (p && n && d->copy_from_host(d, p, host, n) != LX_OK) {
+        d->free(d, p, n ? n : 1);
+        return NULL;
+    }
+    return p;
+}
+
+/* Runs out (whose buf is set by the caller) on the stub and reads its nbytes back. */
+static bool e_run(const lx_device_impl *d, lx_node *out, void *host_out, size_t nbytes) {
+    lx_kctx ctx = {.dev = d};
+    e_clear();
+    if (d->kernels[out->prim](&ctx, out) != LX_OK) {
+        fprintf(stderr, "  stub kernel: %s\n", e_msg);
+        return false;
+    }
+    return d->copy_to_host(d, host_out, out->buf->ptr, nbytes) == LX_OK;
+}
+
+/* The stub's kernels against the CPU's (lx's own ops on the CPU), bit for bit: COPY for every
+ * dtype pair and a transposed input, UNARY and BINARY float32 for the stub's ops (with a
+ * broadcast operand), MATMUL within float32 rounding. */
+static void e_conformance(const lx_device_impl *d) {
+    static const double vals[] = {0.0, -0.0, 1, -1, 0.5, -0.5, 1.5, 2.5, -2.5, 3.75, 127, 128,
+                                  255, 256, -129, -32769, 65504, 65520, 70000, 1e10, -1e10,
+                                  3.4e38, -3.4e38, 1e-8, 1e-40, 1e300, INFINITY, -INFINITY, NAN,
+                                  1e19, -9.3e18, 4294967296.0, 0.1, 1.0 / 3, 2147483648.0,
+                                  -2147483649.0, 0.99999, 6.5e4, 1e-5, 123456789.123};
+    enum { NV = sizeof vals / sizeof vals[0] };
+    lx_array base = lx_array_new(vals, (int[]){NV}, 1, LX_FLOAT64);
+    lx_keep(base);
+    int pairs_bad = 0;
+    for (int st = 0; st < LX_DTYPE_COUNT; st++) {
+        lx_array src = lx_astype(base, (lx_dtype)st);
+        lx_keep(src);
+        size_t sn = lx_nbytes(src);
+        unsigned char sb[NV * 8];
+        CHECK_OK(lx_read(src, sb, sn));
+        void *dsrc = e_upload(d, sb, sn);
+        for (int dt = 0; dt < LX_DTYPE_COUNT; dt++) {
+            lx_array want_a = lx_astype(src, (lx_dtype)dt);
+            unsigned char want[NV * 8], got[NV * 8];
+            size_t dn = lx_nbytes(want_a);
+            CHECK_OK(lx_read(want_a, want, dn));
+            void *ddst = d->alloc(d, dn);
+            lx_node in, out;
+            lx_buffer bi, bo;
+            e_node(&in, &bi, dsrc, (lx_dtype)st, (int[]){NV}, 1);
+            e_node(&out, &bo, ddst, (lx_dtype)dt, (int[]){NV}, 1);
+            out.prim = LX_PRIM_COPY;
+            out.n_inputs = 1;
+            out.inputs[0] = &in;
+            bool ok = e_run(d, &out, got, dn) && memcmp(got, want, dn) == 0;
+            if (!ok && pairs_bad++ < 5) {
+                for (int i = 0; i < NV; i++)
+                    if (memcmp(got + i * lx_dtype_size((lx_dtype)dt),
+                               want + i * lx_dtype_size((lx_dtype)dt), lx_dtype_size((lx_dtype)dt))) {
+                        fprintf(stderr, "  COPY %s -> %s: element %d (%g): stub %g, cpu %g\n",
+                                lx_dtype_name((lx_dtype)st), lx_dtype_name((lx_dtype)dt), i,
+                                vals[i], elem((lx_dtype)dt, got, (size_t)i),
+                                elem((lx_dtype)dt, want, (size_t)i));
+                        break;
+                    }
+            }
+            d->free(d, ddst, dn);
+        }
+        d->free(d, dsrc, sn ? sn : 1);
+        lx_free(src);
+        lx_sweep();
+    }
+    CHECK_MSG(pairs_bad == 0, "%d dtype pairs of COPY differ from the CPU's astype", pairs_bad);
+
+    /* a transposed float32 [5, 8] -> bfloat16 row-major */
+    float m[40];
+    for (int i = 0; i < 40; i++) m[i] = (float)vals[i % NV] * 0.37f;
+    lx_array ma = lx_array_f32(m, (int[]){8, 5}, 2);
+    lx_keep(ma);
+    lx_array mt = lx_astype(lx_transpose(ma, NULL, 0), LX_BFLOAT16);
+    uint16_t want16[40], got16[40];
+    CHECK_OK(lx_read(mt, want16, sizeof want16));
+    void *dm = e_upload(d, m, sizeof m), *dout = d->alloc(d, sizeof got16);
+    lx_node in, out, in2;
+    lx_buffer bi, bo, bi2;
+    e_node(&in, &bi, dm, LX_FLOAT32, (int[]){5, 8}, 2);
+    in.strides[0] = 1;
+    in.strides[1] = 5;
+    e_node(&out, &bo, dout, LX_BFLOAT16, (int[]){5, 8}, 2);
+    out.prim = LX_PRIM_COPY;
+    out.n_inputs = 1;
+    out.inputs[0] = &in;
+    CHECK(e_run(d, &out, got16, sizeof got16) && memcmp(got16, want16, sizeof got16) == 0);
+    d->free(d, dout, sizeof got16);
+
+    /* UNARY float32, the stub's ops, on the same values as float32 */
+    float fv[NV], fw[NV], gotf[NV], wantf[NV];
+    for (int i = 0; i < NV; i++) {
+        fv[i] = (float)vals[i];
+        fw[i] = (float)vals[(i * 7 + 3) % NV];
+    }
+    static const struct { int op; lx_array (*fn)(lx_array); } un[] = {
+        {LX_UNARY_NEG, lx_neg}, {LX_UNARY_ABS, lx_abs}, {LX_UNARY_SQUARE, lx_square},
+        {LX_UNARY_SQRT, lx_sqrt}, {LX_UNARY_RSQRT, lx_rsqrt},
+        {LX_UNARY_RECIPROCAL, lx_reciprocal}, {LX_UNARY_EXP, lx_exp}, {LX_UNARY_LOG, lx_log},
+        {LX_UNARY_SIN, lx_sin}, {LX_UNARY_COS, lx_cos}, {LX_UNARY_TANH, lx_tanh},
+        {LX_UNARY_SIGMOID, lx_sigmoid}, {LX_UNARY_SILU, lx_silu}, {LX_UNARY_RELU, lx_relu}};
+    void *dv = e_upload(d, fv, sizeof fv), *dw = e_upload(d, fw, sizeof fw);
+    void *dy = d->alloc(d, sizeof gotf);
+    lx_array av = lx_array_f32(fv, (int[]){NV}, 1), aw = lx_array_f32(fw, (int[]){NV}, 1);
+    lx_keep(av, aw);
+    for (size_t k = 0; k < sizeof un / sizeof un[0]; k++) {
+        CHECK_OK(lx_read(un[k].fn(av), wantf, sizeof wantf));
+        lx_unary_params up = {un[k].op};
+        e_node(&in, &bi, dv, LX_FLOAT32, (int[]){NV}, 1);
+        e_node(&out, &bo, dy, LX_FLOAT32, (int[]){NV}, 1);
+        out.prim = LX_PRIM_UNARY;
+        out.n_inputs = 1;
+        out.inputs[0] = &in;
+        out.params = &up;
+        out.params_size = sizeof up;
+        bool ok = e_run(d, &out, gotf, sizeof gotf) && memcmp(gotf, wantf, sizeof gotf) == 0;
+        CHECK_MSG(ok, "UNARY op %d on the stub differs from the CPU's", un[k].op);
+        lx_sweep();
+    }
+    static const struct { int op; lx_array (*fn)(lx_array, lx_array); } bin[] = {
+        {LX_BINARY_ADD, lx_add}, {LX_BINARY_SUB, lx_sub}, {LX_BINARY_MUL, lx_mul},
+        {LX_BINARY_DIV, lx_div}, {LX_BINARY_POW, lx_pow}, {LX_BINARY_MAXIMUM, lx_maximum},
+        {LX_BINARY_MINIMUM, lx_minimum}};
+    for (size_t k = 0; k < sizeof bin / sizeof bin[0]; k++) {
+        for (int bc = 0; bc < 2; bc++) { /* bc: b is element 5 broadcast (stride 0) */
+            lx_array bw = bc ? lx_broadcast_to(lx_slice(aw, (int[]){5}, (int[]){6}, NULL, 1),
+                                               (int[]){NV}, 1)
+                             : aw;
+            CHECK_OK(lx_read(bin[k].fn(av, bw), wantf, sizeof wantf));
+            lx_binary_params bp = {bin[k].op};
+            e_node(&in, &bi, dv, LX_FLOAT32, (int[]){NV}, 1);
+            e_node(&in2, &bi2, dw, LX_FLOAT32, (int[]){NV}, 1);
+            if (bc) {
+                in2.offset = 5;
+                in2.strides[0] = 0;
+            }
+            e_node(&out, &bo, dy, LX_FLOAT32, (int[]){NV}, 1);
+            out.prim = LX_PRIM_BINARY;
+            out.n_inputs = 2;
+            out.inputs[0] = &in;
+            out.inputs[1] = &in2;
+            out.params = &bp;
+            out.params_size = sizeof bp;
+            bool ok = e_run(d, &out, gotf, sizeof gotf) && memcmp(gotf, wantf, sizeof gotf) == 0;
+            CHECK_MSG(ok, "BINARY op %d%s on the stub differs from the CPU's", bin[k].op,
+                      bc ? " (broadcast b)" : "");
+            lx_sweep();
+        }
+    }
+    /* MATMUL [2, 5, 8] @ [8, 3] (b broadcast over the batch) */
+    float b83[24], got_mm[30], want_mm[30];
+    for (int i = 0; i < 24; i++) b83[i] = (float)(i % 7) * 0.25f - 0.6f;
+    lx_array mm = lx_matmul(lx_reshape(ma, (int[]){1, 5, 8}, 3), lx_array_f32(b83, (int[]){8, 3}, 2));
+    CHECK_OK(lx_read(mm, want_mm, 15 * sizeof(float)));
+    void *db = e_upload(d, b83, sizeof b83), *dmm = d->alloc(d, sizeof got_mm);
+    e_node(&in, &bi, dm, LX_FLOAT32, (int[]){2, 5, 8}, 3);
+    in.strides[0] = 0; /* the same matrix twice */
+    e_node(&in2, &bi2, db, LX_FLOAT32, (int[]){2, 8, 3}, 3);
+    in2.strides[0] = 0;
+    e_node(&out, &bo, dmm, LX_FLOAT32, (int[]){2, 5, 3}, 3);
+    out.prim = LX_PRIM_MATMUL;
+    out.n_inputs = 2;
+    out.inputs[0] = &in;
+    out.inputs[1] = &in2;
+    bool ok = e_run(d, &out, got_mm, sizeof got_mm);
+    for (int i = 0; ok && i < 30; i++) ok = t_close(got_mm[i], want_mm[i % 15], 1e-5, 1e-6);
+    CHECK_MSG(ok, "MATMUL on the stub differs from the CPU's");
+    d->free(d, dm, sizeof m);
+    d->free(d, dv, sizeof fv);
+    d->free(d, dw, sizeof fw);
+    d->free(d, dy, sizeof gotf);
+    d->free(d, db, sizeof b83);
+    d->free(d, dmm, sizeof got_mm);
+    lx_free(base);
+    lx_free(ma);
+    lx_free(av);
+    lx_free(aw);
+    lx_sweep();
+}
+
 static int run_entry(void) {
     const char *path = getenv("LX_STUB_MODULE");
     if (!path) {
@@ -882,7 +1069,13 @@ static int run_entry(void) {
     CHECK_MSG(strstr(why, "LX_STUB_FAIL=init") != NULL, "LX_STUB_FAIL refusal says: %s", why);
     e_env_fail = NULL;
 
-    /* the device: a worker delay of 20 ms, so queued work is still queued below */
+    /* the kernels against the CPU's, without a delay */
+    e_env_delay = "0";
+    CHECK(init(LX_DEVICE_API_VERSION, &e_core, devs, 4, why, sizeof why) == 1);
+    if (devs[0]) e_conformance(devs[0]);
+    CHECK(stub_stats().violations == 0);
+
+    /* the device again, with a worker delay of 20 ms, so queued work is still queued below */
     e_env_delay = "20000";
     CHECK(init(LX_DEVICE_API_VERSION, &e_core, devs, 4, why, sizeof why) == 1);
     const lx_device_impl *d = devs[0];

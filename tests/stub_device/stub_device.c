@@ -116,7 +116,7 @@ typedef struct {
     char first_violation[512], last_violation[512];
     /* settings */
     bool opaque;
-    long delay_us;
+    _Atomic long delay_us; /* read by the worker; an init may set it again */
     size_t capacity;
 } stub_state;
 
@@ -353,8 +353,9 @@ static void *worker_main(void *arg) {
         if (!G.q_head) G.q_tail = NULL;
         pthread_mutex_unlock(&G.q_lock);
 
-        if (G.delay_us > 0) {
-            struct timespec ts = {G.delay_us / 1000000, (G.delay_us % 1000000) * 1000};
+        long delay = atomic_load(&G.delay_us);
+        if (delay > 0) {
+            struct timespec ts = {delay / 1000000, (delay % 1000000) * 1000};
             while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
             }
         }
@@ -1106,7 +1107,7 @@ LX_API int lx_device_module_init(uint32_t api_version, const lx_core_api *api,
     }
     const char *addr = core->getenv("LX_STUB_ADDR");
     G.opaque = addr && strcmp(addr, "opaque") == 0;
-    G.delay_us = env_long("LX_STUB_DELAY_US", 0, 0, 1000000);
+    atomic_store(&G.delay_us, env_long("LX_STUB_DELAY_US", 0, 0, 1000000));
     G.capacity = (size_t)env_long("LX_STUB_MEMORY_MB", 1024, 1, 1L << 20) << 20;
 
     for (int p = 0; p < LX_PRIM_COUNT; p++) kernels[p] = NULL;
@@ -1120,7 +1121,7 @@ LX_API int lx_device_module_init(uint32_t api_version, const lx_core_api *api,
              "lx's test stub: host RAM as non-host-visible device memory (%s addresses, "
              "poisoned), one asynchronous worker queue%s, COPY/FULL and float32 "
              "UNARY/BINARY/MATMUL only; tests/stub_device",
-             G.opaque ? "opaque" : "host", G.delay_us ? " with a delay per kernel" : "");
+             G.opaque ? "opaque" : "host", atomic_load(&G.delay_us) ? " with a delay per kernel" : "");
     device = (lx_device_impl){
         .api_version = LX_DEVICE_API_VERSION,
         .size = sizeof(lx_device_impl),
