@@ -24,6 +24,7 @@
  */
 #include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -533,6 +534,112 @@ static void test_memory_baseline(void) {
               lx_active_memory(), before);
 }
 
+/* The memory limit on the stub (test_memory.c's out-of-memory case), the device itself
+ * refusing an allocation (beyond its 1 GiB), and eviction from the cache under a tight limit
+ * while async work is queued (a block lx evicts must not be one a queued kernel still uses). */
+static void test_stub_oom_and_eviction(void) {
+    uint64_t v0 = stub_stats().violations;
+    CHECK_OK(lx_synchronize());
+    lx_clear_cache();
+    size_t old = lx_set_memory_limit(lx_active_memory() + (1 << 20));
+    lx_array big = lx_ones((int[]){1024, 1024}, 2, LX_FLOAT32); /* 4 MiB */
+    lx_array small = lx_ones((int[]){16}, 1, LX_FLOAT32);
+    lx_keep(big, small);
+    lx_status st = lx_eval(big);
+    CHECK_MSG(st == LX_E_OOM && strstr(lx_error_message(), "memory limit"), "over the limit: %s",
+              lx_error_message());
+    lx_clear_error();
+    CHECK(lx_valid(big) && !lx_is_evaluated(big));
+    CHECK_OK(lx_eval(small));
+    lx_set_memory_limit(old);
+    CHECK_OK(lx_eval(big));
+    const float *bp = lx_data(big);
+    CHECK(bp && bp[1024 * 1024 - 1] == 1.0f);
+    lx_free(big);
+    lx_free(small);
+    lx_sweep();
+
+    /* the device is out (its capacity is 1 GiB) while lx's limit would allow it */
+    old = lx_set_memory_limit((size_t)8 << 30);
+    lx_array huge = lx_zeros((int[]){384, 1024, 1024}, 3, LX_FLOAT32); /* 1.5 GiB */
+    lx_keep(huge);
+    st = lx_eval(huge);
+    CHECK_MSG(st == LX_E_OOM, "an allocation the device refuses: %s (%s)", lx_status_string(st),
+              lx_error_message());
+    lx_clear_error();
+    lx_free(huge);
+    lx_sweep();
+    lx_set_memory_limit(old);
+
+    /* eviction: blocks of seven size classes under a 3 MiB limit, async, with the worker behind */
+    CHECK_OK(lx_synchronize());
+    lx_clear_cache();
+    old = lx_set_memory_limit(lx_active_memory() + (3 << 20));
+    lx_array x = lx_zeros((int[]){1024}, 1, LX_FLOAT32);
+    lx_keep(x);
+    for (int i = 0; i < 210 && lx_error() == LX_OK; i++) {
+        int n = 16384 * (1 + i % 7); /* 64 KiB .. 448 KiB */
+        lx_array t = lx_mul_scalar(lx_full((int[]){n}, 1, (double)i, LX_FLOAT32), 2.0);
+        lx_array y = lx_slice(t, (int[]){n - 1024}, (int[]){n}, NULL, 1);
+        lx_array next = lx_add(x, y);
+        lx_free(x);
+        x = next;
+        lx_keep(x);
+        lx_status es = lx_async_eval(x);
+        if (es != LX_OK) CHECK_OK(es);
+    }
+    const float *xp = lx_data(x);
+    CHECK_MSG(xp && xp[1000] == 2.0f * 209 * 210 / 2, "eviction loop: %g, want %g",
+              xp ? (double)xp[1000] : NAN, 2.0 * 209 * 210 / 2);
+    lx_free(x);
+    lx_sweep();
+    CHECK_OK(lx_synchronize());
+    lx_set_memory_limit(old);
+    check_no_violations("memory limit and eviction", v0);
+}
+
+/* Two threads run loops on the stub at once (test_memory.c's two-thread case). */
+typedef struct {
+    int id, failures;
+    float result;
+} thread_arg;
+
+static void *thread_loop(void *p) {
+    thread_arg *t = p;
+    float v[4] = {1, 1, 1, 1};
+    lx_array acc = lx_array_f32(v, (int[]){4}, 1);
+    lx_keep(acc);
+    for (int i = 0; i < 1000; i++) {
+        lx_array tmp = lx_add_scalar(acc, 1.0);
+        lx_array next = lx_sub_scalar(tmp, 1.0 - (t->id + 1) * 0.001);
+        lx_free(acc);
+        acc = next;
+        if ((i % 3 ? lx_async_eval(acc) : lx_eval(acc)) != LX_OK) t->failures++;
+        if (lx_device_of(acc) != LX_GPU) t->failures++;
+    }
+    const float *r = lx_data(acc);
+    t->result = r ? r[0] : NAN;
+    if (lx_tracked_count() != 1) t->failures++;
+    lx_free(acc);
+    lx_sweep();
+    lx_synchronize();
+    return NULL;
+}
+
+static void test_threads(void) {
+    uint64_t v0 = stub_stats().violations;
+    pthread_t th[2];
+    thread_arg args[2] = {{0, 0, 0}, {1, 0, 0}};
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, thread_loop, &args[i]);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        CHECK_MSG(args[i].failures == 0, "thread %d: %d failures", i, args[i].failures);
+        CHECK_MSG(fabsf(args[i].result - (1.0f + 1000 * (i + 1) * 0.001f)) < 1e-2f,
+                  "thread %d: %g", i, (double)args[i].result);
+    }
+    check_no_violations("threads", v0);
+}
+
 /* tests/test_memory.c's decode loop on the stub: memory and tracked count stay flat. */
 static void test_flat_loop(void) {
     uint64_t v0 = stub_stats().violations;
@@ -814,10 +921,24 @@ static const char *e_getenv(const char *name) {
     if (strcmp(name, "LX_STUB_FAIL") == 0) return e_env_fail;
     return NULL;
 }
+/* Kernel scratch as lx gives it: device memory, freed once the work has run (e_scratch_free
+ * after a synchronize). */
+static void *e_scratch_p[64];
+static size_t e_scratch_n[64];
+static int e_n_scratch;
 static void *e_scratch(lx_kctx *ctx, size_t n) {
-    (void)ctx;
-    (void)n;
-    return NULL;
+    if (e_n_scratch == 64) return NULL;
+    void *p = ctx->dev->alloc(ctx->dev, n);
+    if (p) {
+        e_scratch_p[e_n_scratch] = p;
+        e_scratch_n[e_n_scratch++] = n;
+    }
+    return p;
+}
+static void e_scratch_free(const lx_device_impl *d) {
+    d->synchronize(d);
+    for (int i = 0; i < e_n_scratch; i++) d->free(d, e_scratch_p[i], e_scratch_n[i]);
+    e_n_scratch = 0;
 }
 static const lx_core_api e_core = {
     .version = LX_DEVICE_API_VERSION,
@@ -1029,6 +1150,7 @@ static void e_conformance(const lx_device_impl *d) {
     bool ok = e_run(d, &out, got_mm, sizeof got_mm);
     for (int i = 0; ok && i < 30; i++) ok = t_close(got_mm[i], want_mm[i % 15], 1e-5, 1e-6);
     CHECK_MSG(ok, "MATMUL on the stub differs from the CPU's");
+    e_scratch_free(d);
     d->free(d, dm, sizeof m);
     d->free(d, dv, sizeof fv);
     d->free(d, dw, sizeof fw);
@@ -1249,6 +1371,7 @@ static int run_entry(void) {
     CHECK(stub_stats().violations == s0.violations + 2);
     CHECK(d->synchronize(d) == LX_E_DEVICE);
 
+    e_scratch_free(d);
     d->free(d, m1, 100);
     d->free(d, m2, 100);
     d->free(d, db, sizeof bv);
@@ -1281,6 +1404,8 @@ int main(int argc, char **argv) {
     RUN_TEST(test_async);
     RUN_TEST(test_memory_baseline);
     RUN_TEST(test_flat_loop);
+    RUN_TEST(test_stub_oom_and_eviction);
+    RUN_TEST(test_threads);
     if (strcmp(mode, "all") == 0) {
         RUN_TEST(test_tiny_llama);
         RUN_TEST(test_tiny_qwen3);

@@ -23,8 +23,10 @@
  *   the window in which lx could read or release too early.
  * - Few primitives: COPY (every dtype pair, strided and reshaping inputs), FULL (every dtype),
  *   UNARY and BINARY in float32 for a subset of ops (stub_unary_ok / stub_binary_ok), MATMUL
- *   float32 (a plain triple loop accumulating in double, optional alpha/beta/c). supports()
- *   refuses the rest, so everything else reaches it through fallbacks and transfers.
+ *   float32 (a plain triple loop accumulating in double, optional alpha/beta/c; B is packed
+ *   into kernel scratch from core->scratch, which must be stub memory and must stay alive
+ *   until the work has run). supports() refuses the rest, so everything else reaches it
+ *   through fallbacks and transfers.
  * - Environment (read through core->getenv): LX_STUB_FAIL=init (no device, with a reason),
  *   =score0 (a device scoring itself unusable), =table (a table without COPY), =version (a
  *   device claiming another interface version): the loader's refusals. LX_STUB_MEMORY_MB (the
@@ -333,7 +335,8 @@ struct job {
     int64_t M, N, K, a_sm, a_sk, b_sk, b_sn, c_sm, c_sn;
     float alpha, beta;
     bool scaled;
-    block *blocks[MAX_IN + 1];
+    float *packed;               /* MATMUL: kernel scratch (lx's, device memory) for B packed */
+    block *blocks[MAX_IN + 2];
     int n_blocks;
 };
 
@@ -361,7 +364,7 @@ static void *worker_main(void *arg) {
         }
         run_job(j);
         atomic_fetch_add(&G.kernels_run, 1);
-        block *dead[MAX_IN + 1];
+        block *dead[MAX_IN + 2];
         int n_dead = 0;
         pthread_mutex_lock(&G.reg_lock);
         for (int i = 0; i < j->n_blocks; i++) {
@@ -811,6 +814,37 @@ static lx_status stub_kernel(lx_kctx *ctx, lx_node *out) {
             j->c_sm = st_full[nd - 2];
             j->c_sn = st_full[nd - 1];
         }
+        /* B packed row-major into scratch per batch, so lx's scratch lifetime is exercised:
+         * it must stay alive (not be freed to the device) until this work has run */
+        if (j->K > 0 && j->N > 0) {
+            size_t sn = (size_t)j->K * (size_t)j->N * sizeof(float);
+            void *sp = core->scratch ? core->scratch(ctx, sn) : NULL;
+            if (!sp) {
+                st = core->set_error(LX_E_OOM, "stub MATMUL (%s): no kernel scratch of %zu bytes",
+                                     op, sn);
+            } else {
+                pthread_mutex_lock(&G.reg_lock);
+                block *sb = reg_find((uintptr_t)sp, sn);
+                if (sb) {
+                    j->packed = (float *)(void *)(sb->real + ((uintptr_t)sp - sb->addr));
+                    sb->pending++;
+                    j->blocks[j->n_blocks++] = sb;
+                }
+                pthread_mutex_unlock(&G.reg_lock);
+                if (!sb)
+                    st = core->set_error(LX_E_DEVICE, "stub MATMUL (%s): the kernel scratch lx "
+                                         "gave (%p, %zu bytes) is not stub device memory", op, sp,
+                                         sn);
+            }
+            if (st != LX_OK) {
+                atomic_fetch_add(&G.kernels_refused, 1);
+                pthread_mutex_lock(&G.reg_lock);
+                for (int i = 0; i < j->n_blocks; i++) j->blocks[i]->pending--;
+                pthread_mutex_unlock(&G.reg_lock);
+                free(j);
+                return st;
+            }
+        }
         j->scaled = out->params && out->params_size >= sizeof(lx_matmul_params);
         if (j->scaled) {
             const lx_matmul_params *p = out->params;
@@ -979,11 +1013,15 @@ static void run_matmul(const job *j) {
         const float *A = j->in[0] ? (const float *)(const void *)j->in[0] + oa : NULL;
         const float *B = j->in[1] ? (const float *)(const void *)j->in[1] + ob : NULL;
         const float *C = j->n_in > 2 && j->in[2] ? (const float *)(const void *)j->in[2] + oc : NULL;
+        float *P = j->packed; /* B row-major [K, N] */
+        if (P)
+            for (int64_t k = 0; k < j->K; k++)
+                for (int64_t n = 0; n < j->N; n++) P[k * j->N + n] = B[k * j->b_sk + n * j->b_sn];
         for (int64_t m = 0; m < j->M; m++)
             for (int64_t n = 0; n < j->N; n++) {
                 double acc = 0;
                 for (int64_t k = 0; k < j->K; k++)
-                    acc += (double)A[m * j->a_sm + k * j->a_sk] * (double)B[k * j->b_sk + n * j->b_sn];
+                    acc += (double)A[m * j->a_sm + k * j->a_sk] * (double)P[k * j->N + n];
                 if (j->scaled) {
                     acc *= j->alpha;
                     if (C) acc += (double)j->beta * C[m * j->c_sm + n * j->c_sn];
