@@ -17,7 +17,10 @@ _Atomic(lx_slot *) lx_slot_chunks[LX_SLOT_MAX_CHUNKS];
 static _Atomic uint32_t slots_used; /* fresh slots handed out so far */
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t *global_spare;
-static size_t global_spare_n, global_spare_cap;
+/* written under slots_lock; atomic because slot_alloc peeks at it without the lock (a stale
+ * value only means a needless lock or a fresh slot) */
+static _Atomic size_t global_spare_n;
+static size_t global_spare_cap;
 
 #define SPARE_MAX 4096
 static _Thread_local uint32_t *spare;
@@ -68,7 +71,7 @@ void lx_slot_return_spares(void) {
 /* A slot index for a new handle, or UINT32_MAX when the table is full or memory is out. */
 static uint32_t slot_alloc(void) {
     if (spare_n) return spare[--spare_n];
-    if (global_spare_n) {
+    if (atomic_load_explicit(&global_spare_n, memory_order_relaxed)) {
         pthread_mutex_lock(&slots_lock);
         while (global_spare_n && spare_n < SPARE_MAX / 2) {
             if (!spare_push(global_spare[global_spare_n - 1])) break;
