@@ -145,6 +145,10 @@ void lx_parallel_for(int64_t n, int64_t grain, lx_range_fn fn, void *ctx) {
         pthread_detach(t);
         n_started++;
     }
+    /* a helper that woke late for the previous job may still be in run_chunks, reading
+     * job_n and job_chunk: rewriting them under it is a data race, and a chunk size read
+     * half from each job can run part of this job twice or skip it */
+    while (job_active_helpers > 0) pthread_cond_wait(&done_cond, &state_lock);
     int workers = n_started + 1 < threads ? n_started + 1 : threads;
     int64_t chunks = n / grain;
     if (chunks > (int64_t)workers * 16) chunks = (int64_t)workers * 16; /* slack for balance */
