@@ -10,7 +10,11 @@
  *   host pointer, a freed block) fails with LX_E_DEVICE naming the node and the address.
  *   With LX_STUB_ADDR=opaque the addresses lx sees are the blocks' host addresses plus 2^62
  *   (non-canonical on x86-64): lx dereferencing device memory as host memory then faults at
- *   once instead of silently working.
+ *   once instead of silently working. With LX_STUB_HOST_VISIBLE=1 it declares host_visible
+ *   instead (a unified-memory device): lx then reads and writes its memory in place, which
+ *   is right only after waiting for the buffer's write_event (a kernel's output is poisoned
+ *   when the kernel is queued, so a read that did not wait sees NaNs), and import_host is
+ *   the host range itself.
  * - Asynchronous: kernels validate the node and capture everything they need (addresses,
  *   strides, shape, params: the node may be detached before the work runs) on lx's thread,
  *   then queue the work to the module's one worker thread (one queue per device; `stream` is
@@ -88,6 +92,7 @@ typedef struct block {
     size_t size;      /* bytes asked for */
     unsigned char *real;
     bool imported;
+    bool borrowed;    /* host-visible mode: an import of host memory in place (not freed) */
     bool zombie;      /* freed by lx while queued work still used it */
     int pending;      /* queued jobs that use it */
 } block;
@@ -118,6 +123,7 @@ typedef struct {
     char first_violation[512], last_violation[512];
     /* settings */
     bool opaque;
+    bool host_visible;     /* LX_STUB_HOST_VISIBLE=1 */
     _Atomic long delay_us; /* read by the worker; an init may set it again */
     size_t capacity;
 } stub_state;
@@ -218,7 +224,7 @@ static bool reg_insert(block *b) {
 }
 
 static void block_destroy(block *b) {
-    free(b->real);
+    if (!b->borrowed) free(b->real);
     free(b);
 }
 
@@ -433,6 +439,7 @@ static unsigned char *device_range(const void *p, size_t n, const char *what) {
 
 static lx_status check_host(const void *p, size_t n, const char *what) {
     if (!p) return core->set_error(LX_E_DEVICE, "stub %s: host address NULL", what);
+    if (G.host_visible) return LX_OK; /* host and device addresses are one space */
     if (is_device_range(p, n))
         return core->set_error(LX_E_DEVICE, "stub %s: the host address %p is stub device memory "
                                "(a device pointer given as host memory)", what, p);
@@ -499,9 +506,20 @@ static lx_status stub_import_host(const lx_device_impl *dev, const void *host, s
         lx_status st = check_host(host, n, "import_host");
         if (st) return st;
     }
-    block *b = block_new(n, true);
+    block *b;
+    if (G.host_visible && n) { /* the device reads host memory: the same address, no copy */
+        b = calloc(1, sizeof *b);
+        if (b) {
+            b->real = (unsigned char *)(uintptr_t)host;
+            b->addr = (uintptr_t)host;
+            b->size = n;
+            b->imported = b->borrowed = true;
+        }
+    } else {
+        b = block_new(n, true);
+        if (b && n) memcpy(b->real, host, n);
+    }
     if (!b) return core->set_error(LX_E_OOM, "stub import_host: out of memory (%zu bytes)", n);
-    if (n) memcpy(b->real, host, n);
     if (!reg_insert(b)) {
         block_destroy(b);
         return core->set_error(LX_E_OOM, "stub import_host: out of memory");
@@ -759,8 +777,24 @@ static lx_status stub_kernel(lx_kctx *ctx, lx_node *out) {
     st = capture(j, out, out, -1, &outp);
     for (int i = 0; st == LX_OK && i < out->n_inputs; i++)
         st = capture(j, out, out->inputs[i], i, &j->in[i]);
-    if (st == LX_OK)
+    if (st == LX_OK) {
+        /* The output is poisoned now, so a read before this work has run (a write_event not
+         * waited for) sees NaNs rather than an older value; not when queued work still uses
+         * the block (lx reusing it in queue order) or the node writes over an input
+         * (donation). */
+        block *ob = j->blocks[0];
+        bool poison = ob->pending == 0;
+        for (int i = 1; i < j->n_blocks; i++) poison = poison && j->blocks[i] != ob;
+        if (poison) {
+            size_t nb = (size_t)out->size * dsize(out->dtype);
+            unsigned char *o = (unsigned char *)outp;
+            for (size_t i = 0; i + 1 < nb; i += 2) {
+                o[i] = STUB_POISON_LO;
+                o[i + 1] = STUB_POISON_HI;
+            }
+        }
         for (int i = 0; i < j->n_blocks; i++) j->blocks[i]->pending++;
+    }
     pthread_mutex_unlock(&G.reg_lock);
     if (st != LX_OK) {
         atomic_fetch_add(&G.kernels_refused, 1);
@@ -1144,7 +1178,9 @@ LX_API int lx_device_module_init(uint32_t api_version, const lx_core_api *api,
         return 0;
     }
     const char *addr = core->getenv("LX_STUB_ADDR");
-    G.opaque = addr && strcmp(addr, "opaque") == 0;
+    const char *hv = core->getenv("LX_STUB_HOST_VISIBLE");
+    G.host_visible = hv && strcmp(hv, "1") == 0;
+    G.opaque = !G.host_visible && addr && strcmp(addr, "opaque") == 0;
     atomic_store(&G.delay_us, env_long("LX_STUB_DELAY_US", 0, 0, 1000000));
     G.capacity = (size_t)env_long("LX_STUB_MEMORY_MB", 1024, 1, 1L << 20) << 20;
 
@@ -1156,10 +1192,11 @@ LX_API int lx_device_module_init(uint32_t api_version, const lx_core_api *api,
     kernels[LX_PRIM_MATMUL] = stub_kernel;
 
     snprintf(description, sizeof description,
-             "lx's test stub: host RAM as non-host-visible device memory (%s addresses, "
-             "poisoned), one asynchronous worker queue%s, COPY/FULL and float32 "
-             "UNARY/BINARY/MATMUL only; tests/stub_device",
-             G.opaque ? "opaque" : "host", atomic_load(&G.delay_us) ? " with a delay per kernel" : "");
+             "lx's test stub: host RAM as %s device memory (%s addresses, poisoned), one "
+             "asynchronous worker queue%s, COPY/FULL and float32 UNARY/BINARY/MATMUL only; "
+             "tests/stub_device",
+             G.host_visible ? "host-visible" : "non-host-visible", G.opaque ? "opaque" : "host",
+             atomic_load(&G.delay_us) ? " with a delay per kernel" : "");
     device = (lx_device_impl){
         .api_version = LX_DEVICE_API_VERSION,
         .size = sizeof(lx_device_impl),
@@ -1170,7 +1207,7 @@ LX_API int lx_device_module_init(uint32_t api_version, const lx_core_api *api,
         .state = &G,
         .kernels = kernels,
         .supports = stub_supports,
-        .host_visible = false,
+        .host_visible = G.host_visible,
         .alloc = stub_alloc,
         .free = stub_free,
         .copy_to_host = stub_copy_to_host,
