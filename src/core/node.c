@@ -176,6 +176,7 @@ lx_node *lx_node_new_ready(const char *op, lx_dtype dtype, const int *shape, int
     }
     node_init(n, op, dtype, shape, ndim);
     n->buf = buf;
+    n->device = buf->device;
     lx_node_set_row_strides(n);
     atomic_store_explicit(&n->state, LX_NODE_READY, memory_order_relaxed);
     atomic_store_explicit(&n->refs, 1, memory_order_release);

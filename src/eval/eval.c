@@ -32,6 +32,7 @@ typedef struct lx_tape {
     lx_node **nodes;
     size_t n;
     uint64_t seq;
+    int device; /* the queue it runs on (async) */
     eval_owner *owner;
     struct lx_tape *next;
 } lx_tape;
@@ -43,14 +44,18 @@ static uint64_t next_seq = 1;
 static pthread_mutex_t ready_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ready_cond = PTHREAD_COND_INITIALIZER;
 
-/* The async worker queue. */
-static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
+/* The async queues: one worker thread per device, each running its tapes in order. A tape
+ * goes to the queue of its first output's device. */
+typedef struct {
+    lx_tape *head, *tail;
+    lx_tape *running;
+    bool started;
+    pthread_t thread;
+} work_queue;
+static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER; /* guards both queues */
+static pthread_cond_t q_cond[2] = {PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER};
 static pthread_cond_t q_done = PTHREAD_COND_INITIALIZER;
-static lx_tape *q_head, *q_tail;
-static lx_tape *q_running;
-static bool worker_started;
-static pthread_t worker;
+static work_queue queues[2];
 
 static _Thread_local eval_owner *tl_owner;
 static _Thread_local bool tl_is_worker;
@@ -226,7 +231,7 @@ static lx_status fail_from_last(const char *what) {
 static lx_status wait_outputs(lx_node *const *nodes, int n, lx_status st, const char *op) {
     for (int i = 0; i < n; i++) {
         if (!nodes[i]) continue;
-        lx_wait_node(nodes[i]);
+        lx_wait_node_data(nodes[i]);
         if (st == LX_OK && lx_node_state_of(nodes[i]) != LX_NODE_READY) {
             char what[96];
             snprintf(what, sizeof what, "%s: output %d failed to evaluate", op, i);
@@ -241,6 +246,11 @@ void lx_wait_node(lx_node *n) {
     pthread_mutex_lock(&ready_lock);
     while (lx_node_state_of(n) == LX_NODE_SCHEDULED) pthread_cond_wait(&ready_cond, &ready_lock);
     pthread_mutex_unlock(&ready_lock);
+}
+
+void lx_wait_node_data(lx_node *n) {
+    lx_wait_node(n);
+    if (lx_node_state_of(n) == LX_NODE_READY) lx_buffer_wait(n->buf);
 }
 
 static void notify_ready(void) {
@@ -285,6 +295,77 @@ static lx_buffer *try_donation(lx_node *n) {
     return NULL;
 }
 
+/* ---- completions ------------------------------------------------------------------------
+ * On an asynchronous device a kernel may still run after it returned: the buffers it reads
+ * (its inputs'), writes (its output) and its scratch must not go back to the allocator, where
+ * another kernel could take them, before its event has completed. Each launch leaves one
+ * entry here holding references to those buffers; entries are retired in launch order as
+ * their events complete (polled at each launch, waited for by reads, lx_eval, lx_synchronize
+ * and memory pressure). */
+
+typedef struct completion {
+    lx_event *event;
+    lx_buffer *out;          /* whose write_event is `event` */
+    int n_bufs;
+    lx_buffer **bufs;        /* held until the event completes */
+    struct completion *next;
+} completion;
+
+typedef struct {
+    pthread_mutex_t lock;
+    completion *head, *tail;
+} completion_list;
+
+static completion_list completions[2] = {
+    {.lock = PTHREAD_MUTEX_INITIALIZER},
+    {.lock = PTHREAD_MUTEX_INITIALIZER},
+};
+
+static void completion_retire(const lx_device_impl *dev, completion *c) {
+    lx_event *expect = c->event;
+    if (c->out) {
+        atomic_compare_exchange_strong(&c->out->write_event, &expect, NULL);
+        lx_buffer_release(c->out);
+    }
+    for (int i = 0; i < c->n_bufs; i++) lx_buffer_release(c->bufs[i]);
+    dev->event_free(dev, c->event);
+    free(c);
+}
+
+/* Retires the completed entries at the head (all of them, waiting, when `wait`). */
+static void completions_poll(int d, bool wait) {
+    const lx_device_impl *dev = lx_device_get((lx_device)d);
+    if (!dev || !dev->event_record) return;
+    completion_list *l = &completions[d];
+    for (;;) {
+        pthread_mutex_lock(&l->lock);
+        completion *c = l->head;
+        bool done = false;
+        if (c && wait) {
+            dev->event_wait(dev, c->event); /* a device error ends the wait too */
+            done = true;
+        } else if (c) {
+            done = dev->event_query(dev, c->event);
+        }
+        if (done) {
+            l->head = c->next;
+            if (!l->head) l->tail = NULL;
+        }
+        pthread_mutex_unlock(&l->lock);
+        if (!done) return;
+        completion_retire(dev, c);
+    }
+}
+
+void completions_drain(int d) { completions_poll(d, true); }
+
+/* Waits until the buffer's last writer has completed (a no-op on synchronous devices). */
+lx_status lx_buffer_wait(lx_buffer *b) {
+    if (!b || !atomic_load_explicit(&b->write_event, memory_order_acquire)) return LX_OK;
+    completions_drain(b->device);
+    return LX_OK;
+}
+
 /* ---- kernel calls ----------------------------------------------------------------------- */
 
 static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -319,12 +400,110 @@ static void kctx_release_scratch(lx_kctx *ctx) {
     ctx->n_scratch = 0;
 }
 
+/* After an asynchronous launch: an entry holding n's buffers and the scratch until the event
+ * completes. If no event or entry can be had, waits for the device instead. */
+static void launched(const lx_device_impl *dev, lx_kctx *ctx, lx_node *n) {
+    int d = dev->kind;
+    completions_poll(d, false);
+    lx_event *ev = dev->event_record(dev, ctx->stream);
+    int nb = n->n_inputs + ctx->n_scratch;
+    completion *c = ev ? calloc(1, sizeof *c + sizeof(lx_buffer *) * (size_t)(nb ? nb : 1)) : NULL;
+    if (!c) {
+        if (ev) dev->event_free(dev, ev);
+        dev->synchronize(dev);
+        kctx_release_scratch(ctx);
+        return;
+    }
+    c->event = ev;
+    c->bufs = (lx_buffer **)(c + 1);
+    for (int i = 0; i < n->n_inputs; i++) {
+        lx_buffer *b = n->inputs[i]->buf;
+        if (!b) continue;
+        lx_buffer_retain(b);
+        c->bufs[c->n_bufs++] = b;
+    }
+    for (int i = 0; i < ctx->n_scratch; i++) c->bufs[c->n_bufs++] = ctx->scratch[i];
+    if (ctx->scratch != ctx->scratch_inline) free(ctx->scratch);
+    ctx->n_scratch = 0;
+    if (n->buf) {
+        lx_buffer_retain(n->buf);
+        c->out = n->buf;
+        atomic_store_explicit(&n->buf->write_event, ev, memory_order_release);
+    }
+    completion_list *l = &completions[d];
+    pthread_mutex_lock(&l->lock);
+    if (l->tail) l->tail->next = c; else l->head = c;
+    l->tail = c;
+    pthread_mutex_unlock(&l->lock);
+}
+
 lx_status lx_run_kernel(const lx_device_impl *dev, lx_kernel_fn k, lx_node *n) {
     lx_kctx ctx = {.dev = dev, .cap_scratch = 4};
     ctx.scratch = ctx.scratch_inline;
     lx_status st = k(&ctx, n);
-    kctx_release_scratch(&ctx);
+    if (st == LX_OK && dev->event_record) launched(dev, &ctx, n);
+    else if (dev->event_record) { /* a failed launch may have queued part of its work */
+        dev->synchronize(dev);
+        kctx_release_scratch(&ctx);
+    } else kctx_release_scratch(&ctx);
     return st;
+}
+
+/* ---- transfers --------------------------------------------------------------------------- */
+
+/* TRANSFER: n's input (READY on its device) copied into n's fresh row-contiguous buffer on
+ * n's device. A strided input is made contiguous on its own device first. Copies complete
+ * before they return (device.h), so n's buffer needs no event. */
+static lx_status run_transfer(lx_node *n) {
+    lx_node *src = n->inputs[0];
+    const lx_device_impl *from = lx_device_get((lx_device)src->device);
+    const lx_device_impl *to = lx_device_get((lx_device)n->device);
+    if (!from || !to)
+        return lx_set_error(LX_E_DEVICE, "%s: a device of the transfer is absent", n->op);
+    size_t nbytes = lx_node_nbytes(n);
+    lx_buffer *tmp = NULL;
+    const char *sp = NULL;
+    if (nbytes) {
+        if (lx_node_is_row_contiguous(src)) {
+            sp = (const char *)src->buf->ptr + src->offset * (int64_t)lx_dtype_size((lx_dtype)src->dtype);
+        } else {
+            if (!(tmp = lx_copy_contiguous(src, (lx_dtype)src->dtype, n->op))) return lx_error();
+            sp = tmp->ptr;
+        }
+    }
+    lx_buffer *b = lx_buffer_alloc((lx_device)n->device, nbytes);
+    if (!b) {
+        if (tmp) lx_buffer_release(tmp);
+        return lx_error() ? lx_error() : LX_E_OOM;
+    }
+    lx_status st = LX_OK;
+    if (nbytes) {
+        if (from->host_visible) {
+            /* a host-visible source on an asynchronous device: let its writer finish */
+            lx_buffer_wait(tmp ? tmp : src->buf);
+            st = to->copy_from_host(to, b->ptr, sp, nbytes);
+        } else if (to->host_visible) {
+            st = from->copy_to_host(from, b->ptr, sp, nbytes);
+        } else { /* two devices that cannot see each other: through host memory */
+            void *h = malloc(nbytes);
+            st = h ? from->copy_to_host(from, h, sp, nbytes) : LX_E_OOM;
+            if (st == LX_OK) st = to->copy_from_host(to, b->ptr, h, nbytes);
+            if (!h) lx_set_error(LX_E_OOM, "%s: out of host memory for a transfer", n->op);
+            free(h);
+        }
+    }
+    if (tmp) lx_buffer_release(tmp);
+    if (st != LX_OK) {
+        lx_buffer_release(b);
+        if (lx_error() == LX_OK)
+            lx_set_error(st, "%s: copying %zu bytes from %s to %s failed", n->op, nbytes,
+                         from->name, to->name);
+        return st;
+    }
+    n->buf = b;
+    n->offset = 0;
+    lx_node_set_row_strides(n);
+    return LX_OK;
 }
 
 static lx_status run_node(lx_node *n) {
@@ -339,6 +518,7 @@ static lx_status run_node(lx_node *n) {
     }
     if (n->prim == LX_PRIM_NONE) return LX_OK; /* a leaf that was never computed? */
     if (lx_prim_is_view(n->prim)) return lx_view_eval(n);
+    if (n->prim == LX_PRIM_TRANSFER) return run_transfer(n);
     const lx_device_impl *dev = lx_device_get((lx_device)n->device);
     lx_kernel_fn k = dev ? dev->kernels[n->prim] : NULL;
     if (!k)
@@ -395,18 +575,19 @@ static void tape_free(lx_tape *t) {
     free(t);
 }
 
-/* ---- the async worker ------------------------------------------------------------------ */
+/* ---- the async workers ------------------------------------------------------------------ */
 
 static void *worker_main(void *arg) {
-    (void)arg;
+    work_queue *q = arg;
+    int d = (int)(q - queues);
     tl_is_worker = true;
     for (;;) {
         pthread_mutex_lock(&q_lock);
-        while (!q_head) pthread_cond_wait(&q_cond, &q_lock);
-        lx_tape *t = q_head;
-        q_head = t->next;
-        if (!q_head) q_tail = NULL;
-        q_running = t;
+        while (!q->head) pthread_cond_wait(&q_cond[d], &q_lock);
+        lx_tape *t = q->head;
+        q->head = t->next;
+        if (!q->head) q->tail = NULL;
+        q->running = t;
         pthread_mutex_unlock(&q_lock);
 
         lx_status st = exec_tape(t);
@@ -422,7 +603,7 @@ static void *worker_main(void *arg) {
         lx_clear_error();
 
         pthread_mutex_lock(&q_lock);
-        q_running = NULL;
+        q->running = NULL;
         pthread_cond_broadcast(&q_done);
         pthread_mutex_unlock(&q_lock);
         tape_free(t);
@@ -431,39 +612,47 @@ static void *worker_main(void *arg) {
 }
 
 static lx_status enqueue(lx_tape *t) {
+    work_queue *q = &queues[t->device];
     pthread_mutex_lock(&q_lock);
-    if (!worker_started) {
-        if (pthread_create(&worker, NULL, worker_main, NULL) != 0) {
+    if (!q->started) {
+        if (pthread_create(&q->thread, NULL, worker_main, q) != 0) {
             pthread_mutex_unlock(&q_lock);
             return LX_E_INTERNAL;
         }
-        pthread_detach(worker);
-        worker_started = true;
+        pthread_detach(q->thread);
+        q->started = true;
     }
     t->next = NULL;
-    if (q_tail) q_tail->next = t; else q_head = t;
-    q_tail = t;
-    pthread_cond_signal(&q_cond);
+    if (q->tail) q->tail->next = t; else q->head = t;
+    q->tail = t;
+    pthread_cond_signal(&q_cond[t->device]);
     pthread_mutex_unlock(&q_lock);
     return LX_OK;
 }
 
-/* Waits until every queued tape with a sequence number below `seq` has run. */
+/* Waits until every queued tape (of every queue) with a sequence number below `seq` has run. */
 static void wait_queue_before(uint64_t seq) {
     pthread_mutex_lock(&q_lock);
     for (;;) {
-        bool busy = (q_running && q_running->seq < seq) || (q_head && q_head->seq < seq);
+        bool busy = false;
+        for (int d = 0; d < 2 && !busy; d++) {
+            const work_queue *q = &queues[d];
+            busy = (q->running && q->running->seq < seq) || (q->head && q->head->seq < seq);
+        }
         if (!busy) break;
         pthread_cond_wait(&q_done, &q_lock);
     }
     pthread_mutex_unlock(&q_lock);
 }
 
-/* Allocator pressure: let earlier work finish (it releases buffers). The worker cannot wait
- * for itself; an inline evaluation waits only for tapes older than its own. */
+/* Allocator pressure: let earlier work finish (it releases buffers), on every queue, and let
+ * the devices finish what they were given (their completions release input buffers). A tape
+ * only waits for older tapes: a worker's own older tapes are done, the other queue's are
+ * waited for; an inline evaluation waits for tapes older than its own. */
 static void memory_pressure(void) {
-    if (tl_is_worker) return;
+    if (tl_is_worker && !tl_exec_seq) return;
     wait_queue_before(tl_exec_seq ? tl_exec_seq : UINT64_MAX);
+    for (int d = 0; d < 2; d++) completions_drain(d);
 }
 
 static pthread_once_t hook_once = PTHREAD_ONCE_INIT;
@@ -479,6 +668,7 @@ lx_status lx_synchronize(void) {
     for (int d = 0; d < 2; d++) {
         const lx_device_impl *dev = lx_device_get((lx_device)d);
         if (dev && dev->synchronize) dev->synchronize(dev);
+        completions_drain(d);
     }
     deliver_async_error();
     return lx_error();
@@ -525,6 +715,12 @@ static lx_status eval_common(const lx_array *outs, int n, bool async, const char
     }
     if (t && async) {
         t->owner = owner_get();
+        t->device = LX_CPU;
+        for (int i = 0; i < n; i++)
+            if (nodes[i]) {
+                t->device = nodes[i]->device;
+                break;
+            }
         if (enqueue(t) != LX_OK) {
             st = exec_tape(t); /* no worker thread: run it here */
             tape_free(t);

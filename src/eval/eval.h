@@ -12,6 +12,12 @@
 lx_status lx_eval_nodes(lx_node *const *nodes, int n);
 /* Waits until the node is no longer SCHEDULED. */
 void lx_wait_node(lx_node *n);
+/* ... and, on an asynchronous device, until its data is written. */
+void lx_wait_node_data(lx_node *n);
+/* Waits until the buffer's last writer has completed (no-op on synchronous devices). */
+lx_status lx_buffer_wait(lx_buffer *b);
+/* Waits for device d's launched kernels and releases what they held. */
+void completions_drain(int d);
 /* The view primitives (eval/view.c): sets buf/strides/offset of n from its READY input. */
 lx_status lx_view_eval(lx_node *n);
 /* Runs the backend COPY kernel from `src` into a fresh row-contiguous buffer of dtype. */

@@ -7,6 +7,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/handle.h"
+#include "backend/device.h"
 #include "eval/eval.h"
 
 /* The node of a, evaluated; NULL with the error set. */
@@ -24,13 +25,48 @@ static lx_node *ready_node(lx_array a, const char *op) {
     return n;
 }
 
-/* Host address of n's row-major data: its own buffer if row-contiguous, else a copy made once
- * and kept with the node. */
+/* A host buffer holding n's data in row-major order: n's device makes it contiguous (when it
+ * is not) and copies it to the host. */
+static lx_buffer *host_copy_of(lx_node *n, const char *op) {
+    const lx_device_impl *dev = lx_device_get((lx_device)n->device);
+    if (!dev) {
+        lx_set_error(LX_E_DEVICE, "%s: the array's device is absent", op);
+        return NULL;
+    }
+    if (dev->host_visible) {
+        lx_buffer_wait(n->buf);
+        return lx_copy_contiguous(n, (lx_dtype)n->dtype, op);
+    }
+    size_t nbytes = lx_node_nbytes(n);
+    lx_buffer *tmp = NULL;
+    const char *src = (const char *)n->buf->ptr + n->offset * (int64_t)lx_dtype_size((lx_dtype)n->dtype);
+    if (nbytes && !lx_node_is_row_contiguous(n)) {
+        if (!(tmp = lx_copy_contiguous(n, (lx_dtype)n->dtype, op))) return NULL;
+        src = tmp->ptr;
+    }
+    lx_buffer *h = lx_buffer_alloc(LX_CPU, nbytes);
+    lx_status st = h ? (nbytes ? dev->copy_to_host(dev, h->ptr, src, nbytes) : LX_OK) : lx_error();
+    if (tmp) lx_buffer_release(tmp);
+    if (st != LX_OK) {
+        if (h) lx_buffer_release(h);
+        if (lx_error() == LX_OK)
+            lx_set_error(st, "%s: copying %zu bytes from %s failed", op, nbytes, dev->name);
+        return NULL;
+    }
+    return h;
+}
+
+/* Host address of n's row-major data: its own buffer if it is host memory and row-contiguous,
+ * else a copy made once and kept with the node. */
 static const void *row_major(lx_node *n, const char *op) {
-    if (lx_node_is_row_contiguous(n)) return lx_node_ptr(n);
+    const lx_device_impl *dev = lx_device_get((lx_device)n->device);
+    if (dev && dev->host_visible && lx_node_is_row_contiguous(n)) {
+        lx_buffer_wait(n->buf);
+        return lx_node_ptr(n);
+    }
     lx_buffer *hc = atomic_load_explicit(&n->host_copy, memory_order_acquire);
     if (!hc) {
-        lx_buffer *b = lx_copy_contiguous(n, (lx_dtype)n->dtype, op);
+        lx_buffer *b = host_copy_of(n, op);
         if (!b) return NULL;
         lx_buffer *expect = NULL;
         if (atomic_compare_exchange_strong(&n->host_copy, &expect, b)) hc = b;
@@ -75,8 +111,9 @@ static bool item(lx_array a, const char *op, double *out) {
     if (n->size != 1) {
         lx_set_error(LX_E_SHAPE, "%s: the array has %lld elements, not 1", op, (long long)n->size);
     } else {
-        *out = lx_dtype_load((lx_dtype)n->dtype, lx_node_ptr(n));
-        ok = true;
+        const void *p = row_major(n, op);
+        if (p) *out = lx_dtype_load((lx_dtype)n->dtype, p);
+        ok = p != NULL;
     }
     lx_node_release(n);
     return ok;

@@ -47,6 +47,10 @@ void io_image_release(io_image *im);
  * then keeps alive) when `zero_copy` is true, else a copy in allocator memory. The caller has
  * checked the range. NULL with the error set on OOM. */
 lx_buffer *io_image_buffer(io_image *im, size_t off, size_t n, bool zero_copy);
+/* A loaded (READY, host) node placed on the default device (reference consumed): itself on
+ * the CPU; on a device that reads host memory a zero-copy import of a mapped range; else an
+ * upload into the device's allocator memory. NULL with the error set. */
+lx_node *io_place(lx_node *n);
 
 /* ---- the weights object ---------------------------------------------------------------- */
 

@@ -153,3 +153,52 @@ lx_buffer *io_image_buffer(io_image *im, size_t off, size_t n, bool zero_copy) {
     if (b && n) memcpy(b->ptr, im->data + off, n);
     return b;
 }
+
+typedef struct {
+    const lx_device_impl *dev;
+    void *ptr;
+    size_t n;
+    lx_buffer *host; /* the host buffer the import reads (a mapped file's range) */
+} import_owner;
+
+static void import_release_hook(void *owner) {
+    import_owner *o = owner;
+    o->dev->release_import(o->dev, o->ptr, o->n);
+    lx_buffer_release(o->host);
+    free(o);
+}
+
+lx_node *io_place(lx_node *n) {
+    lx_device d = lx_default_device();
+    if (!n || d == LX_CPU || n->device == (uint8_t)d) return n;
+    const lx_device_impl *dev = lx_device_get(d);
+    size_t nbytes = lx_node_nbytes(n);
+    lx_buffer *src = n->buf, *b = NULL;
+    const char *host = (const char *)src->ptr + n->offset * (int64_t)lx_dtype_size((lx_dtype)n->dtype);
+    if (!dev) {
+        lx_set_error(LX_E_DEVICE, "lx_load: the default device is absent");
+    } else if (dev->host_visible && src->external) {
+        import_owner *o = malloc(sizeof *o);
+        void *p = NULL;
+        if (!o) {
+            lx_set_error(LX_E_OOM, "lx_load: out of host memory");
+        } else if (dev->import_host(dev, host, nbytes, &p) == LX_OK) {
+            *o = (import_owner){dev, p, nbytes, src};
+            lx_buffer_retain(src);
+            b = lx_buffer_wrap(d, p, nbytes, import_release_hook, o);
+            if (!b) import_release_hook(o);
+        } else {
+            free(o);
+            if (lx_error() == LX_OK) lx_set_error(LX_E_DEVICE, "lx_load: %s refused an import", dev->name);
+        }
+    } else if ((b = lx_buffer_alloc(d, nbytes)) && nbytes &&
+               dev->copy_from_host(dev, b->ptr, host, nbytes) != LX_OK) {
+        if (lx_error() == LX_OK)
+            lx_set_error(LX_E_DEVICE, "lx_load: uploading %zu bytes to %s failed", nbytes, dev->name);
+        lx_buffer_release(b);
+        b = NULL;
+    }
+    lx_node *r = b ? lx_node_new_ready(n->op, (lx_dtype)n->dtype, n->shape, n->ndim, b) : NULL;
+    lx_node_release(n);
+    return r;
+}

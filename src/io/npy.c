@@ -323,7 +323,7 @@ lx_array io_npy_parse(io_image *im, const char *file) {
     if (!buf) return LX_NULL_ARRAY;
     int shape[LX_MAX_NDIM] = {0};
     for (int i = 0; i < p.ndim; i++) shape[i] = (int)p.shape[i];
-    lx_node *n = lx_node_new_ready("lx_load_npy", dt, shape, p.ndim, buf);
+    lx_node *n = io_place(lx_node_new_ready("lx_load_npy", dt, shape, p.ndim, buf));
     return n ? lx_handle_new(n) : LX_NULL_ARRAY;
 }
 

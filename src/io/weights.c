@@ -199,6 +199,7 @@ static bool add_handle(lx_weights *w, const char *file, char *name, lx_array a) 
 }
 
 bool io_weights_add(lx_weights *w, const char *file, const char *name, lx_node *node) {
+    if (!(node = io_place(node))) return false;
     if (io_weights_find(w, name) >= 0) {
         lx_node_release(node);
         lx_set_error(LX_E_FORMAT, "lx_load: %s: duplicate tensor name '%.*s'", file, IO_Q(name));

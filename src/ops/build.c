@@ -1,9 +1,19 @@
 /*
  * build.c -- node building and the shape helpers every op shares.
+ *
+ * Placement. A node is computed on the default device (lx_set_default_device), except views,
+ * which stay with the data they look at. An input that lives on another device reaches the
+ * node through a TRANSFER node. A node whose primitive the device leaves out (or whose
+ * supports() refuses it) is built from the primitive's fallback (graph/prim_info.h) when it
+ * has one, else it is computed on the CPU with transfers in and out: so a device with a few
+ * kernels still runs every model, and the transfers show in the graph where they happen.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "backend/device.h"
+#include "eval/eval.h"
 #include "ops/ops.h"
 
 void lx_release_nodes(lx_node **nodes, int n) {
@@ -14,6 +24,87 @@ void lx_release_nodes(lx_node **nodes, int n) {
         }
 }
 
+/* x (reference consumed) as seen on device d: x itself, or a TRANSFER of it. A LAZY
+ * transfer from d that only the caller holds is undone instead of stacked. */
+lx_node *lx_node_to_device(lx_node *x, lx_device d) {
+    if (!x || x->device == (uint8_t)d) return x;
+    if (x->prim == LX_PRIM_TRANSFER && atomic_load_explicit(&x->refs, memory_order_acquire) == 1 &&
+        lx_node_state_of(x) == LX_NODE_LAZY && x->inputs[0]->device == (uint8_t)d) {
+        lx_node *src = x->inputs[0];
+        lx_node_retain(src);
+        lx_node_release(x);
+        return src;
+    }
+    lx_node *t = lx_node_new("transfer", LX_PRIM_TRANSFER, (lx_dtype)x->dtype, x->shape, x->ndim,
+                             &x, 1, NULL, 0);
+    if (t) t->device = (uint8_t)d;
+    return t;
+}
+
+lx_node *lx_node_upload(const char *op, lx_node *x, lx_device d) {
+    if (!x || x->device == (uint8_t)d || lx_node_state_of(x) != LX_NODE_READY) return x;
+    const lx_device_impl *dev = lx_device_get(d);
+    if (!dev) {
+        lx_node_release(x);
+        lx_set_error(LX_E_DEVICE, "%s: device %d is absent", op, (int)d);
+        return NULL;
+    }
+    lx_node *t = lx_node_to_device(x, d);
+    if (t && lx_eval_nodes(&t, 1) != LX_OK) {
+        lx_node_release(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Until the per-primitive table (graph/prim_info.h) provides fallbacks, none has one. */
+lx_node *lx_prim_fallback(const lx_node *n) {
+    (void)n;
+    return NULL;
+}
+
+/* n (LAZY, on a device that does not compute it; reference consumed) rebuilt from its
+ * fallback, or on the CPU between transfers. */
+static lx_node *place_elsewhere(lx_node *n) {
+    lx_device home = (lx_device)n->device;
+    lx_node *fb = lx_prim_fallback(n);
+    if (fb || lx_error() != LX_OK) {
+        lx_node_release(n);
+        return fb;
+    }
+    lx_node *ins[LX_NODE_INLINE_INPUTS], **in = ins;
+    if (n->n_inputs > LX_NODE_INLINE_INPUTS && !(in = malloc(sizeof *in * n->n_inputs))) {
+        lx_node_release(n);
+        lx_set_error(LX_E_OOM, "%s: out of host memory for a graph node", n->op);
+        return NULL;
+    }
+    int k = n->n_inputs;
+    for (int i = 0; i < k; i++) {
+        lx_node_retain(n->inputs[i]);
+        in[i] = n->inputs[i];
+    }
+    lx_node *c = lx_node_new(n->op, n->prim, (lx_dtype)n->dtype, n->shape, n->ndim, in, k,
+                             n->params, n->params_size);
+    if (in != ins) free(in);
+    lx_node_release(n);
+    if (!c) return NULL;
+    bool ok = true;
+    for (int i = 0; i < c->n_inputs; i++)
+        ok = ok && (c->inputs[i] = lx_node_to_device(c->inputs[i], LX_CPU)) != NULL;
+    if (!ok) { /* a failed transfer released its input: drop the holes, then c */
+        for (int i = 0; i < c->n_inputs; i++)
+            if (!c->inputs[i]) {
+                c->inputs[i] = c->inputs[c->n_inputs - 1];
+                c->n_inputs--;
+                i--;
+            }
+        lx_node_release(c);
+        return NULL;
+    }
+    c->device = LX_CPU;
+    return lx_node_to_device(c, home);
+}
+
 lx_node *lx_build(const char *op, int prim, lx_dtype dtype, const int *shape, int ndim,
                   lx_node *const *inputs, int n_inputs, const void *params, size_t params_size) {
     int64_t size;
@@ -21,9 +112,31 @@ lx_node *lx_build(const char *op, int prim, lx_dtype dtype, const int *shape, in
         for (int i = 0; i < n_inputs; i++) lx_node_release(inputs[i]);
         return NULL;
     }
+    bool view = lx_prim_is_view(prim);
+    lx_device d = view && n_inputs ? (lx_device)inputs[0]->device : lx_default_device();
     lx_node *n = lx_node_new(op, prim, dtype, shape, ndim, inputs, n_inputs, params, params_size);
-    if (n) n->device = (uint8_t)lx_default_device();
-    return n;
+    if (!n) return NULL;
+    n->device = (uint8_t)d;
+    bool ok = true;
+    for (int i = 0; i < n->n_inputs; i++)
+        if (n->inputs[i]->device != (uint8_t)d) {
+            lx_node *t = lx_node_to_device(n->inputs[i], d);
+            if (!t) { /* the input's reference went with the failed transfer */
+                n->inputs[i] = n->inputs[--n->n_inputs];
+                i--;
+                ok = false;
+                continue;
+            }
+            n->inputs[i] = t;
+        }
+    if (!ok) {
+        lx_node_release(n);
+        return NULL;
+    }
+    if (view || d == LX_CPU) return n;
+    const lx_device_impl *dev = lx_device_get(d);
+    if (dev && lx_device_supports(dev, n)) return n;
+    return place_elsewhere(n);
 }
 
 lx_array lx_build_array(const char *op, int prim, lx_dtype dtype, const int *shape, int ndim,

@@ -16,7 +16,7 @@ lx_array lx_array_new(const void *data, const int *shape, int ndim, lx_dtype dty
         return LX_NULL_ARRAY;
     }
     size_t nbytes = (size_t)size * lx_dtype_size(dtype);
-    lx_devices_init(); /* registers the CPU's memory */
+    lx_devices_init(); /* registers the devices' memory */
     lx_buffer *b = lx_buffer_alloc(LX_CPU, nbytes);
     if (!b) return LX_NULL_ARRAY;
     if (dtype == LX_BOOL) { /* any nonzero byte is true; stored as exactly 0 or 1 */
@@ -26,7 +26,9 @@ lx_array lx_array_new(const void *data, const int *shape, int ndim, lx_dtype dty
     } else if (nbytes) {
         memcpy(b->ptr, data, nbytes);
     }
-    return lx_wrap(lx_node_new_ready(op, dtype, shape, ndim, b));
+    /* the array lives on the default device: copied there now, once */
+    return lx_wrap(lx_node_upload(op, lx_node_new_ready(op, dtype, shape, ndim, b),
+                                  lx_default_device()));
 }
 
 lx_array lx_array_f32(const float *data, const int *shape, int ndim) {

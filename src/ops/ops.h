@@ -23,9 +23,25 @@ static inline lx_node *lx_arg(lx_array a, const char *op, const char *name) {
 /* Releases up to n nodes (NULLs skipped). */
 void lx_release_nodes(lx_node **nodes, int n);
 
-/* A new lazy node on the default device (inputs' references transferred). */
+/* A new lazy node on the default device (views: on their input's), inputs on other devices
+ * reached through TRANSFER nodes, and a primitive the device does not compute replaced by
+ * its fallback or run on the CPU (build.c). Inputs' references are transferred. */
 lx_node *lx_build(const char *op, int prim, lx_dtype dtype, const int *shape, int ndim,
                   lx_node *const *inputs, int n_inputs, const void *params, size_t params_size);
+/* x (reference consumed) on device d: itself, or through a TRANSFER node. */
+lx_node *lx_node_to_device(lx_node *x, lx_device d);
+/* A READY node x (reference consumed) copied to device d now (a leaf made from host data
+ * lives where it is used); x itself when it is already there. NULL with the error set. */
+lx_node *lx_node_upload(const char *op, lx_node *x, lx_device d);
+/* A new LAZY node computing what n (not consumed) computes from other primitives, built with
+ * lx_build on n's device; NULL with no error set when n's primitive has no fallback. */
+lx_node *lx_prim_fallback(const lx_node *n);
+/* lx_build with the dtype and shape from prim's shape/dtype rule (graph/prim_info.h) for
+ * these inputs and params; `dtype` is the node's choice where the rule leaves it (COPY's
+ * target, REDUCE's accumulator), ignored where the rule fixes it. For LX_SHAPE_DERIVED
+ * primitives (derive.c). */
+lx_node *lx_build_derived(const char *op, int prim, lx_dtype dtype, lx_node *const *inputs,
+                          int n_inputs, const void *params, size_t params_size);
 /* lx_build + a tracked handle. */
 lx_array lx_build_array(const char *op, int prim, lx_dtype dtype, const int *shape, int ndim,
                         lx_node *const *inputs, int n_inputs, const void *params,
