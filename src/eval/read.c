@@ -33,9 +33,10 @@ static lx_buffer *host_copy_of(lx_node *n, const char *op) {
         lx_set_error(LX_E_DEVICE, "%s: the array's device is absent", op);
         return NULL;
     }
-    if (dev->host_visible) {
-        lx_buffer_wait(n->buf);
-        return lx_copy_contiguous(n, (lx_dtype)n->dtype, op);
+    if (dev->host_visible) { /* the copy may be queued: wait for it before the host reads */
+        lx_buffer *b = lx_copy_contiguous(n, (lx_dtype)n->dtype, op);
+        if (b) lx_buffer_wait(b);
+        return b;
     }
     size_t nbytes = lx_node_nbytes(n);
     lx_buffer *tmp = NULL;
