@@ -76,7 +76,8 @@ struct lx_device_impl {
     uint32_t api_version;    /* LX_DEVICE_API_VERSION the device was built against */
     uint32_t size;           /* sizeof(lx_device_impl) */
     const char *name;        /* short: "cpu", "cuda", "stub" */
-    const char *description; /* for lx info: kernel variant, device name, capability */
+    const char *description; /* for lx info: kernel variant, device name, capability (no
+                              * "; ": lx_backend_info separates its parts with it) */
     lx_device kind;          /* the public device it serves: LX_CPU or LX_GPU */
     int score;               /* among the devices of one kind, the highest usable wins */
     void *state;             /* the module's own */

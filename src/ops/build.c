@@ -28,8 +28,11 @@ void lx_release_nodes(lx_node **nodes, int n) {
  * transfer from d that only the caller holds is undone instead of stacked. */
 lx_node *lx_node_to_device(lx_node *x, lx_device d) {
     if (!x || x->device == (uint8_t)d) return x;
-    if (x->prim == LX_PRIM_TRANSFER && atomic_load_explicit(&x->refs, memory_order_acquire) == 1 &&
-        lx_node_state_of(x) == LX_NODE_LAZY && x->inputs[0]->device == (uint8_t)d) {
+    /* refs first: once the caller holds the only reference no evaluation can be running or
+     * detaching x, so its recipe may be read (the acquire orders the reads after theirs) */
+    if (atomic_load_explicit(&x->refs, memory_order_acquire) == 1 &&
+        lx_node_state_of(x) == LX_NODE_LAZY && x->prim == LX_PRIM_TRANSFER &&
+        x->inputs[0]->device == (uint8_t)d) {
         lx_node *src = x->inputs[0];
         lx_node_retain(src);
         lx_node_release(x);
@@ -117,6 +120,12 @@ lx_node *lx_build(const char *op, int prim, lx_dtype dtype, const int *shape, in
     lx_node *n = lx_node_new(op, prim, dtype, shape, ndim, inputs, n_inputs, params, params_size);
     if (!n) return NULL;
     n->device = (uint8_t)d;
+    return lx_node_place(n);
+}
+
+lx_node *lx_node_place(lx_node *n) {
+    lx_device d = (lx_device)n->device;
+    bool view = lx_prim_is_view(n->prim);
     bool ok = true;
     for (int i = 0; i < n->n_inputs; i++)
         if (n->inputs[i]->device != (uint8_t)d) {

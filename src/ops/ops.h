@@ -28,6 +28,11 @@ void lx_release_nodes(lx_node **nodes, int n);
  * its fallback or run on the CPU (build.c). Inputs' references are transferred. */
 lx_node *lx_build(const char *op, int prim, lx_dtype dtype, const int *shape, int ndim,
                   lx_node *const *inputs, int n_inputs, const void *params, size_t params_size);
+/* A new LAZY node n (reference consumed) made ready to run on its device (n->device): inputs
+ * on other devices behind TRANSFER nodes, and, where the device does not compute it, the
+ * fallback or a CPU run in its place. What lx_build does after making the node; compile's
+ * replay, which makes nodes itself, calls it too. NULL with the error set. */
+lx_node *lx_node_place(lx_node *n);
 /* x (reference consumed) on device d: itself, or through a TRANSFER node. */
 lx_node *lx_node_to_device(lx_node *x, lx_device d);
 /* A READY node x (reference consumed) copied to device d now (a leaf made from host data

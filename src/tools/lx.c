@@ -30,7 +30,15 @@ static void usage(FILE *f) {
 
 static int cmd_info(void) {
     printf("lx %s\n", LX_VERSION_STRING);
-    printf("backends: %s\n", lx_backend_info());
+    /* the info is "; "-separated: the CPU, the GPU, then each module tried and why */
+    const char *info = lx_backend_info();
+    printf("backends:\n");
+    for (const char *p = info; *p;) {
+        const char *e = strstr(p, "; ");
+        int len = e ? (int)(e - p) : (int)strlen(p);
+        printf("  %.*s\n", len, p);
+        p = e ? e + 2 : p + len;
+    }
     printf("gpu: %s\n", lx_gpu_available() ? "available" : "not available");
     printf("default device: %s\n", lx_default_device() == LX_GPU ? "gpu" : "cpu");
     printf("threads: %d\n", lx_num_threads());

@@ -1193,8 +1193,8 @@ LX_API int lx_device_module_init(uint32_t api_version, const lx_core_api *api,
 
     snprintf(description, sizeof description,
              "lx's test stub: host RAM as %s device memory (%s addresses, poisoned), one "
-             "asynchronous worker queue%s, COPY/FULL and float32 UNARY/BINARY/MATMUL only; "
-             "tests/stub_device",
+             "asynchronous worker queue%s, COPY/FULL and float32 UNARY/BINARY/MATMUL only "
+             "(tests/stub_device)",
              G.host_visible ? "host-visible" : "non-host-visible", G.opaque ? "opaque" : "host",
              atomic_load(&G.delay_us) ? " with a delay per kernel" : "");
     device = (lx_device_impl){
