@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 
+#include "ops/ops.h"
 #include "eval/compile_int.h"
 #include "core/error.h"
 #include "core/handle.h"
@@ -41,9 +42,10 @@ lx_status lx_compile_replay(const lx_trace *t, lx_node *const *real, lx_array *o
         int32_t sbuf[LX_MAX_NDIM];
         if (op->rule != LX_RULE_LITERAL) {
             for (int k = 0; k < op->n_in; k++)
-                pin[k] = (lx_shape_in){ins[k]->ndim, ins[k]->shape, ins[k]->params};
-            lx_shape_in ref = {0, NULL, NULL};
-            if (op->ref >= 0) ref = (lx_shape_in){vals[op->ref]->ndim, vals[op->ref]->shape, NULL};
+                pin[k] = (lx_shape_in){ins[k]->ndim, ins[k]->shape, ins[k]->params, ins[k]->dtype};
+            lx_shape_in ref = {0, NULL, NULL, 0};
+            if (op->ref >= 0)
+                ref = (lx_shape_in){vals[op->ref]->ndim, vals[op->ref]->shape, NULL, vals[op->ref]->dtype};
             st = lx_compile_shape_infer(op, params, pin, op->n_in, &ref, sbuf, &ndim, pbuf,
                                         &params);
             if (st == LX_OK && !lx_shape_check(op->op, sbuf, ndim, (lx_dtype)op->dtype, NULL))
@@ -59,6 +61,12 @@ lx_status lx_compile_replay(const lx_trace *t, lx_node *const *real, lx_array *o
             goto done;
         }
         n->device = op->device;
+        /* placed as lx_build places: a device without this primitive (a FUSED program on a
+         * device that does not run them) gets its fallback or a CPU run between transfers */
+        if (!(n = lx_node_place(n))) {
+            st = lx_error() ? lx_error() : LX_E_OOM;
+            goto done;
+        }
         vals[t->n_in + t->n_const + i] = n;
         built++;
     }
