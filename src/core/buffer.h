@@ -26,6 +26,10 @@ typedef struct lx_buffer {
     /* The completion event of the kernel that last wrote it, on an asynchronous device (else
      * NULL): host reads and other devices wait for it (eval/eval.c). */
     struct lx_event *_Atomic write_event;
+    /* References held only until launched kernels complete (eval's completions): work on a
+     * device's one queue runs in order, so they do not stop a later kernel on that queue
+     * from writing the buffer in place (donation). */
+    _Atomic uint32_t inflight_refs;
     struct lx_buffer *lru_prev, *lru_next; /* allocator cache: global LRU order */
     struct lx_buffer *cls_prev, *cls_next; /* allocator cache: same size class */
 } lx_buffer;

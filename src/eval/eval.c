@@ -21,6 +21,7 @@
 #include "backend/device.h"
 #include "core/error.h"
 #include "core/handle.h"
+#include "graph/prim_info.h"
 
 typedef struct eval_owner {
     pthread_mutex_t lock;
@@ -263,15 +264,7 @@ static void notify_ready(void) {
  * kernels read element i before writing element i (any input); in-place updates (slice_update,
  * put_along_axis) copy input 0 into the output unless it already is the output. */
 static int donatable_inputs(const lx_node *n) {
-    switch (n->prim) {
-    case LX_PRIM_UNARY: case LX_PRIM_BINARY: case LX_PRIM_WHERE: case LX_PRIM_COPY:
-    case LX_PRIM_FUSED: /* within each tile every store comes after every load */
-        return n->n_inputs;
-    case LX_PRIM_SLICE_UPDATE: case LX_PRIM_PUT_ALONG:
-        return 1;
-    default:
-        return 0;
-    }
+    return lx_prim_donatable(n); /* the primitive table's (graph/prim_info.h) */
 }
 
 /* Reuses an input's buffer for the output when nothing else can see that input: it is held
@@ -288,7 +281,10 @@ static lx_buffer *try_donation(lx_node *n) {
         if (in->ndim != n->ndim || memcmp(in->shape, n->shape, sizeof(int32_t) * n->ndim)) continue;
         if (!lx_node_is_row_contiguous(in)) continue;
         if (atomic_load_explicit(&in->refs, memory_order_acquire) != 1) continue;
-        if (atomic_load_explicit(&b->refs, memory_order_acquire) != 1) continue;
+        /* inflight first: completions take refs before inflight_refs and give them back
+         * after, so a race only ever makes the difference look larger (no donation) */
+        uint32_t inflight = atomic_load_explicit(&b->inflight_refs, memory_order_acquire);
+        if (atomic_load_explicit(&b->refs, memory_order_acquire) - inflight != 1) continue;
         lx_buffer_retain(b);
         return b;
     }
@@ -325,9 +321,13 @@ static void completion_retire(const lx_device_impl *dev, completion *c) {
     lx_event *expect = c->event;
     if (c->out) {
         atomic_compare_exchange_strong(&c->out->write_event, &expect, NULL);
+        atomic_fetch_sub_explicit(&c->out->inflight_refs, 1, memory_order_release);
         lx_buffer_release(c->out);
     }
-    for (int i = 0; i < c->n_bufs; i++) lx_buffer_release(c->bufs[i]);
+    for (int i = 0; i < c->n_bufs; i++) {
+        atomic_fetch_sub_explicit(&c->bufs[i]->inflight_refs, 1, memory_order_release);
+        lx_buffer_release(c->bufs[i]);
+    }
     dev->event_free(dev, c->event);
     free(c);
 }
@@ -420,13 +420,18 @@ static void launched(const lx_device_impl *dev, lx_kctx *ctx, lx_node *n) {
         lx_buffer *b = n->inputs[i]->buf;
         if (!b) continue;
         lx_buffer_retain(b);
+        atomic_fetch_add_explicit(&b->inflight_refs, 1, memory_order_acq_rel);
         c->bufs[c->n_bufs++] = b;
     }
-    for (int i = 0; i < ctx->n_scratch; i++) c->bufs[c->n_bufs++] = ctx->scratch[i];
+    for (int i = 0; i < ctx->n_scratch; i++) { /* the kctx's reference becomes the entry's */
+        atomic_fetch_add_explicit(&ctx->scratch[i]->inflight_refs, 1, memory_order_acq_rel);
+        c->bufs[c->n_bufs++] = ctx->scratch[i];
+    }
     if (ctx->scratch != ctx->scratch_inline) free(ctx->scratch);
     ctx->n_scratch = 0;
     if (n->buf) {
         lx_buffer_retain(n->buf);
+        atomic_fetch_add_explicit(&n->buf->inflight_refs, 1, memory_order_acq_rel);
         c->out = n->buf;
         atomic_store_explicit(&n->buf->write_event, ev, memory_order_release);
     }
