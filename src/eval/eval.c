@@ -188,15 +188,18 @@ static lx_tape *schedule(lx_node *const *outs, int n_outs, lx_status *st) {
     t->seq = next_seq++;
     for (int o = 0; o < n_outs && ok; o++) {
         if (!outs[o] || !claim(outs[o])) continue;
-        ok = stack_push(&depth, outs[o]);
+        /* a node claimed but neither on the stack nor on the tape would stay SCHEDULED and
+         * its waiters would wait forever: un-claim it when its push fails */
+        if (!(ok = stack_push(&depth, outs[o])))
+            atomic_store_explicit(&outs[o]->state, LX_NODE_LAZY, memory_order_release);
         while (ok && depth) {
             dfs_frame *f = &tl_stack[depth - 1];
             if (f->next < f->node->n_inputs) {
                 lx_node *in = f->node->inputs[f->next++];
-                if (claim(in)) ok = stack_push(&depth, in);
-            } else {
-                ok = tape_push(t, &cap, f->node);
-                depth--;
+                if (claim(in) && !(ok = stack_push(&depth, in)))
+                    atomic_store_explicit(&in->state, LX_NODE_LAZY, memory_order_release);
+            } else if ((ok = tape_push(t, &cap, f->node))) {
+                depth--; /* else it stays on the stack, un-claimed below */
             }
         }
     }
