@@ -474,8 +474,9 @@ lx_model *lx_model_load(const char *path) {
         char *cfg = lx_path_join(path, "config.json");
         bool ok = cfg && lx_file_exists(cfg);
         free(cfg);
-        st = ok ? load_hf(m, path)
-                : lx_set_error(LX_E_IO, "%s: a model folder needs config.json", path);
+        st = ok    ? load_hf(m, path)
+             : cfg ? lx_set_error(LX_E_IO, "%s: a model folder needs config.json", path)
+                   : lx_set_error(LX_E_OOM, "lx_model_load: out of memory");
     } else if (ends_with(path, ".gguf")) {
         st = lx_file_exists(path) ? load_gguf(m, path)
                                   : lx_set_error(LX_E_IO, "%s: no such file", path);
