@@ -131,13 +131,13 @@ static lx_array prefill(lx_session *s, const int32_t *ids, int n, const lx_gen_p
     lx_array cache[2 * 1024];
     for (int at = 0; at < n; at += chunk) {
         int L = n - at < chunk ? n - at : chunk;
-        if ((*st = lx_kv_cache_reserve(s->cache, L))) return LX_NULL_ARRAY;
+        if ((*st = lx_kv_cache_reserve(s->cache, L))) goto fail;
         lx_array x = lx_array_i32(ids + at, (int[]){L}, 1);
         bool final = at + L == n;
         lx_array logits = lx_model_forward(s->m, x, s->cache, p->on_logits != NULL);
         if (lx_is_null(logits)) {
             *st = lx_error() ? lx_error() : LX_E_INTERNAL;
-            return LX_NULL_ARRAY;
+            goto fail;
         }
         int nc = lx_kv_cache_arrays(s->cache, cache, 2 * 1024);
         lx_kv_cache_advance(s->cache, L);
@@ -147,9 +147,9 @@ static lx_array prefill(lx_session *s, const int32_t *ids, int n, const lx_gen_p
             last = logits;
         }
         /* the cache's arrays are what a chunk must leave behind; its logits only when asked */
-        if ((*st = lx_eval_n(cache, nc))) return LX_NULL_ARRAY;
+        if ((*st = lx_eval_n(cache, nc))) goto fail;
         if (p->on_logits) {
-            if ((*st = lx_eval(logits)) || (*st = emit_logits(p, logits))) return LX_NULL_ARRAY;
+            if ((*st = lx_eval(logits)) || (*st = emit_logits(p, logits))) goto fail;
         }
     }
     if (p->on_logits && n > 0) {
@@ -161,6 +161,9 @@ static lx_array prefill(lx_session *s, const int32_t *ids, int n, const lx_gen_p
     }
     if (!lx_is_null(last)) lx_free(last); /* unkept again: tracked until the next sweep */
     return last;
+fail: /* the kept logits go with the next sweep */
+    if (!lx_is_null(last)) lx_free(last);
+    return LX_NULL_ARRAY;
 }
 
 static lx_sampler *make_sampler(const lx_session *s, const lx_gen_params *p) {
@@ -236,7 +239,10 @@ lx_status lx_session_generate(lx_session *s, const int32_t *prompt, int n_prompt
     lx_keep(tok);
     int ns = lx_sampler_state(sampler, state, 4);
     state[ns++] = tok;
-    if ((st = lx_async_eval_n(state, ns))) goto done;
+    if ((st = lx_async_eval_n(state, ns))) {
+        lx_free(tok);
+        goto done;
+    }
     lx_array tok_logits = LX_NULL_ARRAY; /* the logits tok was drawn from, for on_logits */
     double t_first = 0;
     for (int i = 0; i < p.max_tokens; i++) {
@@ -256,10 +262,18 @@ lx_status lx_session_generate(lx_session *s, const int32_t *prompt, int n_prompt
             ns = lx_sampler_state(sampler, state, 4);
             state[ns++] = next;
             ns += lx_kv_cache_arrays(s->cache, state + ns, 2 * 1024);
-            if ((st = lx_async_eval_n(state, ns))) break;
+            if ((st = lx_async_eval_n(state, ns))) {
+                lx_free(next); /* kept above: released by the next sweep, as tok is */
+                if (p.on_logits) lx_free(next_logits);
+                break;
+            }
         }
         int32_t id = lx_item_i32(tok); /* waits for tok only; next goes on computing */
-        if ((st = lx_error())) break;
+        if ((st = lx_error())) {
+            if (!lx_is_null(next)) lx_free(next);
+            if (!lx_is_null(next_logits) && p.on_logits) lx_free(next_logits);
+            break;
+        }
         if (i == 0) {
             t_first = now_s();
             out->first_token_s = t_first - t0;
