@@ -361,6 +361,7 @@ static void completions_poll(int d, bool wait) {
 }
 
 void completions_drain(int d) { completions_poll(d, true); }
+void lx_device_retire(int d) { completions_poll(d, false); }
 
 /* Waits until the buffer's last writer has completed (a no-op on synchronous devices). */
 lx_status lx_buffer_wait(lx_buffer *b) {

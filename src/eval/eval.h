@@ -18,6 +18,8 @@ void lx_wait_node_data(lx_node *n);
 lx_status lx_buffer_wait(lx_buffer *b);
 /* Waits for device d's launched kernels and releases what they held. */
 void completions_drain(int d);
+/* Releases what device d's completed kernels held (no waiting). */
+void lx_device_retire(int d);
 /* The view primitives (eval/view.c): sets buf/strides/offset of n from its READY input. */
 lx_status lx_view_eval(lx_node *n);
 /* Runs the backend COPY kernel from `src` into a fresh row-contiguous buffer of dtype. */

@@ -48,6 +48,7 @@ static lx_buffer *host_copy_of(lx_node *n, const char *op) {
     lx_buffer *h = lx_buffer_alloc(LX_CPU, nbytes);
     lx_status st = h ? (nbytes ? dev->copy_to_host(dev, h->ptr, src, nbytes) : LX_OK) : lx_error();
     if (tmp) lx_buffer_release(tmp);
+    lx_device_retire(n->device); /* the copy waited for earlier work: let its buffers go */
     if (st != LX_OK) {
         if (h) lx_buffer_release(h);
         if (lx_error() == LX_OK)
