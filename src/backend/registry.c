@@ -293,16 +293,4 @@ const char *lx_backend_info(void) {
     return info;
 }
 
-/* Primitive names, for messages. */
-static const char *prim_names[LX_PRIM_COUNT] = {
-    [LX_PRIM_NONE] = "NONE",
-#define LX_PRIM(name) [LX_PRIM_##name] = #name,
-#include "graph/prims_view.def"
-#include "graph/prims_kernel.def"
-#include "graph/prims_ops.def"
-#undef LX_PRIM
-};
-
-const char *lx_prim_name(int p) {
-    return p >= 0 && p < LX_PRIM_COUNT && prim_names[p] ? prim_names[p] : "?";
-}
+/* lx_prim_name: graph/prim_info.c, from the primitive table. */

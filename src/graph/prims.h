@@ -27,7 +27,7 @@ typedef enum {
 } lx_prim;
 
 static inline bool lx_prim_is_view(int p) { return p > LX_PRIM_NONE && p < LX_PRIM_FIRST_KERNEL_; }
-const char *lx_prim_name(int p);
+const char *lx_prim_name(int p); /* graph/prim_info.c */
 
 /* ---- view parameters ---- */
 typedef struct { int32_t perm[LX_MAX_NDIM]; } lx_permute_params;
@@ -49,12 +49,18 @@ typedef enum { LX_REDUCE_SUM, LX_REDUCE_PROD, LX_REDUCE_MAX, LX_REDUCE_MIN, LX_R
  * those axes of size 1 (ops reshape for keepdims = false). The node's dtype may differ from
  * the input's: integers accumulate in 64 bits and wrap to the node's dtype (MLX's int32 sums),
  * float16/bfloat16/float32 accumulate in float32 blocks summed in float64, float64 in float64.
- * `scale` multiplies a SUM before it is stored (mean, var); 0 is read as 1. */
+ * `scale` multiplies a SUM before it is stored (mean, var); 0 is read as 1. With `by_count`
+ * the scale is 1 / (count - ddof), count the number of elements reduced into each output
+ * (+inf when that is <= 0): a mean (ddof 0) or a variance's sum of squares. The kernel reads
+ * only `scale`; by_count tells the shape rule (graph/prim_info.h) to recompute it for other
+ * input shapes, where a plain sum keeps its scale. */
 typedef struct {
     int32_t op;
     int32_t n_axes;
     int32_t axes[LX_MAX_NDIM];
     double scale;
+    int32_t by_count;
+    int32_t ddof;
 } lx_reduce_params;
 
 typedef enum { LX_ARG_MAX, LX_ARG_MIN } lx_arg_reduce_op;

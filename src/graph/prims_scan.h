@@ -28,6 +28,7 @@ typedef enum {
     LX_SORT_ARGPARTITION,
     LX_SORT_TOPK
 } lx_sort_mode;
-typedef struct { int32_t mode; int32_t axis; int32_t kth; } lx_sort_params; /* kth: partitions */
+/* kth: the partitions' kth; TOPK's k (the axis's size in the output). */
+typedef struct { int32_t mode; int32_t axis; int32_t kth; } lx_sort_params;
 
 #endif

@@ -62,32 +62,41 @@ static bool reduce_mask(const char *op, const lx_node *x, const int *axes, int n
 
 enum { R_SUM, R_MEAN, R_PROD, R_MAX, R_MIN, R_ALL, R_ANY, R_LSE };
 
-/* The REDUCE node of x over mask with output dtype `ot` and SUM scale (keepdims shape), then
- * reshaped unless keepdims. Consumes x. */
+/* The REDUCE node of x over mask with output dtype `ot` (keepdims shape), then reshaped
+ * unless keepdims. With by_count a SUM is divided by the reduced count minus ddof (a mean:
+ * ddof 0; a variance), recorded in the params so that the scale follows the shape.
+ * Consumes x. */
 static lx_node *reduce_node(const char *op, lx_node *x, const bool *mask, int rop, lx_dtype ot,
-                            double scale, bool keepdims) {
+                            bool by_count, int ddof, bool keepdims) {
     lx_reduce_params p;
     memset(&p, 0, sizeof p);
     p.op = rop;
-    p.scale = scale;
-    int kshape[LX_MAX_NDIM], sshape[LX_MAX_NDIM], ns = 0;
+    p.scale = 1.0;
+    int sshape[LX_MAX_NDIM], ns = 0;
+    int64_t count = 1;
     for (int i = 0; i < x->ndim; i++) {
         if (mask[i]) {
             p.axes[p.n_axes++] = i;
-            kshape[i] = 1;
+            count *= x->shape[i];
         } else {
-            kshape[i] = x->shape[i];
             sshape[ns++] = x->shape[i];
         }
     }
-    int nd = x->ndim;
+    if (rop == LX_REDUCE_SUM && by_count) {
+        /* as the rule computes it (graph/prim_info.c); a zero denominator gives inf (or NaN
+         * for 0 / 0) as MLX's division does */
+        double denom = (double)count - (double)ddof;
+        p.by_count = 1;
+        p.ddof = ddof;
+        p.scale = denom > 0 ? 1.0 / denom : INFINITY;
+    }
     lx_node *r;
-    if (p.n_axes == 0 && !(rop == LX_REDUCE_SUM && scale != 1.0)) {
+    if (p.n_axes == 0 && p.scale == 1.0) {
         /* nothing to reduce: the value itself in the output dtype (a mean of no axes is x; a
          * var with ddof still needs its scale, so it keeps the REDUCE node) */
         r = lx_node_astype(op, x, ot);
     } else {
-        r = lx_build(op, LX_PRIM_REDUCE, ot, kshape, nd, &x, 1, &p, sizeof p);
+        r = lx_build_derived(op, LX_PRIM_REDUCE, ot, &x, 1, &p, sizeof p);
     }
     if (!r || keepdims) return r;
     return lx_node_reshape(op, r, sshape, ns);
@@ -96,10 +105,8 @@ static lx_node *reduce_node(const char *op, lx_node *x, const bool *mask, int ro
 static lx_node *reduce_nodes(const char *op, lx_node *x, const bool *mask, int kind,
                              bool keepdims) {
     lx_dtype t = (lx_dtype)x->dtype;
-    int64_t count = 1;
     for (int i = 0; i < x->ndim; i++)
         if (mask[i]) {
-            count *= x->shape[i];
             if (x->shape[i] == 0 && (kind == R_MAX || kind == R_MIN)) {
                 lx_set_error(LX_E_SHAPE, "%s: cannot reduce over axis %d of size 0 (shape %s)",
                              op, i, LX_SHAPE_STR(x));
@@ -108,15 +115,13 @@ static lx_node *reduce_nodes(const char *op, lx_node *x, const bool *mask, int k
             }
         }
     switch (kind) {
-    case R_SUM: return reduce_node(op, x, mask, LX_REDUCE_SUM, sum_dtype(t), 1.0, keepdims);
-    case R_PROD: return reduce_node(op, x, mask, LX_REDUCE_PROD, sum_dtype(t), 1.0, keepdims);
-    case R_MEAN:
-        return reduce_node(op, x, mask, LX_REDUCE_SUM, at_least_float(t), 1.0 / (double)count,
-                           keepdims);
-    case R_MAX: return reduce_node(op, x, mask, LX_REDUCE_MAX, t, 1.0, keepdims);
-    case R_MIN: return reduce_node(op, x, mask, LX_REDUCE_MIN, t, 1.0, keepdims);
-    case R_ALL: return reduce_node(op, x, mask, LX_REDUCE_ALL, LX_BOOL, 1.0, keepdims);
-    case R_ANY: return reduce_node(op, x, mask, LX_REDUCE_ANY, LX_BOOL, 1.0, keepdims);
+    case R_SUM: return reduce_node(op, x, mask, LX_REDUCE_SUM, sum_dtype(t), false, 0, keepdims);
+    case R_PROD: return reduce_node(op, x, mask, LX_REDUCE_PROD, sum_dtype(t), false, 0, keepdims);
+    case R_MEAN: return reduce_node(op, x, mask, LX_REDUCE_SUM, at_least_float(t), true, 0, keepdims);
+    case R_MAX: return reduce_node(op, x, mask, LX_REDUCE_MAX, t, false, 0, keepdims);
+    case R_MIN: return reduce_node(op, x, mask, LX_REDUCE_MIN, t, false, 0, keepdims);
+    case R_ALL: return reduce_node(op, x, mask, LX_REDUCE_ALL, LX_BOOL, false, 0, keepdims);
+    case R_ANY: return reduce_node(op, x, mask, LX_REDUCE_ANY, LX_BOOL, false, 0, keepdims);
     default:
         if (x->size == 0) {
             lx_set_error(LX_E_SHAPE, "%s: logsumexp of an empty array (shape %s)", op,
@@ -124,7 +129,8 @@ static lx_node *reduce_nodes(const char *op, lx_node *x, const bool *mask, int k
             lx_node_release(x);
             return NULL;
         }
-        return reduce_node(op, x, mask, LX_REDUCE_LOGSUMEXP, at_least_float(t), 1.0, keepdims);
+        return reduce_node(op, x, mask, LX_REDUCE_LOGSUMEXP, at_least_float(t), false, 0,
+                           keepdims);
     }
 }
 
@@ -172,20 +178,13 @@ static lx_array var_axes(const char *op, lx_array a, const int *axes, int n, boo
     }
     lx_dtype ot = at_least_float((lx_dtype)x->dtype);
     lx_dtype ct = lx_dtype_is_half(ot) ? LX_FLOAT32 : ot; /* computed in */
-    int64_t count = 1;
-    for (int i = 0; i < x->ndim; i++)
-        if (mask[i]) count *= x->shape[i];
-    double denom = (double)count - (double)ddof;
-    if (denom < 0) denom = 0;
     x = lx_node_astype(op, x, ct);
     if (!x) return LX_NULL_ARRAY;
-    lx_node *mu = reduce_node(op, lx_cmp_dup(x), mask, LX_REDUCE_SUM, ct, 1.0 / (double)count, true);
+    lx_node *mu = reduce_node(op, lx_cmp_dup(x), mask, LX_REDUCE_SUM, ct, true, 0, true);
     lx_node *d = lx_cmp_binary(op, LX_BINARY_SUB, x, mu);
     lx_node *sq = lx_cmp_unary(op, LX_UNARY_SQUARE, d);
     if (!sq) return LX_NULL_ARRAY;
-    /* a zero denominator gives inf (or NaN for 0 / 0) as MLX's division does */
-    lx_node *v = reduce_node(op, sq, mask, LX_REDUCE_SUM, take_sqrt ? ct : ot,
-                             denom > 0 ? 1.0 / denom : INFINITY, keepdims);
+    lx_node *v = reduce_node(op, sq, mask, LX_REDUCE_SUM, take_sqrt ? ct : ot, true, ddof, keepdims);
     if (take_sqrt) v = lx_node_astype(op, lx_cmp_unary(op, LX_UNARY_SQRT, v), ot);
     return lx_wrap(v);
 }
@@ -218,16 +217,14 @@ static lx_array arg_reduce(const char *op, lx_array a, int axis, bool keepdims, 
         lx_node_release(x);
         return LX_NULL_ARRAY;
     }
-    int kshape[LX_MAX_NDIM], sshape[LX_MAX_NDIM], ns = 0, nd = x->ndim;
-    for (int i = 0; i < nd; i++) {
-        kshape[i] = i == ax ? 1 : x->shape[i];
+    int sshape[LX_MAX_NDIM], ns = 0, nd = x->ndim;
+    for (int i = 0; i < nd; i++)
         if (i != ax) sshape[ns++] = x->shape[i];
-    }
     lx_arg_reduce_params p;
     memset(&p, 0, sizeof p);
     p.op = aop;
     p.axis = ax;
-    lx_node *r = lx_build(op, LX_PRIM_ARG_REDUCE, LX_UINT32, kshape, nd, &x, 1, &p, sizeof p);
+    lx_node *r = lx_build_derived(op, LX_PRIM_ARG_REDUCE, LX_UINT32, &x, 1, &p, sizeof p);
     if (r && !keepdims) r = lx_node_reshape(op, r, sshape, ns);
     return lx_wrap(r);
 }
@@ -290,7 +287,7 @@ static lx_node *all_of(const char *op, lx_node *x) {
     if (!x) return NULL;
     bool mask[LX_MAX_NDIM];
     for (int i = 0; i < LX_MAX_NDIM; i++) mask[i] = i < x->ndim;
-    return reduce_node(op, x, mask, LX_REDUCE_ALL, LX_BOOL, 1.0, false);
+    return reduce_node(op, x, mask, LX_REDUCE_ALL, LX_BOOL, false, 0, false);
 }
 
 lx_array lx_allclose(lx_array a, lx_array b, double rtol, double atol, bool equal_nan) {

@@ -22,8 +22,6 @@ static lx_array order(lx_array a, int axis, lx_sort_mode mode, int kth, const ch
         return LX_NULL_ARRAY;
     }
     int n = x->shape[ax];
-    int shape[LX_MAX_NDIM];
-    for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
     lx_sort_params p;
     memset(&p, 0, sizeof p);
     p.mode = mode;
@@ -44,11 +42,10 @@ static lx_array order(lx_array a, int axis, lx_sort_mode mode, int kth, const ch
             lx_node_release(x);
             return LX_NULL_ARRAY;
         }
-        shape[ax] = kth;
+        p.kth = kth; /* the output's axis size (the SORT rule) */
     }
-    lx_dtype dt = (mode == LX_SORT_INDICES || mode == LX_SORT_ARGPARTITION) ? LX_UINT32
-                                                                            : (lx_dtype)x->dtype;
-    return lx_build_array(op, LX_PRIM_SORT, dt, shape, x->ndim, &x, 1, &p, sizeof p);
+    /* dtype (uint32 indices) and shape (top-k's axis of k) are the SORT rule's */
+    return lx_wrap(lx_build_derived(op, LX_PRIM_SORT, (lx_dtype)x->dtype, &x, 1, &p, sizeof p));
 }
 
 lx_array lx_sort(lx_array a, int axis) { return order(a, axis, LX_SORT_VALUES, 0, "lx_sort"); }

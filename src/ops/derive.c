@@ -1,0 +1,43 @@
+/*
+ * derive.c -- lx_build_derived: nodes whose dtype and shape come from their primitive's rule
+ * (graph/prim_info.h), so that an op states the semantics once (the rule) instead of
+ * computing the same shape beside it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/prim_info.h"
+#include "ops/ops.h"
+
+lx_node *lx_build_derived(const char *op, int prim, lx_dtype dtype, lx_node *const *inputs,
+                          int n_inputs, const void *params, size_t params_size) {
+    const lx_prim_info *pi = lx_prim_info_get(prim);
+    lx_prim_meta in_inline[4], *in = in_inline;
+    lx_prim_meta out = {.dtype = dtype};
+    lx_status st = LX_OK;
+    if (!pi || pi->shape != LX_SHAPE_DERIVED)
+        st = lx_set_error(LX_E_INTERNAL, "%s: %s has no derived shape", op, lx_prim_name(prim));
+    else if (n_inputs > 4 && !(in = malloc(sizeof *in * (size_t)n_inputs)))
+        st = lx_set_error(LX_E_OOM, "%s: out of host memory", op);
+    if (st == LX_OK) {
+        for (int i = 0; i < n_inputs; i++) lx_prim_meta_of(inputs[i], &in[i]);
+        /* the rule may rewrite shape-dependent params; the op's already match (lx_build
+         * checks), so the copy is only the rule's scratch */
+        _Alignas(16) unsigned char pbuf_inline[128];
+        unsigned char *pbuf = params_size > sizeof pbuf_inline ? malloc(params_size) : pbuf_inline;
+        if (!pbuf) {
+            st = lx_set_error(LX_E_OOM, "%s: out of host memory", op);
+        } else {
+            if (params_size) memcpy(pbuf, params, params_size);
+            st = pi->rule(op, in, n_inputs, params_size ? pbuf : NULL, (uint32_t)params_size, &out);
+            if (pbuf != pbuf_inline) free(pbuf);
+        }
+    }
+    if (in != in_inline) free(in);
+    if (st != LX_OK) {
+        for (int i = 0; i < n_inputs; i++) lx_node_release(inputs[i]);
+        return NULL;
+    }
+    return lx_build(op, prim, (lx_dtype)out.dtype, out.shape, out.ndim, inputs, n_inputs, params,
+                    params_size);
+}
