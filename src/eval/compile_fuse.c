@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "eval/compile_int.h"
+#include "graph/prim_info.h"
 #include "graph/fused.h"
 #include "graph/prims.h"
 #include "core/dtype.h"
@@ -19,25 +20,10 @@
 
 /* ---- fusion groups -------------------------------------------------------------------------- */
 
+/* Elementwise ops the table says fuse (graph/prim_info.h), well formed. */
 static bool fusable(const lx_wval *w) {
-    if (w->kind != LX_WVAL_OP || !lx_dtype_valid(w->dtype)) return false;
-    switch (w->prim) {
-    case LX_PRIM_UNARY: {
-        if (w->n_in != 1 || w->params_size < sizeof(lx_unary_params)) return false;
-        lx_unary_params p;
-        memcpy(&p, w->params, sizeof p);
-        return p.op >= 0 && p.op < LX_UNARY_COUNT;
-    }
-    case LX_PRIM_BINARY: {
-        if (w->n_in != 2 || w->params_size < sizeof(lx_binary_params)) return false;
-        lx_binary_params p;
-        memcpy(&p, w->params, sizeof p);
-        return p.op >= 0 && p.op < LX_BINARY_COUNT;
-    }
-    case LX_PRIM_WHERE: return w->n_in == 3;
-    case LX_PRIM_COPY: return w->n_in == 1;
-    default: return false;
-    }
+    return w->kind == LX_WVAL_OP && lx_dtype_valid(w->dtype) &&
+           lx_prim_node_fuses(w->prim, w->params, w->params_size, w->n_in);
 }
 
 static bool immediate_value(const lx_wgraph *g, int32_t s, double *val) {

@@ -37,14 +37,7 @@
 /* How a shapeless replay computes an op's shape. */
 enum {
     LX_RULE_LITERAL = 0, /* the traced shape (the op does not depend on the inputs) */
-    LX_RULE_SAME0,       /* input 0's shape */
-    LX_RULE_BCAST,       /* broadcast of all inputs */
-    LX_RULE_FUSED,       /* broadcast of all inputs and min_ndim ones; params patched */
-    LX_RULE_REDUCE,      /* reduced axes -> 1 (aux: scale = 1 / (count - (aux - 1)) when aux > 0) */
-    LX_RULE_ARGRED,      /* axis -> 1 */
-    LX_RULE_MATMUL,
-    LX_RULE_PERMUTE,
-    LX_RULE_RANDOM,      /* key's leading dims + the last aux traced dims */
+    LX_RULE_PRIM,        /* the primitive's rule (graph/prim_info.h); params patched */
     LX_RULE_SQUEEZE,     /* RESHAPE that drops / inserts size-1 dims (map) */
     LX_RULE_PART_FUSED,  /* output aux of the FUSED input */
     LX_RULE_MM_BCAST,    /* a matmul operand broadcast to the batch it shares with value `ref` */
@@ -144,6 +137,7 @@ typedef struct {
     int ndim;
     const int32_t *shape;
     const void *params; /* the input's params (PART of FUSED reads its parent's header) */
+    int dtype;          /* the input's dtype (the primitives' rules check them) */
 } lx_shape_in;
 
 /* ---- compile_api.c ---- */

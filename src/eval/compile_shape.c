@@ -10,6 +10,7 @@
 
 #include "eval/compile_int.h"
 #include "graph/fused.h"
+#include "graph/prim_info.h"
 #include "graph/prims.h"
 #include "graph/prims_scan.h"
 #include "core/dtype.h"
@@ -47,49 +48,35 @@ lx_status lx_compile_shape_infer(const lx_tape_op *op, const void *tparams,
     case LX_RULE_LITERAL:
         memcpy(shape, op->shape, sizeof(int32_t) * LX_MAX_NDIM);
         break;
-    case LX_RULE_SAME0:
-        memcpy(shape, in[0].shape, sizeof(int32_t) * (size_t)in[0].ndim);
-        nd = in[0].ndim;
-        break;
-    case LX_RULE_BCAST:
-    case LX_RULE_FUSED: {
-        nd = 0;
-        if (op->rule == LX_RULE_FUSED) {
-            const lx_fused_header *h = tparams;
-            nd = h->min_ndim;
-            for (int d = 0; d < nd; d++) shape[d] = 1;
+    case LX_RULE_PRIM: {
+        /* the primitive's own rule (graph/prim_info.h), which also rewrites the params that
+         * follow the shapes (a mean's scale, a FUSED program's shape and output offsets) */
+        const lx_prim_info *pi = lx_prim_info_get(op->prim);
+        lx_prim_meta m_inline[8], *m = m_inline;
+        if (!pi) return lx_set_error(LX_E_INTERNAL, "lx_call: unknown primitive %d", op->prim);
+        if (n_in > 8 && !(m = malloc(sizeof *m * (size_t)n_in)))
+            return lx_compile_oom("to replay a compiled function");
+        for (int k = 0; k < n_in; k++) {
+            m[k].dtype = in[k].dtype;
+            m[k].ndim = in[k].ndim;
+            memcpy(m[k].shape, in[k].shape, sizeof(int32_t) * (size_t)in[k].ndim);
         }
-        for (int k = 0; k < n_in; k++)
-            if (!bcast_into(shape, &nd, in[k].shape, in[k].ndim))
-                return lx_set_error(LX_E_SHAPE, "lx_call: %s: input shapes %s and %s cannot be "
-                                    "broadcast together", op->op,
-                                    shape_text(shape, nd, b1),
-                                    shape_text(in[k].shape, in[k].ndim, b2));
-        if (op->rule == LX_RULE_FUSED) {
-            lx_fused_header *h = pbuf;
-            memcpy(h, tparams, op->params_size);
-            memset(h->shape, 0, sizeof h->shape);
-            memcpy(h->shape, shape, sizeof(int32_t) * (size_t)nd);
-            h->ndim = (uint8_t)nd;
-            int64_t size = 1;
-            for (int d = 0; d < nd; d++) size *= shape[d];
-            *params = h;
-            if (h->n_out > 1) {
-                int64_t off = 0;
-                for (int j = 0; j < h->n_out; j++) {
-                    off = lx_fused_align(off);
-                    h->out_offset[j] = off;
-                    off += size * (int64_t)lx_dtype_size((lx_dtype)h->out_dtype[j]);
-                }
-                off = lx_fused_align(off);
-                if (off / 64 > INT32_MAX)
-                    return lx_set_error(LX_E_SHAPE, "lx_call: a fused group's outputs are too "
-                                        "large");
-                shape[0] = (int32_t)(off / 64);
-                shape[1] = 64;
-                nd = 2;
-            }
-        }
+        /* the traced dtype and shape: what the rule keeps (COPY's dtype, RANDOM_BITS's
+         * per-key dims) */
+        lx_prim_meta out = {.dtype = op->dtype, .ndim = op->ndim};
+        memcpy(out.shape, op->shape, sizeof(int32_t) * (size_t)op->ndim);
+        if (op->params_size) memcpy(pbuf, tparams, op->params_size);
+        lx_status st = pi->rule("lx_call", m, n_in, op->params_size ? pbuf : NULL,
+                                op->params_size, &out);
+        if (m != m_inline) free(m);
+        if (st != LX_OK) return st;
+        if (out.dtype != op->dtype)
+            return lx_set_error(LX_E_DTYPE, "lx_call: %s: %s gives %s where the trace has %s",
+                                op->op, pi->name, lx_dtype_name((lx_dtype)out.dtype),
+                                lx_dtype_name((lx_dtype)op->dtype));
+        if (op->params_size) *params = pbuf;
+        nd = out.ndim;
+        memcpy(shape, out.shape, sizeof(int32_t) * (size_t)nd);
         break;
     }
     case LX_RULE_PART_FUSED: {
@@ -100,66 +87,6 @@ lx_status lx_compile_shape_infer(const lx_tape_op *op, const void *tparams,
         *params = pp;
         nd = h->ndim;
         memcpy(shape, h->shape, sizeof(int32_t) * (size_t)nd);
-        break;
-    }
-    case LX_RULE_REDUCE: {
-        lx_reduce_params p;
-        memcpy(&p, tparams, sizeof p);
-        nd = in[0].ndim;
-        memcpy(shape, in[0].shape, sizeof(int32_t) * (size_t)nd);
-        int64_t count = 1;
-        for (int i = 0; i < p.n_axes; i++) {
-            if (p.axes[i] < 0 || p.axes[i] >= nd)
-                return lx_set_error(LX_E_SHAPE, "lx_call: %s: bad reduction axis", op->op);
-            count *= shape[p.axes[i]];
-            shape[p.axes[i]] = 1;
-        }
-        if (op->aux > 0) {
-            p.scale = 1.0 / (double)(count - (op->aux - 1));
-            memcpy(pbuf, tparams, op->params_size);
-            memcpy(pbuf, &p, sizeof p);
-            *params = pbuf;
-        }
-        break;
-    }
-    case LX_RULE_ARGRED: {
-        lx_arg_reduce_params p;
-        memcpy(&p, tparams, sizeof p);
-        nd = in[0].ndim;
-        memcpy(shape, in[0].shape, sizeof(int32_t) * (size_t)nd);
-        if (p.axis < 0 || p.axis >= nd)
-            return lx_set_error(LX_E_SHAPE, "lx_call: %s: bad axis", op->op);
-        shape[p.axis] = 1;
-        break;
-    }
-    case LX_RULE_MATMUL: {
-        const lx_shape_in *a = &in[0], *b = &in[1];
-        if (a->ndim < 2 || b->ndim < 2 || a->shape[a->ndim - 1] != b->shape[b->ndim - 2])
-            return lx_set_error(LX_E_SHAPE, "lx_call: %s: shapes %s and %s cannot be "
-                                "multiplied", op->op, shape_text(a->shape, a->ndim, b1),
-                                shape_text(b->shape, b->ndim, b2));
-        nd = 0;
-        if (!bcast_into(shape, &nd, a->shape, a->ndim - 2) ||
-            !bcast_into(shape, &nd, b->shape, b->ndim - 2))
-            return lx_set_error(LX_E_SHAPE, "lx_call: %s: batch shapes of %s and %s do not "
-                                "broadcast", op->op, shape_text(a->shape, a->ndim, b1),
-                                shape_text(b->shape, b->ndim, b2));
-        shape[nd++] = a->shape[a->ndim - 2];
-        shape[nd++] = b->shape[b->ndim - 1];
-        break;
-    }
-    case LX_RULE_PERMUTE: {
-        lx_permute_params p;
-        memcpy(&p, tparams, sizeof p);
-        nd = in[0].ndim;
-        for (int i = 0; i < nd; i++) shape[i] = in[0].shape[p.perm[i]];
-        break;
-    }
-    case LX_RULE_RANDOM: {
-        int lead = in[0].ndim - 1;
-        nd = 0;
-        for (int i = 0; i < lead; i++) shape[nd++] = in[0].shape[i];
-        for (int i = op->ndim - op->aux; i < op->ndim; i++) shape[nd++] = op->shape[i];
         break;
     }
     case LX_RULE_SQUEEZE: {
@@ -228,68 +155,20 @@ static lx_status refuse(const lx_wval *w, const char *why) {
 
 /* The shapeless rule of an op whose shape depends on the inputs. */
 static lx_status pick_rule(const lx_wgraph *g, const lx_wval *w, lx_tape_op *t) {
+    const lx_prim_info *pi = lx_prim_info_get(w->prim);
     switch (w->prim) {
-    case LX_PRIM_UNARY: case LX_PRIM_COPY: case LX_PRIM_CONTIGUOUS: case LX_PRIM_SOFTMAX:
-    case LX_PRIM_RMS_NORM: case LX_PRIM_LAYER_NORM: case LX_PRIM_ROPE: case LX_PRIM_SCAN:
-        t->rule = LX_RULE_SAME0;
-        return LX_OK;
     case LX_PRIM_SORT: {
+        /* a literal k or kth would be followed as it is, which is rarely what a caller means
+         * for another axis length */
         lx_sort_params p;
         if (w->params_size < sizeof p) return refuse(w, "has no parameters");
         memcpy(&p, w->params, sizeof p);
         if (p.mode == LX_SORT_TOPK) return refuse(w, "(top-k) has a literal size");
         if (p.mode == LX_SORT_PARTITION || p.mode == LX_SORT_ARGPARTITION)
             return refuse(w, "(partition) has a literal kth");
-        t->rule = LX_RULE_SAME0;
-        return LX_OK;
+        break;
     }
-    case LX_PRIM_BINARY: case LX_PRIM_WHERE:
-        t->rule = LX_RULE_BCAST;
-        return LX_OK;
-    case LX_PRIM_FUSED:
-        t->rule = LX_RULE_FUSED;
-        return LX_OK;
-    case LX_PRIM_ARG_REDUCE:
-        t->rule = LX_RULE_ARGRED;
-        return LX_OK;
-    case LX_PRIM_MATMUL:
-        t->rule = LX_RULE_MATMUL;
-        return LX_OK;
-    case LX_PRIM_PERMUTE:
-        t->rule = LX_RULE_PERMUTE;
-        return LX_OK;
-    case LX_PRIM_REDUCE: {
-        lx_reduce_params p;
-        if (w->params_size < sizeof p) return refuse(w, "has no parameters");
-        memcpy(&p, w->params, sizeof p);
-        t->rule = LX_RULE_REDUCE;
-        t->aux = 0;
-        if (p.op != LX_REDUCE_SUM) return LX_OK;
-        /* a mean or variance: scale = 1 / (count - d) with d fixed (0, or ddof) */
-        const lx_wval *x = &g->v[w->in[0]];
-        int64_t count = 1;
-        for (int i = 0; i < p.n_axes; i++)
-            if (p.axes[i] >= 0 && p.axes[i] < x->ndim) count *= x->shape[p.axes[i]];
-        if (p.scale == 0.0 || (p.scale == 1.0 && count != 1)) return LX_OK; /* a sum */
-        if (p.scale == 1.0)
-            return refuse(w, "reduces axes of size 1 (a sum and a mean look alike there)");
-        double inv = 1.0 / p.scale;
-        if (!(inv >= 1.0 && inv < 1e15)) return refuse(w, "has a scale that cannot be followed");
-        long long m = llround(inv);
-        long long d = (long long)count - m;
-        if (1.0 / (double)m != p.scale || d < 0 || d > 1000000)
-            return refuse(w, "has a scale that depends on the shape in an unknown way");
-        t->aux = (int32_t)d + 1;
-        return LX_OK;
-    }
-    case LX_PRIM_RANDOM_BITS: {
-        const lx_wval *key = &g->v[w->in[0]];
-        int trail = w->ndim - (key->ndim - 1);
-        if (trail < 0) return refuse(w, "has an unexpected shape");
-        t->rule = LX_RULE_RANDOM;
-        t->aux = trail;
-        return LX_OK;
-    }
+    /* views whose shape is their own: rules over the trace's structure */
     case LX_PRIM_RESHAPE:
         if (!squeeze_map(&g->v[w->in[0]], w, t->map))
             return refuse(w, "reshapes to a literal shape");
@@ -308,8 +187,12 @@ static lx_status pick_rule(const lx_wgraph *g, const lx_wval *w, lx_tape_op *t) 
         }
         return refuse(w, "broadcasts to a literal shape");
     default:
-        return refuse(w, "has no shape rule (its output shape is a literal)");
+        break;
     }
+    if (!pi || pi->shape == LX_SHAPE_GIVEN)
+        return refuse(w, "has no shape rule (its output shape is a literal)");
+    t->rule = LX_RULE_PRIM;
+    return LX_OK;
 }
 
 /* The shapeless rule of op w, checked against the traced shape. */
@@ -324,17 +207,17 @@ lx_status lx_compile_shape_rule(const lx_wgraph *g, const lx_wval *w, lx_tape_op
     if (!pin) return lx_compile_oom("for the trace");
     for (int k = 0; k < w->n_in; k++) {
         const lx_wval *x = &g->v[lx_compile_mapped(g, w->in[k])];
-        pin[k] = (lx_shape_in){x->ndim, x->shape, x->params};
+        pin[k] = (lx_shape_in){x->ndim, x->shape, x->params, x->dtype};
     }
     unsigned char *pbuf = malloc(w->params_size + 16);
     int32_t shape[LX_MAX_NDIM];
     int nd;
     const void *pp;
     if (!pbuf) st = lx_compile_oom("for the trace");
-    lx_shape_in ref = {0, NULL, NULL};
+    lx_shape_in ref = {0, NULL, NULL, 0};
     if (w->shape_ref >= 0) {
         const lx_wval *r = &g->v[lx_compile_mapped(g, w->shape_ref)];
-        ref = (lx_shape_in){r->ndim, r->shape, r->params};
+        ref = (lx_shape_in){r->ndim, r->shape, r->params, r->dtype};
     }
     if (pbuf)
         st = lx_compile_shape_infer(op, tparams, pin, w->n_in, &ref, shape, &nd, pbuf, &pp);
