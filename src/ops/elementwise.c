@@ -29,27 +29,28 @@
  */
 #include <string.h>
 
-#include "ops/ops.h"
+#include "ops/compose.h"
 
 static lx_dtype at_least_float(lx_dtype t) { return lx_dtype_is_float(t) ? t : LX_FLOAT32; }
 
-static bool binary_is_pred(int op) { return op >= LX_BINARY_EQUAL && op <= LX_BINARY_LOGICAL_OR; }
-
-/* op(a, b) on nodes (references consumed); promotes and broadcasts. */
-static lx_node *binary_node(const char *name, int op, lx_node *a, lx_node *b) {
+/* op(a, b) on nodes (references consumed, NULL propagates); promotes and broadcasts. The
+ * output dtype (bool for comparisons) is the BINARY rule's (graph/prim_info.c). */
+lx_node *lx_node_binary(const char *name, int op, lx_node *a, lx_node *b) {
+    if (!a || !b) {
+        if (a) lx_node_release(a);
+        if (b) lx_node_release(b);
+        return NULL;
+    }
     lx_dtype t = lx_promote_types((lx_dtype)a->dtype, (lx_dtype)b->dtype);
     if (op == LX_BINARY_DIV || op == LX_BINARY_ARCTAN2) t = at_least_float(t);
     if (!lx_broadcast_pair(name, &a, &b, (int)t)) return NULL;
-    int shape[LX_MAX_NDIM];
-    int nd = a->ndim;
-    for (int i = 0; i < nd; i++) shape[i] = a->shape[i];
     lx_binary_params p;
     memset(&p, 0, sizeof p);
     p.op = op;
     lx_node *ins[2] = {a, b};
-    return lx_build(name, LX_PRIM_BINARY, binary_is_pred(op) ? LX_BOOL : t, shape, nd, ins, 2,
-                    &p, sizeof p);
+    return lx_build_derived(name, LX_PRIM_BINARY, t, ins, 2, &p, sizeof p);
 }
+#define binary_node lx_node_binary
 
 static lx_array binary(const char *name, int op, lx_array a, lx_array b) {
     lx_node *na = lx_arg(a, name, "a");
@@ -145,8 +146,9 @@ lx_array lx_pow_scalar(lx_array a, double s) {
 
 /* ---- unary ---- */
 
-static lx_node *unary_node(const char *name, int op, lx_node *x) {
-    lx_dtype t = (lx_dtype)x->dtype, out;
+lx_node *lx_node_unary(const char *name, int op, lx_node *x) {
+    if (!x) return NULL;
+    lx_dtype t = (lx_dtype)x->dtype;
     switch (op) {
     case LX_UNARY_NEG:
         if (t == LX_BOOL) {
@@ -157,29 +159,22 @@ static lx_node *unary_node(const char *name, int op, lx_node *x) {
         }
         /* fall through */
     case LX_UNARY_ABS: case LX_UNARY_SIGN: case LX_UNARY_SQUARE: case LX_UNARY_RELU:
-        out = t;
-        break;
-    case LX_UNARY_FLOOR: case LX_UNARY_CEIL: case LX_UNARY_ROUND:
-        if (!lx_dtype_is_float(t)) return x; /* integers are already whole */
-        out = t;
-        break;
     case LX_UNARY_LOGICAL_NOT: case LX_UNARY_ISNAN: case LX_UNARY_ISINF:
     case LX_UNARY_ISFINITE:
-        out = LX_BOOL;
+        break; /* the rule gives t, or bool for the predicates */
+    case LX_UNARY_FLOOR: case LX_UNARY_CEIL: case LX_UNARY_ROUND:
+        if (!lx_dtype_is_float(t)) return x; /* integers are already whole */
         break;
     default:
-        t = out = at_least_float(t);
-        x = lx_node_astype(name, x, t);
+        x = lx_node_astype(name, x, at_least_float(t));
         if (!x) return NULL;
     }
     lx_unary_params p;
     memset(&p, 0, sizeof p);
     p.op = op;
-    int shape[LX_MAX_NDIM];
-    int nd = x->ndim;
-    for (int i = 0; i < nd; i++) shape[i] = x->shape[i];
-    return lx_build(name, LX_PRIM_UNARY, out, shape, nd, &x, 1, &p, sizeof p);
+    return lx_build_derived(name, LX_PRIM_UNARY, (lx_dtype)x->dtype, &x, 1, &p, sizeof p);
 }
+#define unary_node lx_node_unary
 
 static lx_array unary(const char *name, int op, lx_array a) {
     lx_node *x = lx_arg(a, name, "a");
@@ -224,20 +219,17 @@ DEF_UNARY(isfinite, ISFINITE)
 
 /* ---- where, clip, astype ---- */
 
-lx_array lx_where(lx_array cond, lx_array a, lx_array b) {
-    const char *name = "lx_where";
-    lx_node *n[3] = {lx_arg(cond, name, "cond"), NULL, NULL};
-    if (n[0]) n[1] = lx_arg(a, name, "a");
-    if (n[1]) n[2] = lx_arg(b, name, "b");
-    if (!n[2]) {
+lx_node *lx_node_where(const char *name, lx_node *cond, lx_node *a, lx_node *b) {
+    lx_node *n[3] = {cond, a, b};
+    if (!cond || !a || !b) {
         lx_release_nodes(n, 3);
-        return LX_NULL_ARRAY;
+        return NULL;
     }
     int s1[LX_MAX_NDIM], s2[LX_MAX_NDIM], n1, n2;
     if (!lx_broadcast_shape(name, n[0]->shape, n[0]->ndim, n[1]->shape, n[1]->ndim, s1, &n1) ||
         !lx_broadcast_shape(name, s1, n1, n[2]->shape, n[2]->ndim, s2, &n2)) {
         lx_release_nodes(n, 3);
-        return LX_NULL_ARRAY;
+        return NULL;
     }
     lx_dtype t = lx_promote_types((lx_dtype)n[1]->dtype, (lx_dtype)n[2]->dtype);
     for (int i = 0; i < 3; i++) {
@@ -247,10 +239,18 @@ lx_array lx_where(lx_array cond, lx_array a, lx_array b) {
         n[i] = lx_node_broadcast(name, x, s2, n2);
         if (!n[i]) {
             lx_release_nodes(n, 3);
-            return LX_NULL_ARRAY;
+            return NULL;
         }
     }
-    return lx_build_array(name, LX_PRIM_WHERE, t, s2, n2, n, 3, NULL, 0);
+    return lx_build_derived(name, LX_PRIM_WHERE, t, n, 3, NULL, 0);
+}
+
+lx_array lx_where(lx_array cond, lx_array a, lx_array b) {
+    const char *name = "lx_where";
+    lx_node *c = lx_arg(cond, name, "cond"), *x = NULL, *y = NULL;
+    if (c) x = lx_arg(a, name, "a");
+    if (x) y = lx_arg(b, name, "b");
+    return lx_wrap(lx_node_where(name, c, x, y));
 }
 
 lx_array lx_clip(lx_array a, lx_array lo, lx_array hi) {

@@ -284,8 +284,8 @@ lx_array lx_slice_update(lx_array a, lx_array update, const int *start, const in
     u = lx_node_broadcast(op, lx_node_astype(op, u, (lx_dtype)x->dtype), shape, ndim);
     if (!u) return fail_nodes(in, 1);
     in[1] = u;
-    return lx_build_array(op, LX_PRIM_SLICE_UPDATE, (lx_dtype)x->dtype, x->shape, x->ndim, in, 2,
-                          &p, sizeof p);
+    return lx_wrap(lx_build_derived(op, LX_PRIM_SLICE_UPDATE, (lx_dtype)x->dtype, in, 2, &p,
+                                    sizeof p));
 }
 
 /* ---- take, take_along_axis, put_along_axis ------------------------------------------------------ */
@@ -310,14 +310,10 @@ lx_array lx_take(lx_array a, lx_array indices, int axis) {
                      op, (long long)ix->size, axis, LX_SHAPE_STR(x));
         return fail_nodes(in, 2);
     }
-    int shape[LX_MAX_NDIM], k = 0;
-    for (int i = 0; i < ax; i++) shape[k++] = x->shape[i];
-    for (int i = 0; i < ix->ndim; i++) shape[k++] = ix->shape[i];
-    for (int i = ax + 1; i < x->ndim; i++) shape[k++] = x->shape[i];
     lx_take_params p;
     memset(&p, 0, sizeof p);
     p.axis = ax;
-    return lx_build_array(op, LX_PRIM_TAKE, (lx_dtype)x->dtype, shape, nd, in, 2, &p, sizeof p);
+    return lx_wrap(lx_build_derived(op, LX_PRIM_TAKE, (lx_dtype)x->dtype, in, 2, &p, sizeof p));
 }
 
 /* Checks a/indices for the along-axis ops and computes the index shape B: a's and the
@@ -373,7 +369,7 @@ lx_array lx_take_along_axis(lx_array a, lx_array indices, int axis) {
     memset(&p, 0, sizeof p);
     p.axis = ax;
     lx_dtype dt = (lx_dtype)in[0]->dtype;
-    return lx_build_array(op, LX_PRIM_TAKE_ALONG, dt, B, nd, in, 2, &p, sizeof p);
+    return lx_wrap(lx_build_derived(op, LX_PRIM_TAKE_ALONG, dt, in, 2, &p, sizeof p));
 }
 
 lx_array lx_put_along_axis(lx_array a, lx_array indices, lx_array values, int axis) {
@@ -394,8 +390,8 @@ lx_array lx_put_along_axis(lx_array a, lx_array indices, lx_array values, int ax
     lx_take_params p;
     memset(&p, 0, sizeof p);
     p.axis = ax;
-    return lx_build_array(op, LX_PRIM_PUT_ALONG, (lx_dtype)x->dtype, x->shape, nd, in, 3, &p,
-                          sizeof p);
+    return lx_wrap(lx_build_derived(op, LX_PRIM_PUT_ALONG, (lx_dtype)x->dtype, in, 3, &p,
+                                    sizeof p));
 }
 
 /* ---- pad, tile, repeat ------------------------------------------------------------------------ */
@@ -513,8 +509,8 @@ static lx_array tri_select(const char *op, lx_array a, int k, bool upper) {
     memset(&p, 0, sizeof p);
     p.k = k;
     p.upper = upper;
-    return lx_build_array(op, LX_PRIM_TRI_SELECT, (lx_dtype)x->dtype, x->shape, x->ndim, &x, 1,
-                          &p, sizeof p);
+    return lx_wrap(lx_build_derived(op, LX_PRIM_TRI_SELECT, (lx_dtype)x->dtype, &x, 1, &p,
+                                    sizeof p));
 }
 
 lx_array lx_tril(lx_array a, int k) { return tri_select("lx_tril", a, k, false); }

@@ -33,9 +33,7 @@ static lx_array softmax_common(const char *op, lx_array a, int axis, bool log) {
     memset(&p, 0, sizeof p);
     p.axis = ax;
     p.log = log;
-    int shape[LX_MAX_NDIM];
-    for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
-    return lx_build_array(op, LX_PRIM_SOFTMAX, t, shape, x->ndim, &x, 1, &p, sizeof p);
+    return lx_wrap(lx_build_derived(op, LX_PRIM_SOFTMAX, t, &x, 1, &p, sizeof p));
 }
 
 lx_array lx_softmax(lx_array a, int axis) { return softmax_common("lx_softmax", a, axis, false); }
@@ -86,8 +84,6 @@ lx_array lx_rms_norm(lx_array x, lx_array w, float eps) {
     lx_norm_params p;
     memset(&p, 0, sizeof p);
     p.eps = eps;
-    int shape[LX_MAX_NDIM];
-    for (int i = 0; i < nx->ndim; i++) shape[i] = nx->shape[i];
     lx_node *ins[2] = {nx, nw};
-    return lx_build_array(op, LX_PRIM_RMS_NORM, t, shape, nx->ndim, ins, nw ? 2 : 1, &p, sizeof p);
+    return lx_wrap(lx_build_derived(op, LX_PRIM_RMS_NORM, t, ins, nw ? 2 : 1, &p, sizeof p));
 }

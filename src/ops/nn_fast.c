@@ -126,10 +126,7 @@ lx_array lx_layer_norm(lx_array xa, lx_array wa, lx_array ba, float eps) {
     p.has_b = in[2] != NULL;
     if (!astype_all(op, in, 3, (lx_dtype)t)) return LX_NULL_ARRAY;
     int n = compact(in, 3);
-    int shape[LX_MAX_NDIM];
-    memcpy(shape, in[0]->shape, sizeof(int) * in[0]->ndim);
-    return lx_build_array(op, LX_PRIM_LAYER_NORM, (lx_dtype)t, shape, in[0]->ndim, in, n, &p,
-                          sizeof p);
+    return lx_wrap(lx_build_derived(op, LX_PRIM_LAYER_NORM, (lx_dtype)t, in, n, &p, sizeof p));
 }
 
 lx_array lx_group_norm(lx_array xa, int groups, lx_array wa, lx_array ba, float eps) {
@@ -176,7 +173,7 @@ lx_array lx_group_norm(lx_array xa, int groups, lx_array wa, lx_array ba, float 
         if (!in[0]) return fail(in, 3);
     }
     int n = compact(in, 3);
-    return lx_build_array(op, LX_PRIM_GROUP_NORM, (lx_dtype)t, shape, nd, in, n, &p, sizeof p);
+    return lx_wrap(lx_build_derived(op, LX_PRIM_GROUP_NORM, (lx_dtype)t, in, n, &p, sizeof p));
 }
 
 /* ---- rope ------------------------------------------------------------------------------ */
@@ -263,11 +260,8 @@ static lx_array rope_impl(const char *op, lx_array xa, int dims, bool traditiona
     p.offset = with_offset ? 0 : offset;
     p.base = with_freqs ? 0.0f : base;
     p.scale = scale;
-    int shape[LX_MAX_NDIM];
-    memcpy(shape, x->shape, sizeof(int) * x->ndim);
     int n = compact(in, 3);
-    return lx_build_array(op, LX_PRIM_ROPE, (lx_dtype)x->dtype, shape, x->ndim, in, n, &p,
-                          sizeof p);
+    return lx_wrap(lx_build_derived(op, LX_PRIM_ROPE, (lx_dtype)x->dtype, in, n, &p, sizeof p));
 }
 
 lx_array lx_rope(lx_array x, int dims, bool traditional, float base, float scale, int offset) {
@@ -339,7 +333,7 @@ static lx_array sdpa_impl(const char *op, lx_array qa, lx_array ka, lx_array va,
         return fail(in, 5);
     }
     int B = q->shape[0], Hq = q->shape[1], Lq = q->shape[2], Hkv = k->shape[1],
-        Lk = k->shape[2], Dv = v->shape[3];
+        Lk = k->shape[2];
     if (Hkv == 0 || Hq % Hkv != 0) {
         lx_set_error(LX_E_SHAPE, "%s: the %d query heads of q %s are not a multiple of the %d kv "
                      "heads of k %s", op, Hq, sq, Hkv, sk);
@@ -398,8 +392,7 @@ static lx_array sdpa_impl(const char *op, lx_array qa, lx_array ka, lx_array va,
         if (!in[4]) return fail(in, 5);
     }
     int n = compact(in, 5);
-    int shape[4] = {B, Hq, Lq, Dv};
-    return lx_build_array(op, LX_PRIM_SDPA, (lx_dtype)t, shape, 4, in, n, &p, sizeof p);
+    return lx_wrap(lx_build_derived(op, LX_PRIM_SDPA, (lx_dtype)t, in, n, &p, sizeof p));
 }
 
 lx_array lx_sdpa(lx_array q, lx_array k, lx_array v, float scale, bool causal, lx_array mask) {

@@ -202,9 +202,7 @@ lx_array lx_dequantize(lx_array wq, lx_array scales, lx_array biases, int group_
         lx_release_nodes(in, 3);
         return LX_NULL_ARRAY;
     }
-    int shape[LX_MAX_NDIM], ndim = in[0]->ndim;
-    memcpy(shape, in[0]->shape, sizeof(int) * (size_t)ndim);
-    shape[ndim - 1] = cols;
+    (void)cols; /* the DEQUANTIZE rule's last axis */
     in[1] = lx_node_astype(op, in[1], dt);
     in[2] = lx_node_astype(op, in[2], dt);
     for (int i = 0; i < 3; i++) in[i] = contig(op, in[i]);
@@ -216,7 +214,7 @@ lx_array lx_dequantize(lx_array wq, lx_array scales, lx_array biases, int group_
     memset(&p, 0, sizeof p);
     p.group_size = group_size;
     p.bits = bits;
-    return lx_build_array(op, LX_PRIM_DEQUANTIZE, dt, shape, ndim, in, 3, &p, sizeof p);
+    return lx_wrap(lx_build_derived(op, LX_PRIM_DEQUANTIZE, dt, in, 3, &p, sizeof p));
 }
 
 /* ---- quantized matmul and gather_qmm ------------------------------------------------------ */

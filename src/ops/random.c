@@ -342,13 +342,11 @@ static lx_array categorical_common(const char *op, lx_array logits, int axis, in
     lx_node *g = gumbel_node(op, gshape, nd, LX_FLOAT32, key_node(op, key));
     lx_node *s = lx_cmp_binary(op, LX_BINARY_ADD, g, x);
     if (!s) return LX_NULL_ARRAY;
-    int kshape[LX_MAX_NDIM];
-    for (int i = 0; i < nd; i++) kshape[i] = i == ax ? 1 : gshape[i];
     lx_arg_reduce_params p;
     memset(&p, 0, sizeof p);
     p.op = LX_ARG_MAX;
     p.axis = ax;
-    lx_node *r = lx_build(op, LX_PRIM_ARG_REDUCE, LX_UINT32, kshape, nd, &s, 1, &p, sizeof p);
+    lx_node *r = lx_build_derived(op, LX_PRIM_ARG_REDUCE, LX_UINT32, &s, 1, &p, sizeof p);
     return lx_wrap(lx_node_reshape(op, r, oshape, no));
 }
 

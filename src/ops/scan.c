@@ -19,13 +19,12 @@ static lx_array scan(lx_array a, int axis, lx_scan_op kind, const char *op) {
         lx_node_release(x);
         return LX_NULL_ARRAY;
     }
-    lx_dtype dt = (lx_dtype)x->dtype;
-    if (kind == LX_SCAN_SUM && dt == LX_BOOL) dt = LX_INT32;
     lx_scan_params p;
     memset(&p, 0, sizeof p);
     p.op = kind;
     p.axis = ax;
-    return lx_build_array(op, LX_PRIM_SCAN, dt, x->shape, x->ndim, &x, 1, &p, sizeof p);
+    /* the dtype is the SCAN rule's: int32 for a sum of bools, else the input's */
+    return lx_wrap(lx_build_derived(op, LX_PRIM_SCAN, (lx_dtype)x->dtype, &x, 1, &p, sizeof p));
 }
 
 lx_array lx_cumsum(lx_array a, int axis) { return scan(a, axis, LX_SCAN_SUM, "lx_cumsum"); }
