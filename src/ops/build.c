@@ -14,6 +14,7 @@
 
 #include "backend/device.h"
 #include "eval/eval.h"
+#include "graph/prim_info.h"
 #include "ops/ops.h"
 
 void lx_release_nodes(lx_node **nodes, int n) {
@@ -60,11 +61,7 @@ lx_node *lx_node_upload(const char *op, lx_node *x, lx_device d) {
     return t;
 }
 
-/* Until the per-primitive table (graph/prim_info.h) provides fallbacks, none has one. */
-lx_node *lx_prim_fallback(const lx_node *n) {
-    (void)n;
-    return NULL;
-}
+/* lx_prim_fallback: ops/fallback.c. */
 
 /* n (LAZY, on a device that does not compute it; reference consumed) rebuilt from its
  * fallback, or on the CPU between transfers. */
@@ -111,7 +108,10 @@ static lx_node *place_elsewhere(lx_node *n) {
 lx_node *lx_build(const char *op, int prim, lx_dtype dtype, const int *shape, int ndim,
                   lx_node *const *inputs, int n_inputs, const void *params, size_t params_size) {
     int64_t size;
-    if (!lx_shape_check(op, shape, ndim, dtype, &size)) {
+    /* the node must follow its primitive's rule (graph/prim_info.h): one statement of each
+     * primitive's semantics, which shapeless compile and fallbacks rely on */
+    if (!lx_shape_check(op, shape, ndim, dtype, &size) ||
+        lx_prim_check(op, prim, dtype, shape, ndim, inputs, n_inputs, params, params_size) != LX_OK) {
         for (int i = 0; i < n_inputs; i++) lx_node_release(inputs[i]);
         return NULL;
     }
