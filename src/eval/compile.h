@@ -36,15 +36,15 @@
  *
  * Replay. Each call builds fresh nodes from the tape with the real input nodes; only the
  * outputs get handles, on the caller's tracker. Shapeless traces recompute shapes from the
- * real inputs with a rule per primitive: elementwise and FUSED broadcast their inputs; UNARY,
- * COPY, CONTIGUOUS, SOFTMAX, RMS_NORM, LAYER_NORM, ROPE, SCAN and SORT (not top-k or partition)
- * keep input 0's shape; REDUCE and ARG_REDUCE set their axes to 1 (a mean's or variance's
- * scale 1 / (count - ddof) follows the new count); MATMUL multiplies, and a BROADCAST into a
- * matmul operand takes the batch of both operands; PERMUTE permutes; RANDOM_BITS keeps the
- * key's leading dims; a RESHAPE that only drops or inserts size-1 dims (keepdims = false)
- * follows its input. Every rule is checked against the traced shapes when tracing. A primitive
- * whose shape depends on the inputs and has no rule (a RESHAPE or BROADCAST to a literal shape,
- * SLICE, top-k, a sum over axes of size 1, which looks like a mean ...) makes the trace fail
+ * real inputs with each primitive's own shape rule (graph/prim_info.h: elementwise and FUSED
+ * broadcast their inputs, REDUCE and ARG_REDUCE set their axes to 1 and a mean's or variance's
+ * scale 1 / (count - ddof) follows the new count, MATMUL multiplies, RANDOM_BITS keeps the
+ * key's leading dims, ...), plus three rules over the trace's structure: a BROADCAST into a
+ * matmul operand takes the batch of both operands, a RESHAPE that only drops or inserts size-1
+ * dims (keepdims = false) follows its input, and a PART of a FUSED node follows its program.
+ * Every rule is checked against the traced shapes when tracing. A primitive whose shape is its
+ * own (a RESHAPE or BROADCAST to a literal shape, SLICE, PAD, ...) or that has a literal size
+ * (top-k, partition) and depends on the inputs makes the trace fail
  * with LX_E_UNSUPPORTED naming it. Ops that do not depend on the inputs keep their traced
  * shapes (so lx_zeros with an input's traced shape stays that shape).
  *
