@@ -34,7 +34,10 @@ typedef uint16_t lx_bf16; /* bfloat16 bits */
 /* Value helpers that kernels call per element: always inlined, since a call left in a loop
  * keeps it from vectorizing (GCC stops inlining plain static inline functions in the JIT's
  * large generated functions). */
-#if defined(__GNUC__)
+#if defined(__CUDACC__)
+/* CUDA (the device module, backend/cuda/): the same helpers on the host and in kernels */
+#define LX_INLINE_ALWAYS static inline __host__ __device__ __attribute__((always_inline))
+#elif defined(__GNUC__)
 #define LX_INLINE_ALWAYS static inline __attribute__((always_inline))
 #else
 #define LX_INLINE_ALWAYS static inline

@@ -41,14 +41,18 @@
 #include "graph/ew_ops.h"
 
 /* Per-element functions are inlined whatever the caller's size, so the switch folds. */
+#if defined(__CUDACC__) /* the CUDA module (backend/cuda/): also device functions */
+#define LX_EW_INLINE static inline __host__ __device__ __attribute__((always_inline))
+#else
 #define LX_EW_INLINE static inline __attribute__((always_inline))
+#endif
 
 /* ======================================================================================== */
 /* Unary                                                                                    */
 
 /* ---- erfinv ---- */
 
-static inline double lx_ew_erfinv_core(double x, int steps) {
+LX_HD static inline double lx_ew_erfinv_core(double x, int steps) {
     if (x != x) return x;
     if (x >= 1.0) return x == 1.0 ? INFINITY : NAN;
     if (x <= -1.0) return x == -1.0 ? -INFINITY : NAN;
@@ -136,7 +140,7 @@ LX_EW_INLINE float lx_ew_maxps_f(float a, float b) { return lx_ew_select_f(a > b
  * form exists because the clamps are one MINPS/MAXPS each there, where GCC makes a compare and
  * a blend of the per-element selects, on the same two pipes as the FMAs: the vector form is
  * ~25% faster, with the same bits. erf in double is libm's. */
-#if defined(__FMA__)
+#if defined(__FMA__) || defined(__CUDA_ARCH__)
 #define LX_EW_ERF_P_ 0.053820080851450132f, 7.4788034839670603f, 98.854306468683774f, \
                      1384.7736305369622f, 4998.5753715124238f, 29622.651317620144f
 #define LX_EW_ERF_Q_(ADD, FMA, K, s) FMA(FMA(FMA(FMA(ADD(s, K(30.518812743213246f)), s,     \
@@ -175,7 +179,9 @@ LX_EW_DEF_ERF_F_(lx_ew_erf_f, float, LX_EW_K_, LX_EW_ADD_, LX_EW_MUL_, LX_EW_DIV
 
 /* The variant's float vector, for the ops whose vector form differs from what the compiler
  * makes of the per-element code (only erf so far). LX_EW_VF_N: floats per vector, 0 if none. */
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__CUDACC__) /* CUDA: no vector form (the per-element function in kernels) */
+#define LX_EW_VF_N 0
+#elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define LX_EW_VF_N 8
 typedef __m256 lx_ew_vf;
@@ -581,7 +587,9 @@ LX_EW_INLINE float lx_ew_gelu_f(float x) {
     float near = 0.5f * x * (1.0f + lx_ew_erf_f(x * 0.70710678118654752f));
     float a = lx_ew_minps_f(14.5f, lx_ew_maxps_f(LX_EW_GELU_T_, fabsf(x)));
     float hi = a * a;
-#if defined(__FMA__)
+#if defined(__CUDA_ARCH__)
+    float lo = __fmaf_rn(a, a, -hi);
+#elif defined(__FMA__)
     float lo = __builtin_fmaf(a, a, -hi);
 #else
     float c = a * 4097.0f; /* Dekker: a = ah + al, 12 bits each, products exact */

@@ -22,6 +22,10 @@
  * JIT compiles it (through elementwise_ops.h) into standalone code linked against libm alone.
  * Every helper is static inline (always inlined: LX_INLINE_ALWAYS): this header is also
  * compiled into each CPU variant.
+ *
+ * Compiled as CUDA (__CUDACC__: the CUDA module, backend/cuda/), every helper is also a
+ * __device__ function (LX_HD), and in device code (__CUDA_ARCH__) LX_EW_FMA / LX_EW_FMAF are
+ * the GPU's fused multiply-add, as in the CPU variants with FMA. Nothing changes for C.
  */
 #ifndef LX_GRAPH_VALUES_H
 #define LX_GRAPH_VALUES_H
@@ -32,6 +36,14 @@
 #include <string.h>
 
 #include "core/dtype.h"
+
+/* Plain static inline helpers that CUDA device code also calls (LX_INLINE_ALWAYS is already
+ * __host__ __device__ there). */
+#if defined(__CUDACC__)
+#define LX_HD __host__ __device__
+#else
+#define LX_HD
+#endif
 
 /* ------------------------------------------------------------------------------------------ */
 /* Value classes                                                                              */
@@ -129,7 +141,11 @@ LX_INLINE_ALWAYS float lx_f64_to_f32_odd(double d) {
 /* uint64 -> float32 rounding to odd (exact below 2^24). */
 LX_INLINE_ALWAYS float lx_u64_to_f32_odd(uint64_t m) {
     if (m < (1u << 24)) return (float)m;
+#if defined(__CUDA_ARCH__)
+    int len = 64 - __clzll((long long)m);
+#else
     int len = 64 - __builtin_clzll(m);
+#endif
     int sh = len - 24;
     uint64_t top = m >> sh;
     if (m & ((1ull << sh) - 1u)) top |= 1u;
@@ -152,10 +168,10 @@ LX_INLINE_ALWAYS double lx_cvt_clamp_(double v, double lo, double hi) {
 }
 
 #define LX_DEF_CVT_INT_(S, T, LO, HI)                                                      \
-    static inline T lx_cvt_##S##_U(uint64_t v) { return (T)v; }                            \
-    static inline T lx_cvt_##S##_I(int64_t v) { return (T)v; }                             \
-    static inline T lx_cvt_##S##_D(double v) { return (T)lx_cvt_clamp_(v, LO, HI); }        \
-    static inline T lx_cvt_##S##_F(float v) { return (T)lx_cvt_clamp_((double)v, LO, HI); }
+    LX_HD static inline T lx_cvt_##S##_U(uint64_t v) { return (T)v; }                      \
+    LX_HD static inline T lx_cvt_##S##_I(int64_t v) { return (T)v; }                       \
+    LX_HD static inline T lx_cvt_##S##_D(double v) { return (T)lx_cvt_clamp_(v, LO, HI); }  \
+    LX_HD static inline T lx_cvt_##S##_F(float v) { return (T)lx_cvt_clamp_((double)v, LO, HI); }
 
 LX_DEF_CVT_INT_(u8, uint8_t, 0.0, 255.0)
 LX_DEF_CVT_INT_(u16, uint16_t, 0.0, 65535.0)
@@ -227,14 +243,14 @@ LX_INLINE_ALWAYS float lx_round_bf16_F(float v) {
 
 /* lx_round_f16_F over n floats in place; with F16C, eight at a time by the hardware
  * conversions, which round the same way (to nearest even, NaN quieted with its payload cut). */
-#if defined(__F16C__) && defined(__AVX__)
+#if defined(__F16C__) && defined(__AVX__) && !defined(__CUDACC__)
 #include <immintrin.h>
 #endif
 static inline void lx_round_f16_n(float *x, int64_t n) {
     int64_t nv = 0; /* the vector part's end, computed first: with the loop below written as
                        a continuation of the vector one, GCC 12 warned of an impossible
                        2^62-iteration tail in the JIT's constant-size calls */
-#if defined(__F16C__) && defined(__AVX__)
+#if defined(__F16C__) && defined(__AVX__) && !defined(__CUDACC__)
     nv = n - n % 8;
     for (int64_t i = 0; i < nv; i += 8)
         _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i),
@@ -263,7 +279,10 @@ LX_INLINE_ALWAYS int lx_dtype_class(lx_dtype t) {
  * builds computed. Formulas spell their multiply-adds this way, so the files compiled with
  * -ffp-contract=off (CMakeLists.txt) and the JIT's generated code (also compiled with it off)
  * give the bits they gave before. */
-#if defined(__FMA__)
+#if defined(__CUDA_ARCH__)
+#define LX_EW_FMAF(a, b, c) __fmaf_rn(a, b, c)
+#define LX_EW_FMA(a, b, c) __fma_rn(a, b, c)
+#elif defined(__FMA__)
 #define LX_EW_FMAF(a, b, c) __builtin_fmaf(a, b, c)
 #define LX_EW_FMA(a, b, c) __builtin_fma(a, b, c)
 #else
