@@ -76,7 +76,7 @@ lx_status LX_CPU_KERNEL(CONV)(lx_kctx *kctx, lx_node *out) {
         g.xs[1 + slot] = x->strides[1 + d];
     }
     g.flip = p->flip != 0;
-    return lx_nn_is_f64((lx_dtype)out->dtype) ? conv_f64(out, &g) : conv_f32(out, &g);
+    return lx_nn_is_f64((lx_dtype)out->dtype) ? conv_f64(kctx, out, &g) : conv_f32(kctx, out, &g);
 }
 
 #else /* ---- template body ---- */
@@ -155,7 +155,7 @@ static void SFX(conv_direct)(void *vctx, int64_t begin, int64_t end) {
     }
 }
 
-static lx_status SFX(conv)(lx_node *out, const lx_conv_geom *g) {
+static lx_status SFX(conv)(lx_kctx *kctx, lx_node *out, const lx_conv_geom *g) {
     const lx_node *x = out->inputs[0], *w = out->inputs[1];
     lx_dtype t = (lx_dtype)out->dtype;
     size_t esz = lx_dtype_size(t);
@@ -165,7 +165,7 @@ static lx_status SFX(conv)(lx_node *out, const lx_conv_geom *g) {
     lx_status st = LX_OK;
 
     /* weights as [Cout][kh][kw][cin_g] in the compute type, flipped spatially if asked */
-    c.wf = malloc(sizeof(CT) * (size_t)(g->Cout * c.kc + 1));
+    c.wf = lx_kernel_scratch(kctx, sizeof(CT) * (size_t)(g->Cout * c.kc + 1));
     if (!c.wf) return LX_NN_OOM(out->op);
     {
         int nd = w->ndim;
@@ -192,19 +192,12 @@ static lx_status SFX(conv)(lx_node *out, const lx_conv_geom *g) {
     if (chunk < 16) chunk = 16;
     if (chunk > rows) chunk = rows;
     if (!in_place) {
-        c.cols = malloc(sizeof(CT) * (size_t)(chunk * width));
-        if (!c.cols) {
-            free(c.wf);
-            return LX_NN_OOM(out->op);
-        }
+        c.cols = lx_kernel_scratch(kctx, sizeof(CT) * (size_t)(chunk * width));
+        if (!c.cols) return LX_NN_OOM(out->op);
     }
     if (!direct_out) {
-        c.cbuf = malloc(sizeof(CT) * (size_t)(chunk * g->Cout));
-        if (!c.cbuf) {
-            free(c.cols);
-            free(c.wf);
-            return LX_NN_OOM(out->op);
-        }
+        c.cbuf = lx_kernel_scratch(kctx, sizeof(CT) * (size_t)(chunk * g->Cout));
+        if (!c.cbuf) return LX_NN_OOM(out->op);
     }
     char *op = lx_node_ptr(out);
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
@@ -234,9 +227,6 @@ static lx_status SFX(conv)(lx_node *out, const lx_conv_geom *g) {
         if (!direct_out)
             SFX(lx_nn_store)(op + (size_t)(r0 * g->Cout) * esz, t, c.cbuf, m * g->Cout);
     }
-    free(c.cbuf);
-    free(c.cols);
-    free(c.wf);
     return st;
 }
 

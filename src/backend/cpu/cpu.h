@@ -9,6 +9,9 @@
 #ifndef LX_BACKEND_CPU_CPU_H
 #define LX_BACKEND_CPU_CPU_H
 
+#include <stdatomic.h>
+#include <string.h>
+
 #include "backend/device.h"
 #include "core/dtype.h"
 #include "core/error.h"
@@ -29,6 +32,68 @@
  * (backend/cpu/parallel.c, not per variant). Safe to call from several threads at once. */
 typedef void (*lx_range_fn)(void *ctx, int64_t begin, int64_t end);
 void lx_parallel_for(int64_t n, int64_t grain, lx_range_fn fn, void *ctx);
+
+/* ---- kernel scratch ----
+ * Kernels take temporary memory with lx_kernel_scratch(kctx, nbytes) (backend/device.h): from
+ * lx's caching allocator (so it is reused across calls and counted as lx memory), 64-byte
+ * aligned, NULL with LX_E_OOM set on failure, released by eval after the kernel returns (never
+ * freed by the kernel). Tasks of an lx_parallel_for that each need a buffer of the same size
+ * share an lx_task_scratch: one block per task that can run at once, all taken up front in one
+ * scratch call on the kernel's thread, handed out and back by the tasks without a lock. */
+#define LX_TASK_SLOTS 256 /* parallel.c's most threads: no more tasks run at once */
+typedef struct {
+    lx_kctx *kctx;
+    char *base;      /* n blocks of `stride` bytes */
+    size_t nbytes, stride;
+    int n;
+    _Atomic(unsigned char) busy[LX_TASK_SLOTS];
+} lx_task_scratch;
+
+/* Takes the blocks of nbytes for the tasks of lx_parallel_for(n, grain, ...) (as many as can
+ * run at once: parallel.c's rule) or of a direct call of the task function (n = 1). Returns
+ * false with LX_E_OOM set if there is no memory. */
+static inline bool lx_task_scratch_init(lx_task_scratch *ts, lx_kctx *kctx, size_t nbytes,
+                                        int64_t n, int64_t grain) {
+    int threads = lx_num_threads(), slots = 1;
+    if (grain < 1) grain = 1;
+    if (threads > 1 && n >= 2 * grain) slots = n / grain < threads ? (int)(n / grain) : threads;
+    if (slots > LX_TASK_SLOTS) slots = LX_TASK_SLOTS;
+    ts->kctx = kctx;
+    ts->nbytes = nbytes;
+    ts->stride = (nbytes + 63) / 64 * 64;
+    ts->n = slots;
+    for (int i = 0; i < slots; i++) atomic_init(&ts->busy[i], 0);
+    ts->base = lx_kernel_scratch(kctx, ts->stride * (size_t)slots);
+    return ts->base != NULL;
+}
+
+/* A block of ts->nbytes for the calling task, or NULL (LX_E_OOM set on this thread); hand it
+ * back with lx_task_scratch_give(ts, *slot) before the task returns. (Should more tasks run at
+ * once than lx_task_scratch_init expected, the extra ones take their own scratch.) */
+static inline void *lx_task_scratch_take(lx_task_scratch *ts, int *slot) {
+    for (int i = 0; i < ts->n; i++) {
+        if (atomic_load_explicit(&ts->busy[i], memory_order_relaxed) ||
+            atomic_exchange_explicit(&ts->busy[i], 1, memory_order_acquire))
+            continue;
+        *slot = i;
+        return ts->base + (size_t)i * ts->stride;
+    }
+    *slot = -1;
+    return lx_kernel_scratch(ts->kctx, ts->nbytes);
+}
+
+static inline void lx_task_scratch_give(lx_task_scratch *ts, int slot) {
+    if (slot >= 0) atomic_store_explicit(&ts->busy[slot], 0, memory_order_release);
+}
+
+/* Scratch that only a faster path needs: NULL leaves no error behind (the kernel goes on
+ * without it). */
+static inline void *lx_kernel_scratch_try(lx_kctx *kctx, size_t nbytes) {
+    bool had_error = lx_error() != LX_OK;
+    void *p = lx_kernel_scratch(kctx, nbytes);
+    if (!p && !had_error) lx_clear_error();
+    return p;
+}
 
 /* BLAS on lx's pool (backend/cpu/blas.c; OpenBLAS itself runs one thread), row-major, float32
  * or float64 by t; dimensions at most INT_MAX (the callers check).

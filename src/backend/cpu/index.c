@@ -47,9 +47,9 @@ static void take_rows(void *vctx, int64_t begin, int64_t end) {
 }
 
 /* Loads the indices (any integer dtype, any strides) into a clamped int64 vector. */
-static int64_t *load_indices(const lx_node *idx, int64_t d) {
+static int64_t *load_indices(lx_kctx *kctx, const lx_node *idx, int64_t d) {
     int64_t n = idx->size;
-    int64_t *v = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    int64_t *v = lx_kernel_scratch(kctx, sizeof(int64_t) * (size_t)(n ? n : 1));
     if (!v) return NULL;
     const char *p = lx_node_ptr(idx);
     const int64_t es = (int64_t)lx_dtype_size((lx_dtype)idx->dtype);
@@ -80,7 +80,7 @@ lx_status LX_CPU_KERNEL(TAKE)(lx_kctx *kctx, lx_node *out) {
     t.out = lx_node_ptr(out);
     t.n_idx = idx->size;
     t.axis = axis;
-    t.idx = load_indices(idx, d);
+    t.idx = load_indices(kctx, idx, d);
     if (!t.idx) return lx_set_error(LX_E_OOM, "%s: out of host memory for indices", out->op);
     int64_t dst_strides[LX_MAX_NDIM];
     int in_nd = a->ndim - axis - 1;
@@ -91,7 +91,6 @@ lx_status LX_CPU_KERNEL(TAKE)(lx_kctx *kctx, lx_node *out) {
     int64_t rows = out->size / t.block;
     int64_t grain = (int64_t)4096 / t.block;
     lx_parallel_for(rows, grain < 1 ? 1 : grain, take_rows, &t);
-    free((void *)t.idx);
     return LX_OK;
 }
 

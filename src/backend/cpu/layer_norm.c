@@ -39,12 +39,14 @@
 
 lx_status LX_CPU_KERNEL(LAYER_NORM)(lx_kctx *kctx, lx_node *out) {
     if (out->size == 0) return LX_OK;
-    return lx_nn_is_f64((lx_dtype)out->dtype) ? layer_norm_f64(out) : layer_norm_f32(out);
+    return lx_nn_is_f64((lx_dtype)out->dtype) ? layer_norm_f64(kctx, out)
+                                               : layer_norm_f32(kctx, out);
 }
 
 lx_status LX_CPU_KERNEL(GROUP_NORM)(lx_kctx *kctx, lx_node *out) {
     if (out->size == 0) return LX_OK;
-    return lx_nn_is_f64((lx_dtype)out->dtype) ? group_norm_f64(out) : group_norm_f32(out);
+    return lx_nn_is_f64((lx_dtype)out->dtype) ? group_norm_f64(kctx, out)
+                                               : group_norm_f32(kctx, out);
 }
 
 #else /* ---- template body: CT is the compute type, SFX(name) names its functions ---- */
@@ -80,6 +82,7 @@ typedef struct {
     const lx_node *out, *x, *w, *b;
     const lx_layer_norm_params *p;
     int64_t d;
+    lx_task_scratch *ts; /* 3 * d values per task */
     _Atomic int failed;
 } SFX(ln_ctx);
 
@@ -87,7 +90,8 @@ static void SFX(ln_rows)(void *vctx, int64_t begin, int64_t end) {
     SFX(ln_ctx) *c = vctx;
     int64_t d = c->d;
     lx_dtype t = (lx_dtype)c->out->dtype;
-    CT *buf = malloc(sizeof(CT) * (size_t)d * 3);
+    int slot;
+    CT *buf = lx_task_scratch_take(c->ts, &slot);
     if (!buf) {
         atomic_store(&c->failed, 1);
         return;
@@ -109,10 +113,10 @@ static void SFX(ln_rows)(void *vctx, int64_t begin, int64_t end) {
         for (int64_t j = 0; j < d; j++) buf[j] = (buf[j] - mean) * inv * w[j] + b[j];
         SFX(lx_nn_store)((char *)lx_node_ptr(c->out) + (size_t)(r * d) * esz, t, buf, d);
     }
-    free(buf);
+    lx_task_scratch_give(c->ts, slot);
 }
 
-static lx_status SFX(layer_norm)(lx_node *out) {
+static lx_status SFX(layer_norm)(lx_kctx *kctx, lx_node *out) {
     const lx_layer_norm_params *p = out->params;
     SFX(ln_ctx) c = {.out = out, .x = out->inputs[0], .p = p};
     int k = 1;
@@ -122,6 +126,10 @@ static lx_status SFX(layer_norm)(lx_node *out) {
     atomic_init(&c.failed, 0);
     int64_t rows = out->size / c.d;
     int64_t grain = 16384 / c.d + 1;
+    lx_task_scratch ts;
+    if (!lx_task_scratch_init(&ts, kctx, sizeof(CT) * (size_t)c.d * 3, rows, grain))
+        return LX_NN_OOM(out->op);
+    c.ts = &ts;
     lx_parallel_for(rows, grain, SFX(ln_rows), &c);
     if (atomic_load(&c.failed)) return LX_NN_OOM(out->op);
     return LX_OK;
@@ -131,6 +139,7 @@ typedef struct {
     const lx_node *out, *x, *w, *b;
     const lx_group_norm_params *p;
     int64_t spatial, channels, gsize;
+    lx_task_scratch *ts; /* 3 * gsize values per task */
     _Atomic int failed;
 } SFX(gn_ctx);
 
@@ -140,7 +149,8 @@ static void SFX(gn_tasks)(void *vctx, int64_t begin, int64_t end) {
     lx_dtype t = (lx_dtype)c->out->dtype;
     size_t esz = lx_dtype_size(t);
     int64_t gs = c->gsize, C = c->channels, S = c->spatial, G = c->p->groups;
-    CT *buf = malloc(sizeof(CT) * (size_t)gs * 3);
+    int slot;
+    CT *buf = lx_task_scratch_take(c->ts, &slot);
     if (!buf) {
         atomic_store(&c->failed, 1);
         return;
@@ -176,10 +186,10 @@ static void SFX(gn_tasks)(void *vctx, int64_t begin, int64_t end) {
             SFX(lx_nn_store)(op + (size_t)(base + s * C) * esz, t, buf, gs);
         }
     }
-    free(buf);
+    lx_task_scratch_give(c->ts, slot);
 }
 
-static lx_status SFX(group_norm)(lx_node *out) {
+static lx_status SFX(group_norm)(lx_kctx *kctx, lx_node *out) {
     const lx_group_norm_params *p = out->params;
     SFX(gn_ctx) c = {.out = out, .x = out->inputs[0], .p = p};
     int k = 1;
@@ -193,7 +203,12 @@ static lx_status SFX(group_norm)(lx_node *out) {
     atomic_init(&c.failed, 0);
     int64_t tasks = (int64_t)out->shape[0] * p->groups;
     int64_t per = c.spatial * c.gsize;
-    lx_parallel_for(tasks, per >= 8192 ? 1 : 8192 / (per + 1) + 1, SFX(gn_tasks), &c);
+    int64_t grain = per >= 8192 ? 1 : 8192 / (per + 1) + 1;
+    lx_task_scratch ts;
+    if (!lx_task_scratch_init(&ts, kctx, sizeof(CT) * (size_t)c.gsize * 3, tasks, grain))
+        return LX_NN_OOM(out->op);
+    c.ts = &ts;
+    lx_parallel_for(tasks, grain, SFX(gn_tasks), &c);
     if (atomic_load(&c.failed)) return LX_NN_OOM(out->op);
     return LX_OK;
 }

@@ -54,6 +54,10 @@ typedef struct {
     /* panels (half path) */
     int64_t mb, nbk, m_panels, n_panels;
     const float *af;     /* a already converted ([n_batch][M][K]), or NULL */
+    lx_kctx *kctx;
+    /* per-task scratch, NULL where none is needed: float32/64, the copies of a and b that BLAS
+     * cannot read in place; half panels; integer rows */
+    lx_task_scratch *ts;
     _Atomic bool failed; /* set by any worker that ran out of memory */
 } mmctx;
 
@@ -227,29 +231,25 @@ static bool skinny_gemm(const mmctx *c, const char *A, bool ta, int64_t lda, con
     return true;
 }
 
-/* One GEMM of batch bi (out rows already hold c when with_c). Returns false on OOM. */
-static bool blas_batch(const mmctx *c, int64_t bi) {
+/* One GEMM of batch bi (out rows already hold c when with_c); scratch has room for copies of
+ * a (M x K) and then b (K x N), for those of them that blas_layout cannot describe. */
+static void blas_batch(const mmctx *c, int64_t bi, char *scratch) {
     int64_t oa, ob;
     batch_offsets(c, bi, &oa, &ob);
     const char *A = c->a + oa * (int64_t)c->esz, *B = c->b + ob * (int64_t)c->esz;
     char *C = c->out + bi * c->M * c->N * (int64_t)c->esz;
     bool ta, tb;
     int64_t lda, ldb;
-    void *sa = NULL, *sb = NULL;
     if (!blas_layout(c->M, c->K, c->a_rs, c->a_cs, &ta, &lda)) {
-        sa = malloc((size_t)(c->M * c->K) * c->esz);
-        if (!sa) return false;
+        char *sa = scratch;
+        scratch += (size_t)(c->M * c->K) * c->esz;
         gather_matrix(sa, A, c->M, c->K, c->a_rs, c->a_cs, c->esz);
         A = sa;
         ta = false;
         lda = c->K;
     }
     if (!blas_layout(c->K, c->N, c->b_rs, c->b_cs, &tb, &ldb)) {
-        sb = malloc((size_t)(c->K * c->N) * c->esz);
-        if (!sb) {
-            free(sa);
-            return false;
-        }
+        char *sb = scratch;
         gather_matrix(sb, B, c->K, c->N, c->b_rs, c->b_cs, c->esz);
         B = sb;
         tb = false;
@@ -263,15 +263,18 @@ static bool blas_batch(const mmctx *c, int64_t bi) {
     else done = skinny_gemm(c, A, ta, lda, B, tb, ldb, C);
     if (!done)
         lx_blas_gemm(c->t, ta, tb, c->M, c->N, c->K, c->alpha, A, lda, B, ldb, beta, C, c->N);
-    free(sa);
-    free(sb);
-    return true;
 }
 
 static void blas_batches_fn(void *ctx, int64_t b, int64_t e) {
     mmctx *c = ctx;
-    for (int64_t bi = b; bi < e; bi++)
-        if (!blas_batch(c, bi)) c->failed = true;
+    int slot = -1;
+    char *scratch = NULL;
+    if (c->ts && !(scratch = lx_task_scratch_take(c->ts, &slot))) {
+        c->failed = true;
+        return;
+    }
+    for (int64_t bi = b; bi < e; bi++) blas_batch(c, bi, scratch);
+    if (c->ts) lx_task_scratch_give(c->ts, slot);
 }
 
 /* ---- float16 / bfloat16: float32 panels ------------------------------------------------------ */
@@ -333,9 +336,14 @@ static bool half_tile(mmctx *c, int64_t bi, int64_t pm, int64_t pn, float *scrat
     return true;
 }
 
+static size_t half_tile_bytes(const mmctx *c) {
+    return (size_t)(c->mb * c->K + c->K * c->nbk + c->mb * c->nbk) * sizeof(float);
+}
+
 static void half_tiles_fn(void *ctx, int64_t b, int64_t e) {
     mmctx *c = ctx;
-    float *scratch = malloc((size_t)(c->mb * c->K + c->K * c->nbk + c->mb * c->nbk) * sizeof(float));
+    int slot;
+    float *scratch = lx_task_scratch_take(c->ts, &slot);
     if (!scratch) {
         c->failed = true;
         return;
@@ -345,7 +353,7 @@ static void half_tiles_fn(void *ctx, int64_t b, int64_t e) {
         int64_t bi = t / per_batch, r = t % per_batch;
         half_tile(c, bi, r / c->n_panels, r % c->n_panels, scratch, false);
     }
-    free(scratch);
+    lx_task_scratch_give(c->ts, slot);
 }
 
 /* Small M (decode: a few rows times a weight) with b's rows or columns contiguous: the weight
@@ -600,12 +608,12 @@ static bool half_gemv_ksplit(mmctx *c, const float *af) {
     int64_t parts = c->n_batch >= threads ? 1 : (2 * threads + c->n_batch - 1) / c->n_batch;
     if (parts > c->K / 8) parts = c->K / 8 > 0 ? c->K / 8 : 1;
     gemvkctx g = {c, af, (int)parts, NULL};
-    g.partial = malloc(sizeof(float) * (size_t)(c->n_batch * parts * c->M * c->N));
+    g.partial = lx_kernel_scratch_try(c->kctx,
+                                      sizeof(float) * (size_t)(c->n_batch * parts * c->M * c->N));
     if (!g.partial) return false;
     lx_parallel_for(c->n_batch * parts, 1, gemvk_fn, &g);
     int64_t nblk = (c->N + GEMVK_NB - 1) / GEMVK_NB;
     lx_parallel_for(c->n_batch * c->M * nblk, 4, gemvk_reduce, &g);
-    free(g.partial);
     return true;
 }
 
@@ -614,7 +622,7 @@ static bool half_gemv(mmctx *c, lx_status *st, const char *op) {
     if (c->M > GEMV_M || (c->b_rs != 1 && c->b_cs != 1) || c->N < 2 ||
         (double)c->n_batch * (double)c->M * (double)c->K > (double)(1 << 22))
         return false;
-    float *af = malloc((size_t)(c->n_batch * c->M * c->K) * sizeof(float));
+    float *af = lx_kernel_scratch(c->kctx, (size_t)(c->n_batch * c->M * c->K) * sizeof(float));
     if (!af) {
         *st = lx_set_error(LX_E_OOM, "%s: out of host memory for matmul", op);
         return true;
@@ -622,14 +630,12 @@ static bool half_gemv(mmctx *c, lx_status *st, const char *op) {
     aconvctx v = {c, af};
     lx_parallel_for(c->n_batch * c->M, 1, aconv_fn, &v);
     if (half_gemv_ksplit(c, af)) {
-        free(af);
         *st = LX_OK;
         return true;
     }
     gemvctx g = {c, af, (c->N + GEMV_NB - 1) / GEMV_NB};
     int64_t work = GEMV_NB * c->K * c->M;
     lx_parallel_for(c->n_batch * g.n_chunks, work >= 32768 ? 1 : 32768 / work, gemv_fn, &g);
-    free(af);
     *st = LX_OK;
     return true;
 }
@@ -657,21 +663,24 @@ static lx_status half_matmul(mmctx *c, const char *op) {
         /* convert a once when it is small, rather than once per tile */
         float *af = NULL;
         if (c->n_panels > 1 && (double)c->n_batch * (double)M * (double)K <= (double)(1 << 22) &&
-            (af = malloc((size_t)(c->n_batch * M * K) * sizeof(float)))) {
+            (af = lx_kernel_scratch_try(c->kctx, (size_t)(c->n_batch * M * K) * sizeof(float)))) {
             aconvctx v = {c, af};
             lx_parallel_for(c->n_batch * M, 1, aconv_fn, &v);
             c->af = af;
         }
+        lx_task_scratch ts;
+        if (!lx_task_scratch_init(&ts, c->kctx, half_tile_bytes(c), tiles, 1))
+            return lx_set_error(LX_E_OOM, "%s: out of host memory for matmul panels", op);
+        c->ts = &ts;
         lx_parallel_for(tiles, 1, half_tiles_fn, c);
+        c->ts = NULL;
         c->af = NULL;
-        free(af);
     } else {
-        float *scratch = malloc((size_t)(c->mb * K + K * c->nbk + c->mb * c->nbk) * sizeof(float));
+        float *scratch = lx_kernel_scratch(c->kctx, half_tile_bytes(c));
         if (!scratch) return lx_set_error(LX_E_OOM, "%s: out of host memory for matmul panels", op);
         int64_t per_batch = c->m_panels * c->n_panels;
         for (int64_t t = 0; t < tiles; t++)
             half_tile(c, t / per_batch, (t % per_batch) / c->n_panels, t % c->n_panels, scratch, true);
-        free(scratch);
     }
     if (c->failed) return lx_set_error(LX_E_OOM, "%s: out of host memory for matmul panels", op);
     return LX_OK;
@@ -695,7 +704,8 @@ static uint64_t int_at(const char *p, lx_dtype t, int64_t i) {
 
 static void int_rows_fn(void *ctx, int64_t b, int64_t e) {
     mmctx *c = ctx;
-    uint64_t *acc = malloc((size_t)c->N * sizeof(uint64_t));
+    int slot;
+    uint64_t *acc = lx_task_scratch_take(c->ts, &slot);
     if (!acc) {
         c->failed = true;
         return;
@@ -734,7 +744,7 @@ static void int_rows_fn(void *ctx, int64_t b, int64_t e) {
             }
         }
     }
-    free(acc);
+    lx_task_scratch_give(c->ts, slot);
 }
 
 /* ---- c (addmm): broadcast copy into the output --------------------------------------------- */
@@ -772,6 +782,7 @@ lx_status LX_CPU_KERNEL(MATMUL)(lx_kctx *kctx, lx_node *out) {
     if (out->size == 0) return LX_OK;
     mmctx c;
     memset(&c, 0, sizeof c);
+    c.kctx = kctx;
     c.t = (lx_dtype)out->dtype;
     c.esz = lx_dtype_size(c.t);
     c.M = out->shape[nd - 2];
@@ -840,9 +851,23 @@ lx_status LX_CPU_KERNEL(MATMUL)(lx_kctx *kctx, lx_node *out) {
     case LX_FLOAT32:
     case LX_FLOAT64: {
         double per = (double)c.M * (double)c.N * (double)c.K;
-        if (c.n_batch > 1 && (per < SMALL_GEMM || c.n_batch >= lx_num_threads())) {
-            int64_t grain = (int64_t)(SMALL_GEMM / (per > 1 ? per : 1));
-            lx_parallel_for(c.n_batch, grain < 1 ? 1 : grain, blas_batches_fn, &c);
+        bool tr;
+        int64_t ld;
+        size_t gather = 0; /* bytes of the copies blas_batch makes (the same for every batch) */
+        if (!blas_layout(c.M, c.K, c.a_rs, c.a_cs, &tr, &ld)) gather += (size_t)(c.M * c.K) * c.esz;
+        if (!blas_layout(c.K, c.N, c.b_rs, c.b_cs, &tr, &ld)) gather += (size_t)(c.K * c.N) * c.esz;
+        bool par = c.n_batch > 1 && (per < SMALL_GEMM || c.n_batch >= lx_num_threads());
+        int64_t grain = (int64_t)(SMALL_GEMM / (per > 1 ? per : 1));
+        grain = grain < 1 ? 1 : grain;
+        lx_task_scratch ts;
+        if (gather) {
+            if (!lx_task_scratch_init(&ts, kctx, gather, par ? c.n_batch : 1, grain))
+                return lx_set_error(LX_E_OOM, "%s: out of host memory for a matmul copy",
+                                    out->op);
+            c.ts = &ts;
+        }
+        if (par) {
+            lx_parallel_for(c.n_batch, grain, blas_batches_fn, &c);
         } else {
             blas_batches_fn(&c, 0, c.n_batch);
         }
@@ -855,7 +880,12 @@ lx_status LX_CPU_KERNEL(MATMUL)(lx_kctx *kctx, lx_node *out) {
     default: {
         int64_t rows = c.n_batch * c.M;
         int64_t per = c.N * c.K;
-        lx_parallel_for(rows, per >= 16384 ? 1 : 16384 / (per ? per : 1), int_rows_fn, &c);
+        int64_t grain = per >= 16384 ? 1 : 16384 / (per ? per : 1);
+        lx_task_scratch ts;
+        if (!lx_task_scratch_init(&ts, kctx, (size_t)c.N * sizeof(uint64_t), rows, grain))
+            return lx_set_error(LX_E_OOM, "%s: out of host memory", out->op);
+        c.ts = &ts;
+        lx_parallel_for(rows, grain, int_rows_fn, &c);
         if (c.failed) return lx_set_error(LX_E_OOM, "%s: out of host memory", out->op);
         return LX_OK;
     }

@@ -123,7 +123,7 @@ lx_status LX_CPU_KERNEL(RMS_NORM)(lx_kctx *kctx, lx_node *out) {
         c.w = lx_node_ptr(w);
         c.ws = w->strides[w->ndim - 1];
         if (t != LX_FLOAT64) {
-            wf = malloc((size_t)c.n * sizeof(float));
+            wf = lx_kernel_scratch(kctx, (size_t)c.n * sizeof(float));
             if (!wf) return lx_set_error(LX_E_OOM, "%s: out of host memory", out->op);
             lx_row_load_f32(wf, c.w, t, c.ws, c.n);
             c.wf = wf;
@@ -131,6 +131,5 @@ lx_status LX_CPU_KERNEL(RMS_NORM)(lx_kctx *kctx, lx_node *out) {
     }
     int64_t rows = out->size / c.n;
     lx_parallel_for(rows, c.n >= 16384 ? 1 : 16384 / c.n, norm_rows, &c);
-    free(wf);
     return LX_OK;
 }

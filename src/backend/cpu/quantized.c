@@ -24,8 +24,10 @@
  *   mask and a shift, against x reordered once per call (QT_NIBBLES). With transpose the work is
  *   split over output columns; without, over rows of w (each thread streams its rows into
  *   float32 partial sums, added up at the end).
- * - larger M (prefill): panels of the weights are dequantized to float32 (in scratch from the
- *   caching allocator) and multiplied with sgemm (lx_blas_gemm).
+ * - larger M (prefill): panels of the weights are dequantized to float32 and multiplied with
+ *   sgemm (lx_blas_gemm).
+ * Scratch (x in float32, its group sums and reordering, partial sums, panels) is the kernel's,
+ * from lx's caching allocator (lx_kernel_scratch): one block per call (and one for the panels).
  * Kernels are written once per dtype (float32, float16, bfloat16) through QT_DTYPES.
  */
 #include <math.h>
@@ -680,9 +682,13 @@ static lx_status oom(const lx_node *out) {
                         lx_prim_name(out->prim));
 }
 
+/* Bytes rounded up to the allocator's 64-byte alignment, so that parts of one scratch block
+ * carved in sequence each start aligned. */
+static size_t qt_round64(size_t n) { return (n + 63) / 64 * 64; }
+
 /* Large M: per output matrix, panels of dequantized weights times x with sgemm. */
-static lx_status qmm_large(const lx_node *out, qt_mm_ctx *c, const qt_ops *ops, bool transpose,
-                           int64_t nbatch) {
+static lx_status qmm_large(lx_kctx *kctx, const lx_node *out, qt_mm_ctx *c, const qt_ops *ops,
+                           bool transpose, int64_t nbatch) {
     const int M = c->M, N = c->N, K = c->K;
     bool direct = out->dtype == LX_FLOAT32;
     int nb = QMM_PANEL_FLOATS / (K > 0 ? K : 1);
@@ -690,13 +696,12 @@ static lx_status qmm_large(const lx_node *out, qt_mm_ctx *c, const qt_ops *ops, 
     nb = nb / c->gs * c->gs; /* column panels start on a group */
     if (nb <= 0) nb = c->gs;
     if (nb > N) nb = N;
-    /* scratch from the caching allocator: reused across calls and counted as lx memory */
-    size_t pbytes = sizeof(float) * (size_t)nb * (size_t)(K > 0 ? K : 1);
+    size_t pbytes = qt_round64(sizeof(float) * (size_t)nb * (size_t)(K > 0 ? K : 1));
     size_t obytes = direct ? 0 : sizeof(float) * (size_t)M * (size_t)N;
-    lx_buffer *scratch = lx_buffer_alloc(LX_CPU, pbytes + obytes);
-    if (!scratch) return lx_error() ? lx_error() : LX_E_OOM;
-    float *panel = scratch->ptr;
-    float *o32 = direct ? NULL : (float *)((char *)scratch->ptr + pbytes);
+    char *scratch = lx_kernel_scratch(kctx, pbytes + obytes);
+    if (!scratch) return oom(out);
+    float *panel = (float *)(void *)scratch;
+    float *o32 = direct ? NULL : (float *)(void *)(scratch + pbytes);
     c->panel = panel;
     for (int64_t bi = 0; bi < nbatch; bi++) {
         const float *x = c->x + c->xb[bi] * M * (int64_t)K;
@@ -720,7 +725,6 @@ static lx_status qmm_large(const lx_node *out, qt_mm_ctx *c, const qt_ops *ops, 
             ops->from_f32(o32, (char *)c->out + bi * M * (int64_t)N * es, (int64_t)M * N);
         }
     }
-    lx_buffer_release(scratch);
     return LX_OK;
 }
 
@@ -743,15 +747,34 @@ lx_status LX_CPU_KERNEL(QUANTIZED_MATMUL)(lx_kctx *kctx, lx_node *out) {
         return LX_OK;
     }
     int64_t nbatch = batch_count(out);
-    int64_t *xb = malloc(sizeof(int64_t) * (size_t)nbatch * 2);
-    if (!xb) return oom(out);
+    const bool small = transpose ? M <= QMM_SMALL_M_T : M <= QMM_SMALL_M;
+    const int G = wcols / p->group_size;
+    const int64_t rows = x->size / K;
+    /* the small-M paths' scratch in one block: the batch maps, x in float32 (unless it is),
+     * x's group sums and reordering (transpose) or the partial sums (no transpose) */
+    int64_t parts = 1;
+    if (small && !transpose) { /* split K so that every thread streams its own rows when
+                                * there are few matrices */
+        int threads = lx_num_threads();
+        parts = nbatch >= threads ? 1 : (2 * threads + nbatch - 1) / nbatch;
+        if (parts > K / 16) parts = K / 16 > 0 ? K / 16 : 1;
+    }
+    const int64_t part_floats = (int64_t)M * N + (int64_t)M * G;
+    const bool want_xp = QT_NIBBLES && small && transpose && M == 1 && p->group_size % 16 == 0;
+    size_t b_xb = qt_round64(sizeof(int64_t) * (size_t)nbatch * 2);
+    size_t b_x32 = out->dtype == LX_FLOAT32 ? 0 : qt_round64(sizeof(float) * (size_t)x->size);
+    size_t b_xsum = small && transpose ? qt_round64(sizeof(float) * (size_t)rows * (size_t)G) : 0;
+    size_t b_xp = want_xp && p->bits == 4 ? qt_round64(sizeof(float) * (size_t)x->size) : 0;
+    size_t b_part =
+        small && !transpose ? sizeof(float) * (size_t)(nbatch * parts * part_floats) : 0;
+    char *scratch = lx_kernel_scratch(kctx, b_xb + b_x32 + b_xsum + b_xp + b_part);
+    if (!scratch) return oom(out);
+    int64_t *xb = (int64_t *)(void *)scratch;
     int64_t *wb = xb + nbatch;
     lx_status st = resolve_batch(out, x, li, "lhs_indices", nbatch, xb);
     if (st == LX_OK) st = resolve_batch(out, w, ri, "rhs_indices", nbatch, wb);
-    if (st != LX_OK) {
-        free(xb);
-        return st;
-    }
+    if (st != LX_OK) return st;
+    scratch += b_xb;
 
     qt_mm_ctx c;
     memset(&c, 0, sizeof c);
@@ -760,7 +783,7 @@ lx_status LX_CPU_KERNEL(QUANTIZED_MATMUL)(lx_kctx *kctx, lx_node *out) {
     c.K = K;
     c.gs = p->group_size;
     c.bits = p->bits;
-    c.G = wcols / p->group_size;
+    c.G = G;
     c.xb = xb;
     c.wb = wb;
     c.w = lx_node_ptr(w);
@@ -771,64 +794,41 @@ lx_status LX_CPU_KERNEL(QUANTIZED_MATMUL)(lx_kctx *kctx, lx_node *out) {
     c.s_mat = (int64_t)c.G * w->shape[w->ndim - 2];
     c.out = lx_node_ptr(out);
 
-    float *x32 = NULL, *xsum = NULL, *xperm = NULL;
     if (out->dtype == LX_FLOAT32) {
         c.x = lx_node_ptr(x);
     } else {
-        x32 = malloc(sizeof(float) * (size_t)x->size);
-        if (!x32) {
-            free(xb);
-            return oom(out);
-        }
+        float *x32 = (float *)(void *)scratch;
+        scratch += b_x32;
         ops->to_f32(lx_node_ptr(x), x32, x->size);
         c.x = x32;
     }
 
-    if (transpose ? M <= QMM_SMALL_M_T : M <= QMM_SMALL_M) {
-        if (transpose) {
-            int64_t rows = x->size / K;
-            xsum = malloc(sizeof(float) * (size_t)rows * (size_t)c.G);
-            if (!xsum) {
-                st = oom(out);
-            } else {
-                c.xsum = xsum;
-                lx_parallel_for(rows, 64, xsum_rows, &c);
-                if (QT_NIBBLES && M == 1 && c.gs % 16 == 0) {
-                    if (c.bits == 8) c.xp = c.x;
-                    else if (c.bits == 4 &&
-                             (xperm = malloc(sizeof(float) * (size_t)x->size)) != NULL) {
-                        nibble_order(c.x, xperm, rows, K);
-                        c.xp = xperm;
-                    }
-                }
-                int64_t grain = 65536 / ((int64_t)K * M) + 1;
-                lx_parallel_for(nbatch * N, grain, ops->mm_t_small, &c);
-            }
-        } else {
-            /* split K so that every thread streams its own rows when there are few matrices */
-            int threads = lx_num_threads();
-            int64_t parts = nbatch >= threads ? 1 : (2 * threads + nbatch - 1) / nbatch;
-            if (parts > K / 16) parts = K / 16 > 0 ? K / 16 : 1;
-            c.parts = (int)parts;
-            c.part_floats = (int64_t)M * N + (int64_t)M * c.G;
-            c.partial = malloc(sizeof(float) * (size_t)(nbatch * parts * c.part_floats));
-            if (!c.partial) {
-                st = oom(out);
-            } else {
-                lx_parallel_for(nbatch * parts, 1, ops->mm_n_small, &c);
-                int64_t nblk = (N + 255) / 256;
-                lx_parallel_for(nbatch * M * nblk, 16, ops->mm_n_reduce, &c);
-                free(c.partial);
+    if (!small) return qmm_large(kctx, out, &c, ops, transpose, nbatch);
+    if (transpose) {
+        float *xsum = (float *)(void *)scratch;
+        scratch += b_xsum;
+        c.xsum = xsum;
+        lx_parallel_for(rows, 64, xsum_rows, &c);
+        if (want_xp) {
+            if (c.bits == 8) {
+                c.xp = c.x;
+            } else if (c.bits == 4) {
+                float *xperm = (float *)(void *)scratch;
+                nibble_order(c.x, xperm, rows, K);
+                c.xp = xperm;
             }
         }
+        int64_t grain = 65536 / ((int64_t)K * M) + 1;
+        lx_parallel_for(nbatch * N, grain, ops->mm_t_small, &c);
     } else {
-        st = qmm_large(out, &c, ops, transpose, nbatch);
+        c.parts = (int)parts;
+        c.part_floats = part_floats;
+        c.partial = (float *)(void *)scratch;
+        lx_parallel_for(nbatch * parts, 1, ops->mm_n_small, &c);
+        int64_t nblk = (N + 255) / 256;
+        lx_parallel_for(nbatch * M * nblk, 16, ops->mm_n_reduce, &c);
     }
-    free(xsum);
-    free(xperm);
-    free(x32);
-    free(xb);
-    return st;
+    return LX_OK;
 }
 
 /* ---- GATHER_MM ------------------------------------------------------------------------------ */
@@ -839,7 +839,8 @@ typedef struct {
     const int64_t *ab, *bb;
     const void *a, *b;
     void *out;
-    _Atomic int failed; /* a worker could not get scratch memory */
+    lx_task_scratch *ts; /* 2 * N floats per task */
+    _Atomic int failed;  /* a worker could not get scratch memory */
 } qt_gmm_ctx;
 
 /* Small products: units are output rows (matrix, m), accumulated in float32. */
@@ -847,7 +848,8 @@ static void gmm_rows(void *vc, int64_t u0, int64_t u1) {
     const qt_gmm_ctx *c = vc;
     const int M = c->M, N = c->N, K = c->K;
     size_t es = lx_dtype_size(c->dt);
-    float *acc = malloc(sizeof(float) * (size_t)N * 2);
+    int slot;
+    float *acc = lx_task_scratch_take(c->ts, &slot);
     if (!acc) {
         atomic_store(&((qt_gmm_ctx *)vc)->failed, 1);
         return;
@@ -876,7 +878,7 @@ static void gmm_rows(void *vc, int64_t u0, int64_t u1) {
         ops_for(c->dt)->from_f32(acc, (char *)c->out + (bi * M + m) * (int64_t)N * (int64_t)es,
                                  N);
     }
-    free(acc);
+    lx_task_scratch_give(c->ts, slot);
 }
 
 lx_status LX_CPU_KERNEL(GATHER_MM)(lx_kctx *kctx, lx_node *out) {
@@ -893,31 +895,38 @@ lx_status LX_CPU_KERNEL(GATHER_MM)(lx_kctx *kctx, lx_node *out) {
     const int M = out->shape[out->ndim - 2], N = out->shape[out->ndim - 1];
     const int K = a->shape[a->ndim - 1];
     int64_t nbatch = batch_count(out);
-    int64_t *ab = malloc(sizeof(int64_t) * (size_t)nbatch * 2);
-    if (!ab) return oom(out);
+    const bool rows = (int64_t)M * N * K < 64 * 64 * 64 || K == 0;
+    /* the batch maps, and float32 copies of one product's a, b and out for half dtypes */
+    size_t b_ab = qt_round64(sizeof(int64_t) * (size_t)nbatch * 2);
+    size_t b_a = 0, b_b = 0, b_o = 0;
+    if (!rows && dt != LX_FLOAT32) {
+        b_a = qt_round64(sizeof(float) * (size_t)M * K);
+        b_b = qt_round64(sizeof(float) * (size_t)K * N);
+        b_o = sizeof(float) * (size_t)M * N;
+    }
+    char *scratch = lx_kernel_scratch(kctx, b_ab + b_a + b_b + b_o);
+    if (!scratch) return oom(out);
+    int64_t *ab = (int64_t *)(void *)scratch;
     int64_t *bb = ab + nbatch;
     lx_status st = resolve_batch(out, a, li, "lhs_indices", nbatch, ab);
     if (st == LX_OK) st = resolve_batch(out, b, ri, "rhs_indices", nbatch, bb);
-    if (st != LX_OK) {
-        free(ab);
-        return st;
-    }
-    qt_gmm_ctx c = {M, N, K, dt, ab, bb, lx_node_ptr(a), lx_node_ptr(b), lx_node_ptr(out), 0};
-    if ((int64_t)M * N * K < 64 * 64 * 64 || K == 0) {
+    if (st != LX_OK) return st;
+    qt_gmm_ctx c = {M, N, K, dt, ab, bb, lx_node_ptr(a), lx_node_ptr(b), lx_node_ptr(out), NULL,
+                    0};
+    if (rows) {
         int64_t grain = 65536 / ((int64_t)N * (K ? K : 1)) + 1;
+        lx_task_scratch ts;
+        if (!lx_task_scratch_init(&ts, kctx, sizeof(float) * (size_t)N * 2, nbatch * M, grain))
+            return oom(out);
+        c.ts = &ts;
         lx_parallel_for(nbatch * M, grain, gmm_rows, &c);
-        free(ab);
         return atomic_load(&c.failed) ? oom(out) : LX_OK;
     }
     size_t es = lx_dtype_size(dt);
-    float *sa = NULL, *sb = NULL, *so = NULL;
-    if (dt != LX_FLOAT32) {
-        sa = malloc(sizeof(float) * (size_t)M * K);
-        sb = malloc(sizeof(float) * (size_t)K * N);
-        so = malloc(sizeof(float) * (size_t)M * N);
-        if (!sa || !sb || !so) st = oom(out);
-    }
-    for (int64_t i = 0; st == LX_OK && i < nbatch; i++) {
+    float *sa = (float *)(void *)(scratch + b_ab);
+    float *sb = (float *)(void *)(scratch + b_ab + b_a);
+    float *so = (float *)(void *)(scratch + b_ab + b_a + b_b);
+    for (int64_t i = 0; i < nbatch; i++) {
         const char *am = (const char *)c.a + ab[i] * M * (int64_t)K * (int64_t)es;
         const char *bm = (const char *)c.b + bb[i] * (int64_t)K * N * (int64_t)es;
         char *om = (char *)c.out + i * M * (int64_t)N * (int64_t)es;
@@ -930,9 +939,5 @@ lx_status LX_CPU_KERNEL(GATHER_MM)(lx_kctx *kctx, lx_node *out) {
             ops->from_f32(so, om, (int64_t)M * N);
         }
     }
-    free(sa);
-    free(sb);
-    free(so);
-    free(ab);
-    return st;
+    return LX_OK;
 }

@@ -665,7 +665,7 @@ lx_status LX_CPU_KERNEL(REDUCE)(lx_kctx *kctx, lx_node *out) {
     if (L.n_out < 64 && L.n_red >= 2 * SEG) {
         c.seg = SEG;
         c.nseg = (L.n_red + SEG - 1) / SEG;
-        c.partials = malloc(sizeof(part) * (size_t)(L.n_out * c.nseg));
+        c.partials = lx_kernel_scratch(kctx, sizeof(part) * (size_t)(L.n_out * c.nseg));
         if (!c.partials) return lx_set_error(LX_E_OOM, "%s: out of host memory", out->op);
         lx_parallel_for(L.n_out * c.nseg, 1, segment_fn, &c);
         for (int64_t o = 0; o < L.n_out; o++) {
@@ -673,7 +673,6 @@ lx_status LX_CPU_KERNEL(REDUCE)(lx_kctx *kctx, lx_node *out) {
             for (int64_t s = 1; s < c.nseg; s++) part_combine(&acc, &c.partials[o * c.nseg + s], p->op, kind);
             store_part(c.out, c.ot, o, p->op, kind, &acc, scale);
         }
-        free(c.partials);
         return LX_OK;
     }
     lx_parallel_for(L.n_out, L.n_red >= 32768 ? 1 : 32768 / L.n_red, per_output_fn, &c);

@@ -34,7 +34,7 @@
 
 lx_status LX_CPU_KERNEL(ROPE)(lx_kctx *kctx, lx_node *out) {
     if (out->size == 0) return LX_OK;
-    return lx_nn_is_f64((lx_dtype)out->dtype) ? rope_f64(out) : rope_f32(out);
+    return lx_nn_is_f64((lx_dtype)out->dtype) ? rope_f64(kctx, out) : rope_f32(kctx, out);
 }
 
 #else /* ---- template body ---- */
@@ -45,6 +45,7 @@ typedef struct {
     const double *inv_freq; /* [dims/2] */
     double offset;          /* exact below 2^53 (int offsets and any real position) */
     int64_t outer, len, d;
+    lx_task_scratch *ts; /* d + dims values per task */
     _Atomic int failed;
 } SFX(rope_ctx);
 
@@ -57,7 +58,8 @@ static void SFX(rope_positions)(void *vctx, int64_t begin, int64_t end) {
     int64_t d = c->d, half = p->dims / 2, L = c->len;
     int nd = x->ndim - 1;
     int64_t xs = x->strides[nd];
-    CT *buf = malloc(sizeof(CT) * (size_t)(d + 2 * half));
+    int slot;
+    CT *buf = lx_task_scratch_take(c->ts, &slot);
     if (!buf) {
         atomic_store(&c->failed, 1);
         return;
@@ -90,10 +92,10 @@ static void SFX(rope_positions)(void *vctx, int64_t begin, int64_t end) {
             SFX(lx_nn_store)(op + (size_t)(row * d) * esz, t, buf, d);
         }
     }
-    free(buf);
+    lx_task_scratch_give(c->ts, slot);
 }
 
-static lx_status SFX(rope)(lx_node *out) {
+static lx_status SFX(rope)(lx_kctx *kctx, lx_node *out) {
     const lx_rope_params *p = out->params;
     SFX(rope_ctx) c = {.out = out, .x = out->inputs[0], .p = p};
     int nd = out->ndim;
@@ -101,7 +103,7 @@ static lx_status SFX(rope)(lx_node *out) {
     c.len = out->shape[nd - 2];
     c.outer = out->size / (c.d * c.len);
     int64_t half = p->dims / 2;
-    double *inv = malloc(sizeof(double) * (size_t)(half ? half : 1));
+    double *inv = lx_kernel_scratch(kctx, sizeof(double) * (size_t)(half ? half : 1));
     if (!inv) return LX_NN_OOM(out->op);
     if (p->has_freqs) {
         const lx_node *f = out->inputs[1]; /* float32 [half] */
@@ -118,9 +120,12 @@ static lx_status SFX(rope)(lx_node *out) {
         c.offset = (double)lx_mv_load_index(lx_node_ptr(o), (lx_dtype)o->dtype);
     }
     atomic_init(&c.failed, 0);
-    int64_t per = c.outer * c.d;
-    lx_parallel_for(c.len, 16384 / (per + 1) + 1, SFX(rope_positions), &c);
-    free(inv);
+    int64_t per = c.outer * c.d, grain = 16384 / (per + 1) + 1;
+    lx_task_scratch ts;
+    if (!lx_task_scratch_init(&ts, kctx, sizeof(CT) * (size_t)(c.d + 2 * half), c.len, grain))
+        return LX_NN_OOM(out->op);
+    c.ts = &ts;
+    lx_parallel_for(c.len, grain, SFX(rope_positions), &c);
     if (atomic_load(&c.failed)) return LX_NN_OOM(out->op);
     return LX_OK;
 }

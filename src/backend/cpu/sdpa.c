@@ -71,7 +71,7 @@ static inline float sdpa_expf(float x) {
 
 lx_status LX_CPU_KERNEL(SDPA)(lx_kctx *kctx, lx_node *out) {
     if (out->size == 0) return LX_OK;
-    return lx_nn_is_f64((lx_dtype)out->dtype) ? sdpa_f64(out) : sdpa_f32(out);
+    return lx_nn_is_f64((lx_dtype)out->dtype) ? sdpa_f64(kctx, out) : sdpa_f32(kctx, out);
 }
 
 #else /* ---- template body ---- */
@@ -255,6 +255,8 @@ typedef struct {
     bool k_direct, v_direct; /* k / v read in place (compute dtype, unit last stride) */
     int64_t nsplit, split_len;
     CT *partial; /* nsplit > 1: [task][split][RB][Dv + 2] (m, l, acc) */
+    lx_task_scratch *work;  /* sdpa_scratch_bytes per task of sdpa_items */
+    lx_task_scratch *merge; /* Dv + 1 values and nsplit pointers per task of sdpa_merge */
     _Atomic int failed;
 } SFX(sdpa_ctx);
 
@@ -272,7 +274,6 @@ typedef struct {
     int64_t *jend, *lim; /* [RB] */
     const char **mptr;   /* [RB] mask row of each row */
     int64_t *hq, *qi;    /* [RB] query head and position of each row */
-    void *block;
 } SFX(sdpa_scratch);
 
 /* Rounds an element count up to a multiple of 64 bytes of CT. */
@@ -281,16 +282,24 @@ static inline size_t SFX(sdpa_round)(int64_t n) {
     return ((size_t)n + per - 1) / per * per;
 }
 
-static bool SFX(sdpa_scratch_alloc)(SFX(sdpa_scratch) *w, int64_t D, int64_t Dv) {
-    /* pointer and index arrays first (8-byte aligned), then the CT arrays, each 64-byte aligned */
+/* The pointer and index arrays of a worker's scratch (8-byte aligned), in bytes: a multiple of
+ * 64, so the CT arrays after them each start on 64 bytes. */
+static inline size_t SFX(sdpa_scratch_head)(void) {
     size_t head = (2 * KB) * sizeof(CT *) + 4 * RB * sizeof(int64_t) + RB * sizeof(char *);
-    head = (head + 63) / 64 * 64;
+    return (head + 63) / 64 * 64;
+}
+
+/* Bytes of one worker's scratch. */
+static size_t SFX(sdpa_scratch_bytes)(int64_t D, int64_t Dv) {
     size_t n_ct = SFX(sdpa_round)(RB * D) + SFX(sdpa_round)(RB * KB) + SFX(sdpa_round)(RB * Dv) +
                   SFX(sdpa_round)(KB * D) + SFX(sdpa_round)(KB * Dv) + SFX(sdpa_round)(KB) +
                   SFX(sdpa_round)(D) + 2 * SFX(sdpa_round)(RB);
-    char *p = aligned_alloc(64, head + n_ct * sizeof(CT));
-    if (!p) return false;
-    w->block = p;
+    return SFX(sdpa_scratch_head)() + n_ct * sizeof(CT);
+}
+
+/* Lays a worker's scratch out over p (sdpa_scratch_bytes, 64-byte aligned: lx's allocator). */
+static void SFX(sdpa_scratch_carve)(SFX(sdpa_scratch) *w, char *p, int64_t D, int64_t Dv) {
+    size_t head = SFX(sdpa_scratch_head)();
     w->kp = (const CT **)(void *)p;
     w->vp = w->kp + KB;
     w->jend = (int64_t *)(void *)(w->vp + KB);
@@ -308,7 +317,6 @@ static bool SFX(sdpa_scratch_alloc)(SFX(sdpa_scratch) *w, int64_t D, int64_t Dv)
     w->mrow2 = c, c += SFX(sdpa_round)(D);
     w->m = c, c += SFX(sdpa_round)(RB);
     w->l = c;
-    return true;
 }
 
 /* Rows [start, start + count) of the flattened (g, i) rows of kv head hkv of batch b. */
@@ -517,12 +525,15 @@ static void SFX(sdpa_block)(SFX(sdpa_ctx) *c, SFX(sdpa_scratch) *w, int64_t task
 static void SFX(sdpa_items)(void *vctx, int64_t begin, int64_t end) {
     SFX(sdpa_ctx) *c = vctx;
     SFX(sdpa_scratch) w;
-    if (!SFX(sdpa_scratch_alloc)(&w, c->D, c->Dv)) {
+    int slot;
+    char *p = lx_task_scratch_take(c->work, &slot);
+    if (!p) {
         atomic_store(&c->failed, 1);
         return;
     }
+    SFX(sdpa_scratch_carve)(&w, p, c->D, c->Dv);
     for (int64_t it = begin; it < end; it++) SFX(sdpa_block)(c, &w, it / c->nsplit, it % c->nsplit);
-    free(w.block);
+    lx_task_scratch_give(c->work, slot);
 }
 
 /* split-K: merges the partial states of each task's rows. */
@@ -530,14 +541,13 @@ static void SFX(sdpa_merge)(void *vctx, int64_t begin, int64_t end) {
     SFX(sdpa_ctx) *c = vctx;
     int64_t Dv = c->Dv, ns = c->nsplit;
     size_t esz = lx_dtype_size((lx_dtype)c->out->dtype);
-    CT *tmp = malloc(sizeof(CT) * (size_t)(Dv + 1));
-    const CT **accs = malloc(sizeof(CT *) * (size_t)ns);
-    if (!tmp || !accs) {
-        free(tmp);
-        free(accs);
+    int slot;
+    const CT **accs = lx_task_scratch_take(c->merge, &slot);
+    if (!accs) {
         atomic_store(&c->failed, 1);
         return;
     }
+    CT *tmp = (CT *)(void *)(accs + ns); /* 8-byte pointers, so CT-aligned */
     char *op = lx_node_ptr(c->out);
     for (int64_t task = begin; task < end; task++) {
         int64_t b, hkv, start, count;
@@ -556,11 +566,10 @@ static void SFX(sdpa_merge)(void *vctx, int64_t begin, int64_t end) {
                                  dst);
         }
     }
-    free(tmp);
-    free(accs);
+    lx_task_scratch_give(c->merge, slot);
 }
 
-static lx_status SFX(sdpa)(lx_node *out) {
+static lx_status SFX(sdpa)(lx_kctx *kctx, lx_node *out) {
     const lx_sdpa_params *p = out->params;
     SFX(sdpa_ctx) c;
     memset(&c, 0, sizeof c);
@@ -602,12 +611,23 @@ static lx_status SFX(sdpa)(lx_node *out) {
         }
     }
     if (c.nsplit > 1) {
-        c.partial = malloc(sizeof(CT) * (size_t)(tasks * c.nsplit * RB * (c.Dv + 2)));
+        c.partial =
+            lx_kernel_scratch(kctx, sizeof(CT) * (size_t)(tasks * c.nsplit * RB * (c.Dv + 2)));
         if (!c.partial) return LX_NN_OOM(out->op);
     }
+    lx_task_scratch work;
+    if (!lx_task_scratch_init(&work, kctx, SFX(sdpa_scratch_bytes)(c.D, c.Dv), tasks * c.nsplit,
+                              1))
+        return LX_NN_OOM(out->op);
+    c.work = &work;
     lx_parallel_for(tasks * c.nsplit, 1, SFX(sdpa_items), &c);
-    if (c.nsplit > 1 && !atomic_load(&c.failed)) lx_parallel_for(tasks, 1, SFX(sdpa_merge), &c);
-    free(c.partial);
+    if (c.nsplit > 1 && !atomic_load(&c.failed)) {
+        lx_task_scratch merge;
+        size_t mbytes = sizeof(CT *) * (size_t)c.nsplit + sizeof(CT) * (size_t)(c.Dv + 1);
+        if (!lx_task_scratch_init(&merge, kctx, mbytes, tasks, 1)) return LX_NN_OOM(out->op);
+        c.merge = &merge;
+        lx_parallel_for(tasks, 1, SFX(sdpa_merge), &c);
+    }
     if (atomic_load(&c.failed)) return LX_NN_OOM(out->op);
     return LX_OK;
 }

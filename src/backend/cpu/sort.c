@@ -94,6 +94,9 @@ static inline bool pk64_less(pk64 a, pk64 b) {
  * time over runs (no gain on average), of 128k at 0.7x to 1.2x. */
 #define RADIX_PAR_MIN 100000
 #define RADIX_SLICE_MIN 16384
+/* Counts of the 11-bit digit histograms of one slice: 6 digits of 2048 (64-bit keys; 32-bit
+ * ones use 3). */
+#define RADIX_HIST (6 << 11)
 
 #define DEFINE_SORTS(P, E, LESS, KEYBITS, KEY)                                                             \
     static void P##_insertion(E *a, int64_t n) {                                               \
@@ -196,16 +199,13 @@ static inline bool pk64_less(pk64 a, pk64 b) {
         if (src != a) memcpy(a, src, sizeof(E) * (size_t)n);                                   \
     }                                                                                          \
     /* Bytes for short rows; 11-bit digits for long ones (3 passes instead of 4 over 32-bit   \
-     * keys: 128k floats sort in ~0.7 ms instead of ~1.2), their 2048-entry histograms on the \
-     * heap. */                                                                               \
-    static void P##_radix(E *a, E *tmp, int64_t n) {                                           \
-        if (n >= RADIX_WIDE_MIN) {                                                             \
-            int64_t *h = calloc((size_t)((KEYBITS + 10) / 11) << 11, sizeof *h);               \
-            if (h) {                                                                           \
-                P##_radix_w(a, tmp, n, 11, h);                                                 \
-                free(h);                                                                       \
-                return;                                                                        \
-            }                                                                                  \
+     * keys: 128k floats sort in ~0.7 ms instead of ~1.2), their 2048-entry histograms in     \
+     * hist (room for RADIX_HIST counts, from the caller's scratch). */                       \
+    static void P##_radix(E *a, E *tmp, int64_t n, int64_t *hist) {                            \
+        if (n >= RADIX_WIDE_MIN && hist) {                                                     \
+            memset(hist, 0, sizeof *hist * ((size_t)((KEYBITS + 10) / 11) << 11));              \
+            P##_radix_w(a, tmp, n, 11, hist);                                                  \
+            return;                                                                            \
         }                                                                                      \
         int64_t h8[(KEYBITS / 8) << 8];                                                        \
         memset(h8, 0, sizeof h8);                                                              \
@@ -284,15 +284,12 @@ static inline bool pk64_less(pk64 a, pk64 b) {
         if (c.src != a) memcpy(a, c.src, sizeof(E) * (size_t)n);                               \
     }                                                                                          \
     /* Sorts a[0, n); tmp (room for n elements, or NULL) enables the radix sort, on T slices   \
-     * in parallel where T > 1 (serially if their counts find no memory). */                   \
-    static void P##_sort(E *a, int64_t n, E *tmp, int T) {                                     \
+     * in parallel where T > 1; hist has room for T * RADIX_HIST counts (NULL: bytes only,    \
+     * serially). */                                                                          \
+    static void P##_sort(E *a, int64_t n, E *tmp, int T, int64_t *hist) {                      \
         if (tmp && n >= RADIX_MIN) {                                                           \
-            int64_t *h = T > 1 && n >= RADIX_WIDE_MIN                                          \
-                             ? malloc(sizeof *h * ((size_t)T * ((KEYBITS + 10) / 11) << 11))   \
-                             : NULL;                                                           \
-            if (h) P##_radix_par(a, tmp, n, T, h);                                             \
-            else P##_radix(a, tmp, n);                                                         \
-            free(h);                                                                           \
+            if (T > 1 && n >= RADIX_WIDE_MIN && hist) P##_radix_par(a, tmp, n, T, hist);       \
+            else P##_radix(a, tmp, n, hist);                                                   \
         } else {                                                                               \
             P##_introsort(a, 0, n, 2 * depth_limit(n));                                        \
         }                                                                                      \
@@ -341,6 +338,7 @@ typedef struct {
     bool wide;       /* 64-bit keys */
     int slices;      /* > 1: a row's radix sort runs on this many slices in parallel */
     void (*keys)(const void *row, int64_t stride, int64_t n, void *pairs);
+    lx_task_scratch *ts; /* sort_scratch_bytes per task */
     atomic_int failed;
 } sort_ctx;
 
@@ -401,17 +399,34 @@ static void write_row(const sort_ctx *c, const void *pairs, int64_t first, int64
 #undef IDX_AT
 }
 
+/* Whether rows of c are radix sorted (they then need n more pairs and the histograms). */
+static bool sort_radix(const sort_ctx *c) {
+    return c->g.n >= RADIX_MIN && (c->mode == LX_SORT_VALUES || c->mode == LX_SORT_INDICES);
+}
+
+/* A task's scratch: n pairs, and where the radix sort runs n more and the 11-bit histograms
+ * of its slices (8-byte pairs, so the counts after them are aligned). */
+static size_t sort_scratch_bytes(const sort_ctx *c) {
+    size_t psz = c->wide ? sizeof(pk64) : sizeof(pk32), n = (size_t)c->g.n;
+    if (!sort_radix(c)) return n * psz;
+    size_t hist = n >= RADIX_WIDE_MIN ? (size_t)c->slices * RADIX_HIST * sizeof(int64_t) : 0;
+    return 2 * n * psz + hist;
+}
+
 static void sort_range(void *vc, int64_t r0, int64_t r1) {
     sort_ctx *c = vc;
     const int64_t n = c->g.n, inner = c->g.inner;
     size_t psz = c->wide ? sizeof(pk64) : sizeof(pk32);
-    /* n pairs, and n more of scratch for the radix sort where one runs */
-    bool scratch = n >= RADIX_MIN && (c->mode == LX_SORT_VALUES || c->mode == LX_SORT_INDICES);
-    void *pairs = malloc((size_t)n * psz * (scratch ? 2 : 1));
+    bool scratch = sort_radix(c);
+    int slot;
+    void *pairs = lx_task_scratch_take(c->ts, &slot);
     if (!pairs) {
         atomic_store(&c->failed, 1);
         return;
     }
+    int64_t *hist = scratch && n >= RADIX_WIDE_MIN
+                        ? (int64_t *)(void *)((char *)pairs + 2 * (size_t)n * psz)
+                        : NULL;
     for (int64_t r = r0; r < r1; r++) {
         int64_t o = r / inner, j = r % inner;
         const char *row =
@@ -425,8 +440,8 @@ static void sort_range(void *vc, int64_t r0, int64_t r1) {
         switch (c->mode) {
         case LX_SORT_VALUES:
         case LX_SORT_INDICES:
-            if (c->wide) pk64_sort(pairs, n, scratch ? (pk64 *)pairs + n : NULL, c->slices);
-            else pk32_sort(pairs, n, scratch ? (pk32 *)pairs + n : NULL, c->slices);
+            if (c->wide) pk64_sort(pairs, n, scratch ? (pk64 *)pairs + n : NULL, c->slices, hist);
+            else pk32_sort(pairs, n, scratch ? (pk32 *)pairs + n : NULL, c->slices, hist);
             break;
         case LX_SORT_PARTITION:
         case LX_SORT_ARGPARTITION:
@@ -437,16 +452,16 @@ static void sort_range(void *vc, int64_t r0, int64_t r1) {
             first = n - c->out_n;
             if (c->wide) {
                 if (first > 0) pk64_select(pairs, n, first);
-                pk64_sort((pk64 *)pairs + first, c->out_n, NULL, 1);
+                pk64_sort((pk64 *)pairs + first, c->out_n, NULL, 1, NULL);
             } else {
                 if (first > 0) pk32_select(pairs, n, first);
-                pk32_sort((pk32 *)pairs + first, c->out_n, NULL, 1);
+                pk32_sort((pk32 *)pairs + first, c->out_n, NULL, 1, NULL);
             }
             break;
         }
         write_row(c, pairs, first, c->out_n, row, dst);
     }
-    free(pairs);
+    lx_task_scratch_give(c->ts, slot);
 }
 
 lx_status LX_CPU_KERNEL(SORT)(lx_kctx *kctx, lx_node *out) {
@@ -481,6 +496,11 @@ lx_status LX_CPU_KERNEL(SORT)(lx_kctx *kctx, lx_node *out) {
         (c.mode == LX_SORT_VALUES || c.mode == LX_SORT_INDICES))
         c.slices = c.g.n / RADIX_SLICE_MIN < threads ? (int)(c.g.n / RADIX_SLICE_MIN) : threads;
     int64_t grain = c.g.n >= 16384 ? 1 : 16384 / c.g.n;
+    lx_task_scratch ts;
+    if (!lx_task_scratch_init(&ts, kctx, sort_scratch_bytes(&c), c.slices > 1 ? 1 : rows, grain))
+        return lx_set_error(LX_E_OOM, "%s: out of host memory for a sort of %lld elements",
+                            out->op, (long long)c.g.n);
+    c.ts = &ts;
     if (c.slices > 1) sort_range(&c, 0, rows);
     else lx_parallel_for(rows, grain, sort_range, &c);
     if (atomic_load(&c.failed))
