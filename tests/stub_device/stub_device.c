@@ -337,6 +337,9 @@ struct job {
     const unsigned char *in[MAX_IN];
     int64_t st[MAX_IN][LX_MAX_NDIM]; /* element strides over the iteration dims */
     double value;                /* FULL */
+    /* SLICE_UPDATE: the update's shape and strides (upd_*), the slice's start and step */
+    int upd_ndim;
+    int64_t upd_shape[LX_MAX_NDIM], upd_st[LX_MAX_NDIM], start[LX_MAX_NDIM], step[LX_MAX_NDIM];
     /* MATMUL: a [.., M, K] b [.., K, N] c [.., M, N]; batch strides in st[i][0 .. ndim-2) */
     int64_t M, N, K, a_sm, a_sk, b_sk, b_sn, c_sm, c_sn;
     float alpha, beta;
@@ -660,6 +663,10 @@ static bool stub_supports(const lx_device_impl *dev, const lx_node *n) {
                n->inputs[0]->dtype == LX_FLOAT32 && n->inputs[1]->dtype == LX_FLOAT32 &&
                broadcasts(n->inputs[0], n) && broadcasts(n->inputs[1], n);
     }
+    case LX_PRIM_SLICE_UPDATE: /* a (node's shape), update (node's dtype), any dtype */
+        return n->n_inputs == 2 && n->params && n->params_size >= sizeof(lx_slice_params) &&
+               n->inputs[0]->dtype == n->dtype && n->inputs[1]->dtype == n->dtype &&
+               n->inputs[0]->ndim == n->ndim && n->inputs[1]->ndim == n->ndim;
     case LX_PRIM_MATMUL: {
         if (n->dtype != LX_FLOAT32 || n->ndim < 2) return false;
         bool scaled = n->params_size >= sizeof(lx_matmul_params) && n->params;
@@ -817,6 +824,21 @@ static lx_status stub_kernel(lx_kctx *ctx, lx_node *out) {
     case LX_PRIM_FULL:
         j->value = ((const lx_full_params *)out->params)->value;
         break;
+    case LX_PRIM_SLICE_UPDATE: {
+        const lx_node *a = out->inputs[0], *u = out->inputs[1];
+        const lx_slice_params *sp = out->params;
+        j->ndim = out->ndim;
+        j->upd_ndim = u->ndim;
+        for (int d = 0; d < out->ndim; d++) {
+            j->shape[d] = a->shape[d];
+            j->st[0][d] = a->strides[d];
+            j->upd_shape[d] = u->shape[d];
+            j->upd_st[d] = u->strides[d];
+            j->start[d] = sp->start[d];
+            j->step[d] = sp->step[d];
+        }
+        break;
+    }
     case LX_PRIM_UNARY:
     case LX_PRIM_BINARY:
         j->op = out->prim == LX_PRIM_UNARY ? ((const lx_unary_params *)out->params)->op
@@ -994,6 +1016,44 @@ static void run_copy(const job *j) {
     }
 }
 
+/* SLICE_UPDATE: out = a (unless lx donated a's buffer: then out already is a), then the
+ * update written over the slice start + i * step. Data movement only: any dtype. */
+static void run_slice_update(const job *j) {
+    size_t es = dsize(j->out_dtype);
+    int nd = j->ndim;
+    if (j->out != j->in[0]) { /* a, in its own strides, into the row-contiguous output */
+        int64_t idx[LX_MAX_NDIM] = {0};
+        for (int64_t i = 0; i < j->size; i++) {
+            int64_t o = 0;
+            for (int d = 0; d < nd; d++) o += idx[d] * j->st[0][d];
+            memcpy(j->out + (size_t)i * es, j->in[0] + o * (int64_t)es, es);
+            for (int d = nd - 1; d >= 0; d--) {
+                if (++idx[d] < j->shape[d]) break;
+                idx[d] = 0;
+            }
+        }
+    }
+    int64_t count = 1, row[LX_MAX_NDIM];
+    for (int d = 0; d < nd; d++) count *= j->upd_shape[d];
+    for (int d = nd - 1, r = 1; d >= 0; d--) {
+        row[d] = r;
+        r *= (int)j->shape[d];
+    }
+    int64_t idx[LX_MAX_NDIM] = {0};
+    for (int64_t i = 0; i < count; i++) {
+        int64_t o = 0, u = 0;
+        for (int d = 0; d < nd; d++) {
+            o += (j->start[d] + idx[d] * j->step[d]) * row[d];
+            u += idx[d] * j->upd_st[d];
+        }
+        memcpy(j->out + (size_t)o * es, j->in[1] + u * (int64_t)es, es);
+        for (int d = nd - 1; d >= 0; d--) {
+            if (++idx[d] < j->upd_shape[d]) break;
+            idx[d] = 0;
+        }
+    }
+}
+
 static void run_full(const job *j) {
     unsigned char v[16];
     size_t es = dsize(j->out_dtype);
@@ -1074,6 +1134,7 @@ static void run_job(job *j) {
     switch (j->prim) {
     case LX_PRIM_COPY: run_copy(j); break;
     case LX_PRIM_FULL: run_full(j); break;
+    case LX_PRIM_SLICE_UPDATE: run_slice_update(j); break;
     case LX_PRIM_UNARY:
     case LX_PRIM_BINARY: run_elementwise(j); break;
     case LX_PRIM_MATMUL: run_matmul(j); break;
@@ -1190,10 +1251,11 @@ LX_API int lx_device_module_init(uint32_t api_version, const lx_core_api *api,
     kernels[LX_PRIM_UNARY] = stub_kernel;
     kernels[LX_PRIM_BINARY] = stub_kernel;
     kernels[LX_PRIM_MATMUL] = stub_kernel;
+    kernels[LX_PRIM_SLICE_UPDATE] = stub_kernel;
 
     snprintf(description, sizeof description,
              "lx's test stub: host RAM as %s device memory (%s addresses, poisoned), one "
-             "asynchronous worker queue%s, COPY/FULL and float32 UNARY/BINARY/MATMUL only "
+             "asynchronous worker queue%s, COPY/FULL/SLICE_UPDATE and float32 UNARY/BINARY/MATMUL only "
              "(tests/stub_device)",
              G.host_visible ? "host-visible" : "non-host-visible", G.opaque ? "opaque" : "host",
              atomic_load(&G.delay_us) ? " with a delay per kernel" : "");

@@ -145,6 +145,7 @@ static char cpu_description[96];
 bool lx_cpu_use_variant(const char *name) {
     const variant *v = find(name);
     if (!v) return false;
+    lx_devices_init(); /* the first selection must not overwrite this one */
     cpu_device.kernels = v->table;
     snprintf(cpu_description, sizeof cpu_description, "%s", v->description);
     return true;
