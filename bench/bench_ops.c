@@ -7,7 +7,9 @@
  *       as a fraction of that bandwidth (bytes = the weights, 64 MiB); 4 rows of x against
  *       transpose(Wt); the bfloat16 GEMV against transpose(Wt) (32 MiB);
  *   (c) 4-bit quantized GEMV, lx_quantized_matmul (group 64, K = N = 4096), bytes = packed
- *       weights + scales + biases; the same with bfloat16 x/scales/biases, and 8 bits;
+ *       weights + scales + biases; the same with bfloat16 x/scales/biases, and 8 bits; and a
+ *       small model's decode step, x[1,576] @ W[1536,576]^T at 4 bits, group 32 (SmolLM2-135M's
+ *       MLP up projection; GGUF Q4_1 loads as this), float32 and float16;
  *   (d) float32 matmul 1024^3 and 2048^3 as a fraction of the FLOP peak, estimated as
  *       cores * GHz * 32 flops/cycle (two 256-bit FMA pipes: 2 * 8 lanes * 2 flops); GHz is
  *       read from /proc/cpuinfo and measured with a dependent add chain (1 add per cycle; the
@@ -17,7 +19,7 @@
  * Each lx figure is the best of several evaluations of a fresh graph over kept inputs (so it
  * includes building the graph, which is negligible at these sizes); before each timed call a
  * 128 MiB read evicts the caches, so GEMV weights (10 MiB for q4) come from memory.
- * Usage: bench_ops [quick]      (quick: fewer repetitions)
+ * Usage: bench_ops [quick] [quant]  (quick: fewer repetitions; quant: (a) and (c) only)
  */
 #include <math.h>
 #include <pthread.h>
@@ -37,6 +39,7 @@ static double now(void) {
 }
 
 static int g_reps = 10;
+static int g_quant; /* only the bandwidth reference and the quantized GEMVs */
 
 static double cpu_time(void) {
     struct timespec ts;
@@ -345,6 +348,7 @@ static lx_array random_f32(int rows, int cols, float scale, uint64_t seed) {
 typedef struct {
     lx_array x, w, scales, biases;
     int bits; /* quantized: the width */
+    int gs;   /* quantized: the group size (0: 64) */
 } ops_ctx;
 
 static lx_array f_gemv(void *p) {
@@ -357,7 +361,8 @@ static lx_array f_gemv_t(void *p) {
 }
 static lx_array f_qgemv(void *p) {
     ops_ctx *c = p;
-    return lx_quantized_matmul(c->x, c->w, c->scales, c->biases, true, 64, c->bits);
+    return lx_quantized_matmul(c->x, c->w, c->scales, c->biases, true, c->gs ? c->gs : 64,
+                               c->bits);
 }
 static lx_array f_matmul(void *p) {
     ops_ctx *c = p;
@@ -377,8 +382,20 @@ static lx_array f_rms(void *p) {
     return lx_rms_norm(c->x, c->w, 1e-5f);
 }
 
+/* The closing lines: how much of the machine this process got. */
+static void finish(double wall0, double cpu0, long cores) {
+    printf("\n(fractions: of the STREAM triad on all lx threads, or of the peak estimate)\n");
+    double wall = now() - wall0, cpu = cpu_time() - cpu0;
+    printf("load average %.2f at the end; this process got %.0f%% of %d cores over %.1f s "
+           "(far below 100%% means the machine was shared and the figures are low)\n",
+           loadavg(), 100.0 * cpu / (wall * (double)cores), (int)cores, wall);
+}
+
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "quick") == 0) g_reps = 3;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "quick") == 0) g_reps = 3;
+        else if (strcmp(argv[i], "quant") == 0) g_quant = 1;
+    }
     int threads = lx_num_threads();
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     printf("bench_ops: lx %s, %s\n", LX_VERSION_STRING, lx_backend_info());
@@ -441,36 +458,40 @@ int main(int argc, char **argv) {
     ctx.x = random_f32(1, K, 1.0f, 1);
     ctx.w = random_f32(K, N, 0.02f, 2);
     double wbytes = (double)K * N * 4;
-    double t = time_lx(f_gemv, &ctx, 3 * g_reps); /* short ops: more tries */
-    printf("%-58s %7.2f GB/s %8.1f%% (%.1f%% of read)\n",
-           "(b) GEMV x[1,4096] @ W[4096,4096] f32 (bytes = W)", wbytes / t / 1e9,
-           100.0 * wbytes / t / 1e9 / bw, 100.0 * wbytes / t / 1e9 / rbw);
-    t = time_lx(f_gemv_t, &ctx, 3 * g_reps);
-    printf("%-58s %7.2f GB/s %8.1f%% (%.1f%% of read)\n",
-           "(b) GEMV x[1,4096] @ transpose(Wt[4096,4096]) f32", wbytes / t / 1e9,
-           100.0 * wbytes / t / 1e9 / bw, 100.0 * wbytes / t / 1e9 / rbw);
+    double t = 0;
+    if (!g_quant) {
+        t = time_lx(f_gemv, &ctx, 3 * g_reps); /* short ops: more tries */
+        printf("%-58s %7.2f GB/s %8.1f%% (%.1f%% of read)\n",
+               "(b) GEMV x[1,4096] @ W[4096,4096] f32 (bytes = W)", wbytes / t / 1e9,
+               100.0 * wbytes / t / 1e9 / bw, 100.0 * wbytes / t / 1e9 / rbw);
+        t = time_lx(f_gemv_t, &ctx, 3 * g_reps);
+        printf("%-58s %7.2f GB/s %8.1f%% (%.1f%% of read)\n",
+               "(b) GEMV x[1,4096] @ transpose(Wt[4096,4096]) f32", wbytes / t / 1e9,
+               100.0 * wbytes / t / 1e9 / bw, 100.0 * wbytes / t / 1e9 / rbw);
 
-    /* (b) a few rows (batched decoding) and half weights, against W^T */
-    {
-        ops_ctx r4 = ctx;
-        r4.x = random_f32(4, K, 1.0f, 7);
-        t = time_lx(f_gemv_t, &r4, 3 * g_reps);
-        printf("%-58s %7.2f GB/s %8.1f%% (%.3f ms)\n", "(b) 4 rows x[4,4096] @ transpose(Wt) f32",
-               wbytes / t / 1e9, 100.0 * wbytes / t / 1e9 / bw, t * 1e3);
-        lx_free(r4.x);
-        ops_ctx hb = ctx;
-        hb.x = lx_astype(ctx.x, LX_BFLOAT16);
-        hb.w = lx_astype(ctx.w, LX_BFLOAT16);
-        lx_keep(hb.x, hb.w);
-        lx_eval(hb.x, hb.w);
-        double hbytes = (double)lx_nbytes(hb.w);
-        t = time_lx(f_gemv_t, &hb, 3 * g_reps);
-        printf("%-58s %7.2f GB/s %8.1f%% (%.3f ms)\n",
-               "(b) GEMV bfloat16 x @ transpose(Wt) (bytes = W, 32 MiB)", hbytes / t / 1e9,
-               100.0 * hbytes / t / 1e9 / bw, t * 1e3);
-        lx_free(hb.x);
-        lx_free(hb.w);
-        lx_sweep();
+        /* (b) a few rows (batched decoding) and half weights, against W^T */
+        {
+            ops_ctx r4 = ctx;
+            r4.x = random_f32(4, K, 1.0f, 7);
+            t = time_lx(f_gemv_t, &r4, 3 * g_reps);
+            printf("%-58s %7.2f GB/s %8.1f%% (%.3f ms)\n",
+                   "(b) 4 rows x[4,4096] @ transpose(Wt) f32", wbytes / t / 1e9,
+                   100.0 * wbytes / t / 1e9 / bw, t * 1e3);
+            lx_free(r4.x);
+            ops_ctx hb = ctx;
+            hb.x = lx_astype(ctx.x, LX_BFLOAT16);
+            hb.w = lx_astype(ctx.w, LX_BFLOAT16);
+            lx_keep(hb.x, hb.w);
+            lx_eval(hb.x, hb.w);
+            double hbytes = (double)lx_nbytes(hb.w);
+            t = time_lx(f_gemv_t, &hb, 3 * g_reps);
+            printf("%-58s %7.2f GB/s %8.1f%% (%.3f ms)\n",
+                   "(b) GEMV bfloat16 x @ transpose(Wt) (bytes = W, 32 MiB)", hbytes / t / 1e9,
+                   100.0 * hbytes / t / 1e9 / bw, t * 1e3);
+            lx_free(hb.x);
+            lx_free(hb.w);
+            lx_sweep();
+        }
     }
 
     /* (c) 4-bit quantized GEMV */
@@ -501,7 +522,7 @@ int main(int argc, char **argv) {
     lx_keep(xb);
     lx_eval(wq2, sc2, bi2, xb);
     lx_free(wf);
-    ops_ctx q2 = {xb, wq2, sc2, bi2, 4};
+    ops_ctx q2 = {xb, wq2, sc2, bi2, 4, 64};
     double qbytes2 = (double)(lx_nbytes(wq2) + lx_nbytes(sc2) + lx_nbytes(bi2));
     t = time_lx(f_qgemv, &q2, 3 * g_reps);
     printf("%-58s %7.2f GB/s %8.1f%% (%.1f%% of read)\n",
@@ -515,7 +536,7 @@ int main(int argc, char **argv) {
         lx_keep(wq8, sc8, bi8);
         lx_eval(wq8, sc8, bi8);
         lx_free(w8f);
-        ops_ctx q8 = {ctx.x, wq8, sc8, bi8, 8};
+        ops_ctx q8 = {ctx.x, wq8, sc8, bi8, 8, 64};
         double qbytes8 = (double)(lx_nbytes(wq8) + lx_nbytes(sc8) + lx_nbytes(bi8));
         t = time_lx(f_qgemv, &q8, 3 * g_reps);
         printf("%-58s %7.2f GB/s %8.1f%% (%.3f ms)\n", "(c) q8 GEMV g64 x[1,4096] @ W^T",
@@ -523,6 +544,39 @@ int main(int argc, char **argv) {
         lx_free(wq8);
         lx_free(sc8);
         lx_free(bi8);
+    }
+    /* a small model's decode GEMV: 4 bits, group 32, [1,576] @ [1536,576]^T */
+    {
+        const int dk = 576, dn = 1536;
+        lx_array wsf = random_f32(dn, dk, 0.02f, 5);
+        lx_array xs = random_f32(1, dk, 1.0f, 6);
+        lx_array wqs, scs, bis;
+        if (lx_quantize(wsf, 32, 4, &wqs, &scs, &bis) != LX_OK) die_on_error("lx_quantize g32");
+        lx_keep(wqs, scs, bis);
+        lx_eval(wqs, scs, bis);
+        lx_free(wsf);
+        ops_ctx qs = {xs, wqs, scs, bis, 4, 32};
+        double sbytes = (double)(lx_nbytes(wqs) + lx_nbytes(scs) + lx_nbytes(bis));
+        t = time_lx(f_qgemv, &qs, 10 * g_reps);
+        printf("%-58s %7.2f GB/s %8.1f%% (%.1f us)\n",
+               "(c) q4 GEMV g32 x[1,576] @ W[1536,576]^T f32",
+               sbytes / t / 1e9, 100.0 * sbytes / t / 1e9 / bw, t * 1e6);
+        ops_ctx qh = {lx_astype(xs, LX_FLOAT16), wqs, lx_astype(scs, LX_FLOAT16),
+                      lx_astype(bis, LX_FLOAT16), 4, 32};
+        lx_keep(qh.x, qh.scales, qh.biases);
+        lx_eval(qh.x, qh.scales, qh.biases);
+        double hbytes = (double)(lx_nbytes(wqs) + lx_nbytes(qh.scales) + lx_nbytes(qh.biases));
+        t = time_lx(f_qgemv, &qh, 10 * g_reps);
+        printf("%-58s %7.2f GB/s %8.1f%% (%.1f us)\n",
+               "(c) q4 GEMV g32 x[1,576] @ W[1536,576]^T f16",
+               hbytes / t / 1e9, 100.0 * hbytes / t / 1e9 / bw, t * 1e6);
+        lx_free(qh.x);
+        lx_free(qh.scales);
+        lx_free(qh.biases);
+        lx_free(xs);
+        lx_free(wqs);
+        lx_free(scs);
+        lx_free(bis);
     }
     lx_free(wq);
     lx_free(sc);
@@ -533,6 +587,11 @@ int main(int argc, char **argv) {
     lx_free(xb);
     lx_free(ctx.x);
     lx_sweep();
+    if (g_quant) {
+        free(g_flush);
+        finish(wall0, cpu0, cores);
+        return 0;
+    }
 
     /* (d) matmul vs the FLOP peak */
     printf("%-58s %7.0f MHz\n", "(d) clock from /proc/cpuinfo (cpu MHz, mean)", mhz);
@@ -600,10 +659,6 @@ int main(int argc, char **argv) {
     lx_free(e.w);
     lx_sweep();
     free(g_flush);
-    printf("\n(fractions: of the STREAM triad on all lx threads, or of the peak estimate)\n");
-    double wall = now() - wall0, cpu = cpu_time() - cpu0;
-    printf("load average %.2f at the end; this process got %.0f%% of %d cores over %.1f s "
-           "(far below 100%% means the machine was shared and the figures are low)\n",
-           loadavg(), 100.0 * cpu / (wall * (double)cores), (int)cores, wall);
+    finish(wall0, cpu0, cores);
     return 0;
 }

@@ -28,8 +28,14 @@
  *   sgemm (lx_blas_gemm).
  * Scratch (x in float32, its group sums and reordering, partial sums, panels) is the kernel's,
  * from lx's caching allocator (lx_kernel_scratch): one block per call (and one for the panels).
- * Kernels are written once per dtype (float32, float16, bfloat16) through QT_DTYPES.
+ * The per-dtype kernels are written once, in the template body at the end of this file, which
+ * the file includes into itself once per dtype (float32, float16, bfloat16) with QT_T (the
+ * stored type), QT_SFX(name) (name_f32, ...), QT_LD / QT_ST (to and from float) and QT_ROUND
+ * (a float rounded to the dtype) defined; the bit width is a constant argument of always-
+ * inlined bodies (QT_SWITCH_BITS), so each width gets its own specialised loop.
  */
+#ifndef QT_TEMPLATE_PASS
+
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -78,36 +84,28 @@ static inline float qt_f32_round(float v) { QT_NO_CONTRACT(v); return v; }
 static inline float qt_f16_round(float v) { return lx_f16_to_f32(lx_f32_to_f16(v)); }
 static inline float qt_bf16_round(float v) { return lx_bf16_to_f32(lx_f32_to_bf16(v)); }
 
-/* X(short name, C type, load as float, store from float, round to the dtype) */
-#define QT_DTYPES(X)                                                               \
-    X(f32, float, qt_f32_ld, qt_f32_st, qt_f32_round)                              \
-    X(f16, lx_f16, lx_f16_to_f32, lx_f32_to_f16, qt_f16_round)                     \
-    X(bf16, lx_bf16, lx_bf16_to_f32, lx_f32_to_bf16, qt_bf16_round)
-
 /* ---- unpacking ------------------------------------------------------------------------------ */
 
 /* The 8 values of chunk i of a group (8 values take exactly `bits` bytes, at byte i*bits) as
- * a float vector; `bits` is a constant where this expands, so the load and shifts specialise.
- * (A macro: 32-byte vectors passed by value change the ABI where AVX is off.) */
-#define QT_CHUNK(dst, p, bits, i)                                                           \
-    do {                                                                                    \
-        uint64_t qt_u_ = 0;                                                                 \
-        memcpy(&qt_u_, (p) + (int64_t)(i) * (bits), (bits)); /* little-endian host */       \
-        qt_u32x8 qt_v_;                                                                     \
-        if ((bits) <= 4) {                                                                  \
-            const qt_u32x8 qt_sh_ = {0, (bits), 2 * (bits), 3 * (bits), 4 * (bits),         \
-                                     5 * (bits), 6 * (bits), 7 * (bits)};                   \
-            qt_v_ = ((qt_u32x8){0} + (uint32_t)qt_u_) >> qt_sh_;                            \
-        } else {                                                                            \
-            uint32_t qt_a_ = (uint32_t)qt_u_, qt_b_ = (uint32_t)(qt_u_ >> (4 * (bits)));    \
-            const qt_u32x8 qt_sh_ = {0, (bits), 2 * (bits), 3 * (bits),                     \
-                                     0, (bits), 2 * (bits), 3 * (bits)};                    \
-            qt_v_ = (qt_u32x8){qt_a_, qt_a_, qt_a_, qt_a_, qt_b_, qt_b_, qt_b_, qt_b_} >>   \
-                    qt_sh_;                                                                 \
-        }                                                                                   \
-        qt_v_ &= (uint32_t)((1u << (bits)) - 1u);                                           \
-        (dst) = __builtin_convertvector((qt_i32x8)qt_v_, qt_f32x8);                         \
-    } while (0)
+ * a float vector in *dst; `bits` is a constant where this is inlined, so the load and shifts
+ * specialise. (Through a pointer: 32-byte vectors passed or returned by value change the ABI
+ * where AVX is off.) */
+static inline __attribute__((always_inline)) void qt_chunk(qt_f32x8 *dst, const uint8_t *p,
+                                                           const int bits, int64_t i) {
+    uint64_t u = 0;
+    memcpy(&u, p + i * bits, (size_t)bits); /* little-endian host */
+    qt_u32x8 v;
+    if (bits <= 4) {
+        const qt_u32x8 sh = {0, bits, 2 * bits, 3 * bits, 4 * bits, 5 * bits, 6 * bits, 7 * bits};
+        v = ((qt_u32x8){0} + (uint32_t)u) >> sh;
+    } else {
+        uint32_t a = (uint32_t)u, b = (uint32_t)(u >> (4 * bits));
+        const qt_u32x8 sh = {0, bits, 2 * bits, 3 * bits, 0, bits, 2 * bits, 3 * bits};
+        v = (qt_u32x8){a, a, a, a, b, b, b, b} >> sh;
+    }
+    v &= (uint32_t)((1u << bits) - 1u);
+    *dst = __builtin_convertvector((qt_i32x8)v, qt_f32x8);
+}
 
 /* Calls body(bits) with bits a constant, so each width gets its own specialised loop. */
 #define QT_SWITCH_BITS(bits, body)      \
@@ -124,7 +122,7 @@ static inline __attribute__((always_inline)) void qt_unpack_bits(const uint8_t *
                                                                   int n, float *q) {
     for (int i = 0; i < n / 8; i++) {
         qt_f32x8 v;
-        QT_CHUNK(v, p, bits, i);
+        qt_chunk(&v, p, bits, i);
         memcpy(q + 8 * i, &v, sizeof v);
     }
 }
@@ -186,379 +184,50 @@ typedef struct {
     void (*from_f32)(const float *, void *, int64_t);
 } qt_ops;
 
-/* The 4- and 8-bit single-row kernel with AVX2 and FMA (qt_t_quad in QT_KERNELS); elsewhere
- * the pair kernel runs. */
+/* The 4- and 8-bit single-row kernel with AVX2 and FMA (qt_t_quad); elsewhere the pair kernel
+ * runs. */
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define QT_NIBBLES 1
-#define QT_NIBBLE_CALL(S, c, wr, sr, br, xp, xs, o, bits) qt_t_quad_##S(c, wr, sr, br, xp, xs, o, bits)
-#define QT_NIBBLE_QUAD(S, T, LD, ST)                                                           \
-    static inline __attribute__((always_inline)) void qt_t_quad_##S(                           \
-        const qt_mm_ctx *c, const uint8_t *wr, const T *sr, const T *br, const float *xp,      \
-        const float *xs, T *o, const int bits) {                                               \
-        const int G = c->G, gs = c->gs, gbytes = gs * bits / 8;                                \
-        const int64_t wrow = c->w_row;                                                         \
-        const __m256i low4 = _mm256_set1_epi32(15);                                            \
-        __m256 acc[4];                                                                         \
-        float bacc[4] = {0};                                                                   \
-        for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();                              \
-        for (int g = 0; g < G; g++) {                                                          \
-            const float *xg = xp + (int64_t)g * gs;                                            \
-            const uint8_t *wg = wr + (int64_t)g * gbytes;                                      \
-            __m256 d[4], e[4];                                                                 \
-            for (int r = 0; r < 4; r++) d[r] = e[r] = _mm256_setzero_ps();                     \
-            for (int i = 0; i < gs; i += 16) {                                                 \
-                __m256 xe = _mm256_loadu_ps(xg + i), xo = _mm256_loadu_ps(xg + i + 8);         \
-                for (int r = 0; r < 4; r++) {                                                  \
-                    const uint8_t *p = wg + r * wrow + i * bits / 8;                           \
-                    __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));     \
-                    if (bits == 4) { /* xe, xo: the even and the odd values of the run */       \
-                        d[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, low4)),   \
-                                               xe, d[r]);                                      \
-                        e[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)),     \
-                                               xo, e[r]);                                      \
-                    } else { /* 8 bits: one byte per value, x in order */                      \
-                        __m256i v2 = _mm256_cvtepu8_epi32(                                     \
-                            _mm_loadl_epi64((const __m128i *)(p + 8)));                        \
-                        d[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), xe, d[r]);               \
-                        e[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v2), xo, e[r]);              \
-                    }                                                                          \
-                }                                                                              \
-            }                                                                                  \
-            float xsg = xs[g];                                                                 \
-            for (int r = 0; r < 4; r++) {                                                      \
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(LD(sr[(int64_t)r * G + g])),            \
-                                         _mm256_add_ps(d[r], e[r]), acc[r]);                   \
-                bacc[r] += LD(br[(int64_t)r * G + g]) * xsg;                                   \
-            }                                                                                  \
-        }                                                                                      \
-        for (int r = 0; r < 4; r++) {                                                          \
-            qt_f32x8 a;                                                                        \
-            memcpy(&a, &acc[r], sizeof a);                                                     \
-            o[r] = ST(qt_hsum(&a) + bacc[r]);                                                  \
-        }                                                                                      \
-    }
 #else
 #define QT_NIBBLES 0
-#define QT_NIBBLE_CALL(S, c, wr, sr, br, xp, xs, o, bits) ((void)0)
-#define QT_NIBBLE_QUAD(S, T, LD, ST)
 #endif
 
-#define QT_KERNELS(S, T, LD, ST, ROUND)                                                        \
-    /* MLX's rule, group by group */                                                          \
-    static void qt_quantize_##S(void *vc, int64_t g0, int64_t g1) {                           \
-        const qt_group_ctx *c = vc;                                                           \
-        const T *w = c->w;                                                                    \
-        const int gs = c->gs, bits = c->bits;                                                 \
-        const float n_bins = (float)((1 << bits) - 1), eps = 1e-7f;                           \
-        for (int64_t g = g0; g < g1; g++) {                                                   \
-            const T *wg = w + g * gs;                                                         \
-            float w_min = INFINITY, w_max = -INFINITY;                                        \
-            for (int j = 0; j < gs; j++) { /* std::max/min: a NaN is skipped */               \
-                float v = LD(wg[j]);                                                          \
-                w_max = w_max < v ? v : w_max;                                                \
-                w_min = v < w_min ? v : w_min;                                                \
-            }                                                                                 \
-            bool mask = fabsf(w_min) > fabsf(w_max);                                          \
-            float scale = (w_max - w_min) / n_bins;                                           \
-            scale = scale < eps ? eps : scale;                                                \
-            scale = mask ? scale : -scale;                                                    \
-            float edge = mask ? w_min : w_max;                                                \
-            float q0 = rintf(edge / scale);                                                   \
-            float bias = 0.0f;                                                                \
-            if (q0 != 0.0f) {                                                                 \
-                scale = edge / q0;                                                            \
-                bias = edge;                                                                  \
-            }                                                                                 \
-            uint8_t *o = c->q + g * gs * bits / 8;                                            \
-            uint64_t acc = 0;                                                                 \
-            int nacc = 0;                                                                     \
-            for (int j = 0; j < gs; j++) {                                                    \
-                float v = rintf((LD(wg[j]) - bias) / scale);                                  \
-                v = v < 0.0f ? 0.0f : v;                                                      \
-                v = n_bins < v ? n_bins : v;                                                  \
-                uint32_t qv = v == v ? (uint32_t)v : 0u; /* NaN -> 0 */                       \
-                acc |= (uint64_t)qv << nacc;                                                  \
-                nacc += bits;                                                                 \
-                while (nacc >= 8) {                                                           \
-                    *o++ = (uint8_t)acc;                                                      \
-                    acc >>= 8;                                                                \
-                    nacc -= 8;                                                                \
-                }                                                                             \
-            }                                                                                 \
-            ((T *)c->s)[g] = ST(scale);                                                       \
-            ((T *)c->b)[g] = ST(bias);                                                        \
-        }                                                                                     \
-    }                                                                                         \
-                                                                                              \
-    static void qt_dequantize_##S(void *vc, int64_t g0, int64_t g1) {                         \
-        const qt_group_ctx *c = vc;                                                           \
-        T *w = (T *)c->w;                                                                     \
-        const int gs = c->gs, bits = c->bits;                                                 \
-        float q[128] __attribute__((aligned(32)));                                            \
-        for (int64_t g = g0; g < g1; g++) {                                                   \
-            qt_unpack(c->q + g * gs * bits / 8, bits, gs, q);                                 \
-            float s = LD(((const T *)c->s)[g]), b = LD(((const T *)c->b)[g]);                 \
-            T *o = w + g * gs;                                                                \
-            for (int j = 0; j < gs; j++) o[j] = ST(ROUND(q[j] * s) + b);                      \
-        }                                                                                     \
-    }                                                                                         \
-                                                                                              \
-    /* transpose, small M: MB (1, 2 or 4, a constant) rows of x against packed row wr; each  \
-     * chunk of 8 values is unpacked once into registers and used for every row */           \
-    static inline __attribute__((always_inline)) void qt_t_rows_##S(                         \
-        const qt_mm_ctx *c, const uint8_t *wr, const T *sr, const T *br, const float *x,      \
-        const float *xs, T *o, const int bits, const int MB) {                                \
-        const int K = c->K, G = c->G, gs = c->gs, N = c->N;                                   \
-        const int gbytes = gs * bits / 8, chunks = gs / 8;                                    \
-        qt_f32x8 acc[4] = {{0}};                                                              \
-        float bacc[4] = {0};                                                                  \
-        for (int g = 0; g < G; g++) {                                                         \
-            const uint8_t *wg = wr + (int64_t)g * gbytes;                                     \
-            const float *xg = x + (int64_t)g * gs;                                            \
-            qt_f32x8 d[4] = {{0}}, e[4] = {{0}}; /* two chains per row */                     \
-            for (int i = 0; i < chunks; i += 2) {                                             \
-                qt_f32x8 q0, q1;                                                              \
-                QT_CHUNK(q0, wg, bits, i);                                                    \
-                QT_CHUNK(q1, wg, bits, i + 1);                                                \
-                for (int m = 0; m < MB; m++) {                                                \
-                    qt_f32x8 x0, x1;                                                          \
-                    qt_load8(&x0, xg + (int64_t)m * K + 8 * i);                               \
-                    qt_load8(&x1, xg + (int64_t)m * K + 8 * i + 8);                           \
-                    d[m] += q0 * x0;                                                          \
-                    e[m] += q1 * x1;                                                          \
-                }                                                                             \
-            }                                                                                 \
-            float s = LD(sr[g]), b = LD(br[g]);                                               \
-            for (int m = 0; m < MB; m++) {                                                    \
-                acc[m] += s * (d[m] + e[m]);                                                  \
-                bacc[m] += b * xs[(int64_t)m * G + g];                                        \
-            }                                                                                 \
-        }                                                                                     \
-        for (int m = 0; m < MB; m++) o[(int64_t)m * N] = ST(qt_hsum(&acc[m]) + bacc[m]);      \
-    }                                                                                         \
-    /* transpose, M = 1, 4 or 8 bits: four packed rows (outputs o[0..3]) against x, runs of \
-     * 16 values. 4 bits: byte j of a run's 8 holds values 2j (low nibble) and 2j+1 (high),   \
-     * so the bytes zero-extended to 32 bits give the even values by a mask and the odd ones  \
-     * by a shift, against x reordered evens-then-odds (xp): 2 integer ops and 2 conversions  \
-     * per 16 weights, where QT_CHUNK takes a broadcast, a variable shift, a mask and a       \
-     * conversion per 8. 8 bits: a zero-extension and a conversion per 8. */                  \
-    QT_NIBBLE_QUAD(S, T, LD, ST)                                                              \
-    /* transpose, M = 1: two packed rows (outputs o[0], o[1]) share the loads of x */         \
-    static inline __attribute__((always_inline)) void qt_t_pair_##S(                         \
-        const qt_mm_ctx *c, const uint8_t *wr, const T *sr, const T *br, const float *x,      \
-        const float *xs, T *o, const int bits) {                                              \
-        const int G = c->G, gs = c->gs;                                                       \
-        const int gbytes = gs * bits / 8, chunks = gs / 8;                                    \
-        const int64_t wrow = c->w_row;                                                        \
-        qt_f32x8 acc0 = {0}, acc1 = {0};                                                      \
-        float bacc0 = 0.0f, bacc1 = 0.0f;                                                     \
-        for (int g = 0; g < G; g++) {                                                         \
-            const uint8_t *wg = wr + (int64_t)g * gbytes;                                     \
-            const float *xg = x + (int64_t)g * gs;                                            \
-            qt_f32x8 d0 = {0}, d1 = {0}, e0 = {0}, e1 = {0};                                  \
-            for (int i = 0; i < chunks; i += 2) {                                             \
-                qt_f32x8 x0, x1, q0, q1, r0, r1;                                              \
-                qt_load8(&x0, xg + 8 * i);                                                    \
-                qt_load8(&x1, xg + 8 * i + 8);                                                \
-                QT_CHUNK(q0, wg, bits, i);                                                    \
-                QT_CHUNK(q1, wg, bits, i + 1);                                                \
-                QT_CHUNK(r0, wg + wrow, bits, i);                                             \
-                QT_CHUNK(r1, wg + wrow, bits, i + 1);                                         \
-                d0 += q0 * x0;                                                                \
-                d1 += q1 * x1;                                                                \
-                e0 += r0 * x0;                                                                \
-                e1 += r1 * x1;                                                                \
-            }                                                                                 \
-            float xsg = xs[g];                                                                \
-            acc0 += LD(sr[g]) * (d0 + d1);                                                    \
-            acc1 += LD(sr[G + g]) * (e0 + e1);                                                \
-            bacc0 += LD(br[g]) * xsg;                                                         \
-            bacc1 += LD(br[G + g]) * xsg;                                                     \
-        }                                                                                     \
-        o[0] = ST(qt_hsum(&acc0) + bacc0);                                                    \
-        o[1] = ST(qt_hsum(&acc1) + bacc1);                                                    \
-    }                                                                                         \
-    /* transpose, small M: units are (matrix, output column n) */                             \
-    static inline __attribute__((always_inline)) void qt_mm_t_body_##S(                      \
-        const qt_mm_ctx *c, int64_t u0, int64_t u1, const int bits) {                         \
-        const int M = c->M, N = c->N, K = c->K, G = c->G;                                     \
-        for (int64_t u = u0; u < u1; u++) {                                                   \
-            int64_t bi = u / N;                                                               \
-            int n = (int)(u % N);                                                             \
-            int64_t wm = c->wb[bi], xm = c->xb[bi];                                           \
-            const uint8_t *wr = c->w + wm * c->w_mat + n * c->w_row;                          \
-            const T *sr = (const T *)c->s + wm * c->s_mat + (int64_t)n * G;                   \
-            const T *br = (const T *)c->b + wm * c->s_mat + (int64_t)n * G;                   \
-            const float *x = c->x + xm * M * (int64_t)K;                                      \
-            const float *xs = c->xsum + xm * M * (int64_t)G;                                  \
-            T *o = (T *)c->out + bi * M * (int64_t)N + n;                                     \
-            if (QT_NIBBLES && c->xp && n + 3 < N && u + 3 < u1) {                              \
-                QT_NIBBLE_CALL(S, c, wr, sr, br, c->xp + xm * (int64_t)K, xs, o, bits);        \
-                u += 3;                                                                       \
-                continue;                                                                     \
-            }                                                                                 \
-            if (M == 1 && n + 1 < N && u + 1 < u1) { /* two columns of the same matrix */     \
-                qt_t_pair_##S(c, wr, sr, br, x, xs, o, bits);                                 \
-                u++;                                                                          \
-                continue;                                                                     \
-            }                                                                                 \
-            int m = 0;                                                                        \
-            for (; m + 4 <= M; m += 4)                                                        \
-                qt_t_rows_##S(c, wr, sr, br, x + (int64_t)m * K, xs + (int64_t)m * G,         \
-                              o + (int64_t)m * N, bits, 4);                                   \
-            if (m + 2 <= M) {                                                                 \
-                qt_t_rows_##S(c, wr, sr, br, x + (int64_t)m * K, xs + (int64_t)m * G,         \
-                              o + (int64_t)m * N, bits, 2);                                   \
-                m += 2;                                                                       \
-            }                                                                                 \
-            if (m < M)                                                                        \
-                qt_t_rows_##S(c, wr, sr, br, x + (int64_t)m * K, xs + (int64_t)m * G,         \
-                              o + (int64_t)m * N, bits, 1);                                   \
-        }                                                                                     \
-    }                                                                                         \
-    static void qt_mm_t_small_##S(void *vc, int64_t u0, int64_t u1) {                         \
-        const qt_mm_ctx *c = vc;                                                              \
-        QT_SWITCH_BITS(c->bits, QT_MM_T_CASE_##S)                                             \
-    }                                                                                         \
-                                                                                              \
-    /* no transpose, M <= QMM_SMALL_M: units are (matrix, part of the K rows); a unit streams \
-     * its rows front to back into float32 partial sums (M x N, plus M x G bias sums:        \
-     * sum_k x_k*(s*q + b) = sum_k (x_k*s)*q + sum_k x_k*b), added up by qt_mm_n_reduce */    \
-    static inline __attribute__((always_inline)) void qt_mm_n_body_##S(                      \
-        const qt_mm_ctx *c, int64_t u0, int64_t u1, const int bits, const int MB) {           \
-        const int N = c->N, K = c->K, gs = c->gs, G = c->G, P = c->parts;                     \
-        const int gbytes = gs * bits / 8, chunks = gs / 8;                                    \
-        for (int64_t u = u0; u < u1; u++) {                                                   \
-            int64_t bi = u / P;                                                               \
-            int p = (int)(u % P);                                                             \
-            int k0 = (int)((int64_t)K * p / P), k1 = (int)((int64_t)K * (p + 1) / P);         \
-            int64_t wm = c->wb[bi];                                                           \
-            const float *x = c->x + c->xb[bi] * c->M * (int64_t)K;                            \
-            float *acc = c->partial + u * c->part_floats, *bsum = acc + (int64_t)c->M * N;    \
-            memset(acc, 0, sizeof(float) * (size_t)c->part_floats);                           \
-            for (int k = k0; k < k1; k++) {                                                   \
-                const uint8_t *wr = c->w + wm * c->w_mat + k * c->w_row;                      \
-                const T *sr = (const T *)c->s + wm * c->s_mat + (int64_t)k * G;               \
-                const T *br = (const T *)c->b + wm * c->s_mat + (int64_t)k * G;               \
-                float xk[QMM_SMALL_M];                                                        \
-                for (int m = 0; m < MB; m++) xk[m] = x[(int64_t)m * K + k];                   \
-                for (int g = 0; g < G; g++) {                                                 \
-                    const uint8_t *wg = wr + (int64_t)g * gbytes;                             \
-                    float s = LD(sr[g]), b = LD(br[g]), a[QMM_SMALL_M];                       \
-                    for (int m = 0; m < MB; m++) {                                            \
-                        a[m] = xk[m] * s;                                                     \
-                        bsum[(int64_t)m * G + g] += xk[m] * b;                                \
-                    }                                                                         \
-                    float *ag = acc + (int64_t)g * gs;                                        \
-                    for (int i = 0; i < chunks; i++) {                                        \
-                        qt_f32x8 q;                                                           \
-                        QT_CHUNK(q, wg, bits, i);                                             \
-                        for (int m = 0; m < MB; m++) {                                        \
-                            float *ap = ag + (int64_t)m * N + 8 * i;                          \
-                            qt_f32x8 v;                                                       \
-                            qt_load8(&v, ap);                                                 \
-                            v += a[m] * q;                                                    \
-                            memcpy(ap, &v, sizeof v);                                         \
-                        }                                                                     \
-                    }                                                                         \
-                }                                                                             \
-            }                                                                                 \
-        }                                                                                     \
-    }                                                                                         \
-    static void qt_mm_n_small_##S(void *vc, int64_t u0, int64_t u1) {                         \
-        const qt_mm_ctx *c = vc;                                                              \
-        if (c->M == 1) {                                                                      \
-            QT_SWITCH_BITS(c->bits, QT_MM_N1_CASE_##S)                                        \
-        } else {                                                                              \
-            QT_SWITCH_BITS(c->bits, QT_MM_N_CASE_##S)                                         \
-        }                                                                                     \
-    }                                                                                         \
-    /* units are (matrix, row m, block of 256 columns): out = sum over parts */               \
-    static void qt_mm_n_reduce_##S(void *vc, int64_t u0, int64_t u1) {                        \
-        const qt_mm_ctx *c = vc;                                                              \
-        const int M = c->M, N = c->N, G = c->G, gs = c->gs, P = c->parts;                     \
-        const int nblk = (N + 255) / 256;                                                     \
-        for (int64_t u = u0; u < u1; u++) {                                                   \
-            int64_t bm = u / nblk; /* matrix * M + row */                                     \
-            int n0 = (int)(u % nblk) * 256, n1 = n0 + 256 < N ? n0 + 256 : N;                 \
-            int64_t bi = bm / M;                                                              \
-            int m = (int)(bm % M);                                                            \
-            T *o = (T *)c->out + bm * (int64_t)N;                                             \
-            for (int n = n0; n < n1; n++) {                                                   \
-                float v = 0.0f;                                                               \
-                for (int p = 0; p < P; p++) {                                                 \
-                    const float *part = c->partial + (bi * P + p) * c->part_floats;           \
-                    v += part[(int64_t)m * N + n] +                                           \
-                         part[(int64_t)M * N + (int64_t)m * G + n / gs];                      \
-                }                                                                             \
-                o[n] = ST(v);                                                                 \
-            }                                                                                 \
-        }                                                                                     \
-    }                                                                                         \
-                                                                                              \
-    /* transpose panel: rows n0 + [r0, r1) of w matrix c->mat as float32 [nb, K] */           \
-    static void qt_panel_t_##S(void *vc, int64_t r0, int64_t r1) {                            \
-        const qt_mm_ctx *c = vc;                                                              \
-        const int K = c->K, gs = c->gs, bits = c->bits, G = c->G, gbytes = gs * bits / 8;     \
-        for (int64_t r = r0; r < r1; r++) {                                                   \
-            int64_t n = c->n0 + r;                                                            \
-            const uint8_t *wr = c->w + c->mat * c->w_mat + n * c->w_row;                      \
-            const T *sr = (const T *)c->s + c->mat * c->s_mat + n * G;                        \
-            const T *br = (const T *)c->b + c->mat * c->s_mat + n * G;                        \
-            float *o = c->panel + r * K;                                                      \
-            for (int g = 0; g < G; g++) {                                                     \
-                float *og = o + (int64_t)g * gs;                                              \
-                qt_unpack(wr + (int64_t)g * gbytes, bits, gs, og);                            \
-                float s = LD(sr[g]), b = LD(br[g]);                                           \
-                for (int j = 0; j < gs; j++) og[j] = og[j] * s + b;                           \
-            }                                                                                 \
-        }                                                                                     \
-    }                                                                                         \
-                                                                                              \
-    /* no-transpose panel: columns [n0, n0 + nb) of rows [k0, k1) as float32 [K, nb] */       \
-    static void qt_panel_n_##S(void *vc, int64_t k0, int64_t k1) {                            \
-        const qt_mm_ctx *c = vc;                                                              \
-        const int gs = c->gs, bits = c->bits, G = c->G, gbytes = gs * bits / 8;               \
-        const int ga = c->n0 / gs, gb = (c->n0 + c->nb) / gs;                                 \
-        for (int64_t k = k0; k < k1; k++) {                                                   \
-            const uint8_t *wr = c->w + c->mat * c->w_mat + k * c->w_row;                      \
-            const T *sr = (const T *)c->s + c->mat * c->s_mat + k * G;                        \
-            const T *br = (const T *)c->b + c->mat * c->s_mat + k * G;                        \
-            float *o = c->panel + k * c->nb;                                                  \
-            for (int g = ga; g < gb; g++) {                                                   \
-                float *og = o + (int64_t)(g - ga) * gs;                                       \
-                qt_unpack(wr + (int64_t)g * gbytes, bits, gs, og);                            \
-                float s = LD(sr[g]), b = LD(br[g]);                                           \
-                for (int j = 0; j < gs; j++) og[j] = og[j] * s + b;                           \
-            }                                                                                 \
-        }                                                                                     \
-    }                                                                                         \
-                                                                                              \
-    static void qt_to_f32_##S(const void *src, float *dst, int64_t n) {                       \
-        const T *p = src;                                                                     \
-        for (int64_t i = 0; i < n; i++) dst[i] = LD(p[i]);                                    \
-    }                                                                                         \
-    static void qt_from_f32_##S(const float *src, void *dst, int64_t n) {                     \
-        T *p = dst;                                                                           \
-        for (int64_t i = 0; i < n; i++) p[i] = ST(src[i]);                                    \
-    }                                                                                         \
-                                                                                              \
-    static const qt_ops qt_ops_##S = {qt_quantize_##S,   qt_dequantize_##S, qt_mm_t_small_##S, \
-                                      qt_mm_n_small_##S, qt_mm_n_reduce_##S, qt_panel_t_##S,  \
-                                      qt_panel_n_##S,    qt_to_f32_##S,     qt_from_f32_##S};
-
-#define QT_MM_T_CASE_f32(b) qt_mm_t_body_f32(c, u0, u1, b)
-#define QT_MM_T_CASE_f16(b) qt_mm_t_body_f16(c, u0, u1, b)
-#define QT_MM_T_CASE_bf16(b) qt_mm_t_body_bf16(c, u0, u1, b)
-#define QT_MM_N_CASE_f32(b) qt_mm_n_body_f32(c, u0, u1, b, c->M)
-#define QT_MM_N_CASE_f16(b) qt_mm_n_body_f16(c, u0, u1, b, c->M)
-#define QT_MM_N_CASE_bf16(b) qt_mm_n_body_bf16(c, u0, u1, b, c->M)
-#define QT_MM_N1_CASE_f32(b) qt_mm_n_body_f32(c, u0, u1, b, 1)
-#define QT_MM_N1_CASE_f16(b) qt_mm_n_body_f16(c, u0, u1, b, 1)
-#define QT_MM_N1_CASE_bf16(b) qt_mm_n_body_bf16(c, u0, u1, b, 1)
-QT_DTYPES(QT_KERNELS)
-#undef QT_KERNELS
+#define QT_TEMPLATE_PASS
+#define QT_T float
+#define QT_SFX(name) name##_f32
+#define QT_LD qt_f32_ld
+#define QT_ST qt_f32_st
+#define QT_ROUND qt_f32_round
+#include "backend/cpu/quantized.c"
+#undef QT_T
+#undef QT_SFX
+#undef QT_LD
+#undef QT_ST
+#undef QT_ROUND
+#define QT_T lx_f16
+#define QT_SFX(name) name##_f16
+#define QT_LD lx_f16_to_f32
+#define QT_ST lx_f32_to_f16
+#define QT_ROUND qt_f16_round
+#include "backend/cpu/quantized.c"
+#undef QT_T
+#undef QT_SFX
+#undef QT_LD
+#undef QT_ST
+#undef QT_ROUND
+#define QT_T lx_bf16
+#define QT_SFX(name) name##_bf16
+#define QT_LD lx_bf16_to_f32
+#define QT_ST lx_f32_to_bf16
+#define QT_ROUND qt_bf16_round
+#include "backend/cpu/quantized.c"
+#undef QT_T
+#undef QT_SFX
+#undef QT_LD
+#undef QT_ST
+#undef QT_ROUND
+#undef QT_TEMPLATE_PASS
 
 static const qt_ops *ops_for(lx_dtype t) {
     switch (t) {
@@ -941,3 +610,366 @@ lx_status LX_CPU_KERNEL(GATHER_MM)(lx_kctx *kctx, lx_node *out) {
     }
     return LX_OK;
 }
+
+#else /* ---- template body: QT_T is the stored type, QT_SFX(name) names its functions ---- */
+
+/* MLX's rule, group by group */
+static void QT_SFX(qt_quantize)(void *vc, int64_t g0, int64_t g1) {
+    const qt_group_ctx *c = vc;
+    const QT_T *w = c->w;
+    const int gs = c->gs, bits = c->bits;
+    const float n_bins = (float)((1 << bits) - 1), eps = 1e-7f;
+    for (int64_t g = g0; g < g1; g++) {
+        const QT_T *wg = w + g * gs;
+        float w_min = INFINITY, w_max = -INFINITY;
+        for (int j = 0; j < gs; j++) { /* std::max/min: a NaN is skipped */
+            float v = QT_LD(wg[j]);
+            w_max = w_max < v ? v : w_max;
+            w_min = v < w_min ? v : w_min;
+        }
+        bool mask = fabsf(w_min) > fabsf(w_max);
+        float scale = (w_max - w_min) / n_bins;
+        scale = scale < eps ? eps : scale;
+        scale = mask ? scale : -scale;
+        float edge = mask ? w_min : w_max;
+        float q0 = rintf(edge / scale);
+        float bias = 0.0f;
+        if (q0 != 0.0f) {
+            scale = edge / q0;
+            bias = edge;
+        }
+        uint8_t *o = c->q + g * gs * bits / 8;
+        uint64_t acc = 0;
+        int nacc = 0;
+        for (int j = 0; j < gs; j++) {
+            float v = rintf((QT_LD(wg[j]) - bias) / scale);
+            v = v < 0.0f ? 0.0f : v;
+            v = n_bins < v ? n_bins : v;
+            uint32_t qv = v == v ? (uint32_t)v : 0u; /* NaN -> 0 */
+            acc |= (uint64_t)qv << nacc;
+            nacc += bits;
+            while (nacc >= 8) {
+                *o++ = (uint8_t)acc;
+                acc >>= 8;
+                nacc -= 8;
+            }
+        }
+        ((QT_T *)c->s)[g] = QT_ST(scale);
+        ((QT_T *)c->b)[g] = QT_ST(bias);
+    }
+}
+
+static void QT_SFX(qt_dequantize)(void *vc, int64_t g0, int64_t g1) {
+    const qt_group_ctx *c = vc;
+    QT_T *w = (QT_T *)c->w;
+    const int gs = c->gs, bits = c->bits;
+    float q[128] __attribute__((aligned(32)));
+    for (int64_t g = g0; g < g1; g++) {
+        qt_unpack(c->q + g * gs * bits / 8, bits, gs, q);
+        float s = QT_LD(((const QT_T *)c->s)[g]), b = QT_LD(((const QT_T *)c->b)[g]);
+        QT_T *o = w + g * gs;
+        for (int j = 0; j < gs; j++) o[j] = QT_ST(QT_ROUND(q[j] * s) + b);
+    }
+}
+
+/* transpose, small M: MB (1, 2 or 4, a constant) rows of x against packed row wr; each
+ * chunk of 8 values is unpacked once into registers and used for every row */
+static inline __attribute__((always_inline)) void QT_SFX(qt_t_rows)(
+    const qt_mm_ctx *c, const uint8_t *wr, const QT_T *sr, const QT_T *br, const float *x,
+    const float *xs, QT_T *o, const int bits, const int MB) {
+    const int K = c->K, G = c->G, gs = c->gs, N = c->N;
+    const int gbytes = gs * bits / 8, chunks = gs / 8;
+    qt_f32x8 acc[4] = {{0}};
+    float bacc[4] = {0};
+    for (int g = 0; g < G; g++) {
+        const uint8_t *wg = wr + (int64_t)g * gbytes;
+        const float *xg = x + (int64_t)g * gs;
+        qt_f32x8 d[4] = {{0}}, e[4] = {{0}}; /* two chains per row */
+        for (int i = 0; i < chunks; i += 2) {
+            qt_f32x8 q0, q1;
+            qt_chunk(&q0, wg, bits, i);
+            qt_chunk(&q1, wg, bits, i + 1);
+            for (int m = 0; m < MB; m++) {
+                qt_f32x8 x0, x1;
+                qt_load8(&x0, xg + (int64_t)m * K + 8 * i);
+                qt_load8(&x1, xg + (int64_t)m * K + 8 * i + 8);
+                d[m] += q0 * x0;
+                e[m] += q1 * x1;
+            }
+        }
+        float s = QT_LD(sr[g]), b = QT_LD(br[g]);
+        for (int m = 0; m < MB; m++) {
+            acc[m] += s * (d[m] + e[m]);
+            bacc[m] += b * xs[(int64_t)m * G + g];
+        }
+    }
+    for (int m = 0; m < MB; m++) o[(int64_t)m * N] = QT_ST(qt_hsum(&acc[m]) + bacc[m]);
+}
+/* transpose, M = 1, 4 or 8 bits: four packed rows (outputs o[0..3]) against x, runs of
+ * 16 values. 4 bits: byte j of a run's 8 holds values 2j (low nibble) and 2j+1 (high),
+ * so the bytes zero-extended to 32 bits give the even values by a mask and the odd ones
+ * by a shift, against x reordered evens-then-odds (xp): 2 integer ops and 2 conversions
+ * per 16 weights, where qt_chunk takes a broadcast, a variable shift, a mask and a
+ * conversion per 8. 8 bits: a zero-extension and a conversion per 8. */
+#if QT_NIBBLES
+static inline __attribute__((always_inline)) void QT_SFX(qt_t_quad)(
+    const qt_mm_ctx *c, const uint8_t *wr, const QT_T *sr, const QT_T *br, const float *xp,
+    const float *xs, QT_T *o, const int bits) {
+    const int G = c->G, gs = c->gs, gbytes = gs * bits / 8;
+    const int64_t wrow = c->w_row;
+    const __m256i low4 = _mm256_set1_epi32(15);
+    __m256 acc[4];
+    float bacc[4] = {0};
+    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+    for (int g = 0; g < G; g++) {
+        const float *xg = xp + (int64_t)g * gs;
+        const uint8_t *wg = wr + (int64_t)g * gbytes;
+        __m256 d[4], e[4];
+        for (int r = 0; r < 4; r++) d[r] = e[r] = _mm256_setzero_ps();
+        for (int i = 0; i < gs; i += 16) {
+            __m256 xe = _mm256_loadu_ps(xg + i), xo = _mm256_loadu_ps(xg + i + 8);
+            for (int r = 0; r < 4; r++) {
+                const uint8_t *p = wg + r * wrow + i * bits / 8;
+                __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+                if (bits == 4) { /* xe, xo: the even and the odd values of the run */
+                    d[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, low4)),
+                                           xe, d[r]);
+                    e[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)),
+                                           xo, e[r]);
+                } else { /* 8 bits: one byte per value, x in order */
+                    __m256i v2 = _mm256_cvtepu8_epi32(
+                        _mm_loadl_epi64((const __m128i *)(p + 8)));
+                    d[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), xe, d[r]);
+                    e[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v2), xo, e[r]);
+                }
+            }
+        }
+        float xsg = xs[g];
+        for (int r = 0; r < 4; r++) {
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(QT_LD(sr[(int64_t)r * G + g])),
+                                     _mm256_add_ps(d[r], e[r]), acc[r]);
+            bacc[r] += QT_LD(br[(int64_t)r * G + g]) * xsg;
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        qt_f32x8 a;
+        memcpy(&a, &acc[r], sizeof a);
+        o[r] = QT_ST(qt_hsum(&a) + bacc[r]);
+    }
+}
+#endif
+/* transpose, M = 1: two packed rows (outputs o[0], o[1]) share the loads of x */
+static inline __attribute__((always_inline)) void QT_SFX(qt_t_pair)(
+    const qt_mm_ctx *c, const uint8_t *wr, const QT_T *sr, const QT_T *br, const float *x,
+    const float *xs, QT_T *o, const int bits) {
+    const int G = c->G, gs = c->gs;
+    const int gbytes = gs * bits / 8, chunks = gs / 8;
+    const int64_t wrow = c->w_row;
+    qt_f32x8 acc0 = {0}, acc1 = {0};
+    float bacc0 = 0.0f, bacc1 = 0.0f;
+    for (int g = 0; g < G; g++) {
+        const uint8_t *wg = wr + (int64_t)g * gbytes;
+        const float *xg = x + (int64_t)g * gs;
+        qt_f32x8 d0 = {0}, d1 = {0}, e0 = {0}, e1 = {0};
+        for (int i = 0; i < chunks; i += 2) {
+            qt_f32x8 x0, x1, q0, q1, r0, r1;
+            qt_load8(&x0, xg + 8 * i);
+            qt_load8(&x1, xg + 8 * i + 8);
+            qt_chunk(&q0, wg, bits, i);
+            qt_chunk(&q1, wg, bits, i + 1);
+            qt_chunk(&r0, wg + wrow, bits, i);
+            qt_chunk(&r1, wg + wrow, bits, i + 1);
+            d0 += q0 * x0;
+            d1 += q1 * x1;
+            e0 += r0 * x0;
+            e1 += r1 * x1;
+        }
+        float xsg = xs[g];
+        acc0 += QT_LD(sr[g]) * (d0 + d1);
+        acc1 += QT_LD(sr[G + g]) * (e0 + e1);
+        bacc0 += QT_LD(br[g]) * xsg;
+        bacc1 += QT_LD(br[G + g]) * xsg;
+    }
+    o[0] = QT_ST(qt_hsum(&acc0) + bacc0);
+    o[1] = QT_ST(qt_hsum(&acc1) + bacc1);
+}
+/* transpose, small M: units are (matrix, output column n) */
+static inline __attribute__((always_inline)) void QT_SFX(qt_mm_t_body)(
+    const qt_mm_ctx *c, int64_t u0, int64_t u1, const int bits) {
+    const int M = c->M, N = c->N, K = c->K, G = c->G;
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t bi = u / N;
+        int n = (int)(u % N);
+        int64_t wm = c->wb[bi], xm = c->xb[bi];
+        const uint8_t *wr = c->w + wm * c->w_mat + n * c->w_row;
+        const QT_T *sr = (const QT_T *)c->s + wm * c->s_mat + (int64_t)n * G;
+        const QT_T *br = (const QT_T *)c->b + wm * c->s_mat + (int64_t)n * G;
+        const float *x = c->x + xm * M * (int64_t)K;
+        const float *xs = c->xsum + xm * M * (int64_t)G;
+        QT_T *o = (QT_T *)c->out + bi * M * (int64_t)N + n;
+#if QT_NIBBLES
+        if (c->xp && n + 3 < N && u + 3 < u1) {
+            QT_SFX(qt_t_quad)(c, wr, sr, br, c->xp + xm * (int64_t)K, xs, o, bits);
+            u += 3;
+            continue;
+        }
+#endif
+        if (M == 1 && n + 1 < N && u + 1 < u1) { /* two columns of the same matrix */
+            QT_SFX(qt_t_pair)(c, wr, sr, br, x, xs, o, bits);
+            u++;
+            continue;
+        }
+        int m = 0;
+        for (; m + 4 <= M; m += 4)
+            QT_SFX(qt_t_rows)(c, wr, sr, br, x + (int64_t)m * K, xs + (int64_t)m * G,
+                          o + (int64_t)m * N, bits, 4);
+        if (m + 2 <= M) {
+            QT_SFX(qt_t_rows)(c, wr, sr, br, x + (int64_t)m * K, xs + (int64_t)m * G,
+                          o + (int64_t)m * N, bits, 2);
+            m += 2;
+        }
+        if (m < M)
+            QT_SFX(qt_t_rows)(c, wr, sr, br, x + (int64_t)m * K, xs + (int64_t)m * G,
+                          o + (int64_t)m * N, bits, 1);
+    }
+}
+static void QT_SFX(qt_mm_t_small)(void *vc, int64_t u0, int64_t u1) {
+    const qt_mm_ctx *c = vc;
+#define QT_CASE(b) QT_SFX(qt_mm_t_body)(c, u0, u1, b)
+    QT_SWITCH_BITS(c->bits, QT_CASE)
+#undef QT_CASE
+}
+
+/* no transpose, M <= QMM_SMALL_M: units are (matrix, part of the K rows); a unit streams
+ * its rows front to back into float32 partial sums (M x N, plus M x G bias sums:
+ * sum_k x_k*(s*q + b) = sum_k (x_k*s)*q + sum_k x_k*b), added up by qt_mm_n_reduce */
+static inline __attribute__((always_inline)) void QT_SFX(qt_mm_n_body)(
+    const qt_mm_ctx *c, int64_t u0, int64_t u1, const int bits, const int MB) {
+    const int N = c->N, K = c->K, gs = c->gs, G = c->G, P = c->parts;
+    const int gbytes = gs * bits / 8, chunks = gs / 8;
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t bi = u / P;
+        int p = (int)(u % P);
+        int k0 = (int)((int64_t)K * p / P), k1 = (int)((int64_t)K * (p + 1) / P);
+        int64_t wm = c->wb[bi];
+        const float *x = c->x + c->xb[bi] * c->M * (int64_t)K;
+        float *acc = c->partial + u * c->part_floats, *bsum = acc + (int64_t)c->M * N;
+        memset(acc, 0, sizeof(float) * (size_t)c->part_floats);
+        for (int k = k0; k < k1; k++) {
+            const uint8_t *wr = c->w + wm * c->w_mat + k * c->w_row;
+            const QT_T *sr = (const QT_T *)c->s + wm * c->s_mat + (int64_t)k * G;
+            const QT_T *br = (const QT_T *)c->b + wm * c->s_mat + (int64_t)k * G;
+            float xk[QMM_SMALL_M];
+            for (int m = 0; m < MB; m++) xk[m] = x[(int64_t)m * K + k];
+            for (int g = 0; g < G; g++) {
+                const uint8_t *wg = wr + (int64_t)g * gbytes;
+                float s = QT_LD(sr[g]), b = QT_LD(br[g]), a[QMM_SMALL_M];
+                for (int m = 0; m < MB; m++) {
+                    a[m] = xk[m] * s;
+                    bsum[(int64_t)m * G + g] += xk[m] * b;
+                }
+                float *ag = acc + (int64_t)g * gs;
+                for (int i = 0; i < chunks; i++) {
+                    qt_f32x8 q;
+                    qt_chunk(&q, wg, bits, i);
+                    for (int m = 0; m < MB; m++) {
+                        float *ap = ag + (int64_t)m * N + 8 * i;
+                        qt_f32x8 v;
+                        qt_load8(&v, ap);
+                        v += a[m] * q;
+                        memcpy(ap, &v, sizeof v);
+                    }
+                }
+            }
+        }
+    }
+}
+static void QT_SFX(qt_mm_n_small)(void *vc, int64_t u0, int64_t u1) {
+    const qt_mm_ctx *c = vc;
+    if (c->M == 1) {
+#define QT_CASE(b) QT_SFX(qt_mm_n_body)(c, u0, u1, b, 1)
+        QT_SWITCH_BITS(c->bits, QT_CASE)
+#undef QT_CASE
+    } else {
+#define QT_CASE(b) QT_SFX(qt_mm_n_body)(c, u0, u1, b, c->M)
+        QT_SWITCH_BITS(c->bits, QT_CASE)
+#undef QT_CASE
+    }
+}
+/* units are (matrix, row m, block of 256 columns): out = sum over parts */
+static void QT_SFX(qt_mm_n_reduce)(void *vc, int64_t u0, int64_t u1) {
+    const qt_mm_ctx *c = vc;
+    const int M = c->M, N = c->N, G = c->G, gs = c->gs, P = c->parts;
+    const int nblk = (N + 255) / 256;
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t bm = u / nblk; /* matrix * M + row */
+        int n0 = (int)(u % nblk) * 256, n1 = n0 + 256 < N ? n0 + 256 : N;
+        int64_t bi = bm / M;
+        int m = (int)(bm % M);
+        QT_T *o = (QT_T *)c->out + bm * (int64_t)N;
+        for (int n = n0; n < n1; n++) {
+            float v = 0.0f;
+            for (int p = 0; p < P; p++) {
+                const float *part = c->partial + (bi * P + p) * c->part_floats;
+                v += part[(int64_t)m * N + n] +
+                     part[(int64_t)M * N + (int64_t)m * G + n / gs];
+            }
+            o[n] = QT_ST(v);
+        }
+    }
+}
+
+/* transpose panel: rows n0 + [r0, r1) of w matrix c->mat as float32 [nb, K] */
+static void QT_SFX(qt_panel_t)(void *vc, int64_t r0, int64_t r1) {
+    const qt_mm_ctx *c = vc;
+    const int K = c->K, gs = c->gs, bits = c->bits, G = c->G, gbytes = gs * bits / 8;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t n = c->n0 + r;
+        const uint8_t *wr = c->w + c->mat * c->w_mat + n * c->w_row;
+        const QT_T *sr = (const QT_T *)c->s + c->mat * c->s_mat + n * G;
+        const QT_T *br = (const QT_T *)c->b + c->mat * c->s_mat + n * G;
+        float *o = c->panel + r * K;
+        for (int g = 0; g < G; g++) {
+            float *og = o + (int64_t)g * gs;
+            qt_unpack(wr + (int64_t)g * gbytes, bits, gs, og);
+            float s = QT_LD(sr[g]), b = QT_LD(br[g]);
+            for (int j = 0; j < gs; j++) og[j] = og[j] * s + b;
+        }
+    }
+}
+
+/* no-transpose panel: columns [n0, n0 + nb) of rows [k0, k1) as float32 [K, nb] */
+static void QT_SFX(qt_panel_n)(void *vc, int64_t k0, int64_t k1) {
+    const qt_mm_ctx *c = vc;
+    const int gs = c->gs, bits = c->bits, G = c->G, gbytes = gs * bits / 8;
+    const int ga = c->n0 / gs, gb = (c->n0 + c->nb) / gs;
+    for (int64_t k = k0; k < k1; k++) {
+        const uint8_t *wr = c->w + c->mat * c->w_mat + k * c->w_row;
+        const QT_T *sr = (const QT_T *)c->s + c->mat * c->s_mat + k * G;
+        const QT_T *br = (const QT_T *)c->b + c->mat * c->s_mat + k * G;
+        float *o = c->panel + k * c->nb;
+        for (int g = ga; g < gb; g++) {
+            float *og = o + (int64_t)(g - ga) * gs;
+            qt_unpack(wr + (int64_t)g * gbytes, bits, gs, og);
+            float s = QT_LD(sr[g]), b = QT_LD(br[g]);
+            for (int j = 0; j < gs; j++) og[j] = og[j] * s + b;
+        }
+    }
+}
+
+static void QT_SFX(qt_to_f32)(const void *src, float *dst, int64_t n) {
+    const QT_T *p = src;
+    for (int64_t i = 0; i < n; i++) dst[i] = QT_LD(p[i]);
+}
+static void QT_SFX(qt_from_f32)(const float *src, void *dst, int64_t n) {
+    QT_T *p = dst;
+    for (int64_t i = 0; i < n; i++) p[i] = QT_ST(src[i]);
+}
+
+static const qt_ops QT_SFX(qt_ops) = {
+    QT_SFX(qt_quantize), QT_SFX(qt_dequantize), QT_SFX(qt_mm_t_small),
+    QT_SFX(qt_mm_n_small), QT_SFX(qt_mm_n_reduce), QT_SFX(qt_panel_t),
+    QT_SFX(qt_panel_n), QT_SFX(qt_to_f32), QT_SFX(qt_from_f32)};
+
+
+#endif
