@@ -1089,13 +1089,14 @@ lx_status lx_prim_check(const char *who, int prim, int dtype, const int32_t *sha
     }
     if (params_size) memcpy(pbuf, params, params_size);
     lx_prim_meta out = {.dtype = dtype, .ndim = ndim};
-    memcpy(out.shape, shape, sizeof(int32_t) * (size_t)ndim);
+    /* a scalar's shape may be NULL: memcpy/memcmp with NULL are undefined even for 0 bytes */
+    if (ndim) memcpy(out.shape, shape, sizeof(int32_t) * (size_t)ndim);
     lx_status st = pi->rule(who, in, n_inputs, params_size ? pbuf : NULL, (uint32_t)params_size, &out);
     if (st == LX_OK && params_size && memcmp(pbuf, params, params_size) != 0)
         st = lx_set_error(LX_E_INTERNAL, "%s: built %s with params that its rule rewrites for "
                           "these inputs (shape-dependent params out of date)", who, pi->name);
     if (st == LX_OK && (out.dtype != dtype || out.ndim != ndim ||
-                        memcmp(out.shape, shape, sizeof(int32_t) * (size_t)ndim) != 0)) {
+                        (ndim && memcmp(out.shape, shape, sizeof(int32_t) * (size_t)ndim) != 0))) {
         char a[96], b[96];
         st = lx_set_error(LX_E_INTERNAL, "%s: built %s as %s %s; its rule gives %s %s", who,
                           pi->name, dname(dtype), shape_text(shape, ndim, a, sizeof a),
