@@ -68,7 +68,7 @@ void jj_arena_free(jj_arena *a) {
 bool jj_buf_add(jj_buf *b, const char *s, size_t n) {
     if (b->oom) return false;
     if (n > JJ_MAX_STRING || b->n > JJ_MAX_STRING - n) {
-        b->oom = true;
+        b->oom = b->too_long = true;
         return false;
     }
     if (b->n + n + 1 > b->cap) {

@@ -251,7 +251,7 @@ static jv *replace(jj_ctx *c, const jv *s, const jv *old, const jv *rep, int64_t
             done++;
         }
     }
-    jv *r = ok ? jv_str(c, b.p ? b.p : "", b.n) : jj_fail(c, NULL, "string longer than %zu bytes or out of memory", JJ_MAX_STRING);
+    jv *r = ok ? jv_str(c, b.p ? b.p : "", b.n) : jj_buf_fail(c, &b, NULL, "string");
     jj_buf_free(&b);
     return r;
 }
@@ -314,7 +314,7 @@ static jv *str_join(jj_ctx *c, const jv *sep, jv *items, bool strict, const jj_n
         if (i) ok = jj_buf_add(&b, sep->u.s.p, sep->u.s.n);
         ok = ok && jv_to_str(c, x, &b);
     }
-    jv *r = ok ? jv_str(c, b.p ? b.p : "", b.n) : c->failed ? NULL : jj_fail(c, at, "string longer than %zu bytes", JJ_MAX_STRING);
+    jv *r = ok ? jv_str(c, b.p ? b.p : "", b.n) : c->failed ? NULL : jj_buf_fail(c, &b, at, "string");
     jj_buf_free(&b);
     return r;
 }
@@ -353,7 +353,7 @@ static jv *str_format(jj_ctx *c, const jv *s, const jj_args *a, const jj_node *a
     return r;
 oom:
     jj_buf_free(&b);
-    return jj_fail(c, at, "string longer than %zu bytes or out of memory", JJ_MAX_STRING);
+    return jj_buf_fail(c, &b, at, "string");
 }
 
 static jv *items_of(jj_ctx *c, jv *d, const jj_node *at) {

@@ -33,6 +33,11 @@ void *jj_fail(jj_ctx *c, const jj_node *at, const char *fmt, ...) {
     return NULL;
 }
 
+void *jj_buf_fail(jj_ctx *c, const jj_buf *b, const jj_node *at, const char *what) {
+    if (!b->too_long) return jj_oom(c);
+    return jj_fail(c, at, "%s longer than %zu bytes", what, JJ_MAX_STRING);
+}
+
 void *jj_oom(jj_ctx *c) {
     if (c->failed) return NULL;
     c->failed = true;
@@ -726,7 +731,7 @@ static jv *capture(jj_ctx *c, jj_frame *f, const jj_node *body) {
     }
     if (b.oom) {
         jj_buf_free(&b);
-        return jj_fail(c, body, "output longer than %zu bytes or out of memory", JJ_MAX_STRING);
+        return jj_buf_fail(c, &b, body, "output");
     }
     jv *v = jv_str(c, b.p ? b.p : "", b.n);
     jj_buf_free(&b);
@@ -935,7 +940,7 @@ static char *render(const lx_jinja *t, const cJSON *context, bool have_now, int6
         int r = exec(&c, c.root, t->root);
         if (r == X_BREAK || r == X_CONTINUE) jj_fail(&c, t->root, "'break' or 'continue' outside a loop");
     }
-    if (!c.failed && out.oom) jj_fail(&c, t->root, "output longer than %zu bytes or out of memory", JJ_MAX_STRING);
+    if (!c.failed && out.oom) jj_buf_fail(&c, &out, t->root, "output");
     if (!c.failed) {
         result = out.p ? out.p : calloc(1, 1);
         if (!result) jj_oom(&c);

@@ -39,6 +39,7 @@ typedef struct {
     char *p;
     size_t n, cap;
     bool oom;  /* an append failed or passed JJ_MAX_STRING */
+    bool too_long; /* it passed JJ_MAX_STRING (else memory ran out) */
 } jj_buf;
 bool jj_buf_add(jj_buf *b, const char *s, size_t n);
 static inline bool jj_buf_adds(jj_buf *b, const char *s) {
@@ -217,6 +218,9 @@ struct jj_ctx {
 void *jj_fail(jj_ctx *c, const jj_node *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void *jj_oom(jj_ctx *c);
+/* The error of a failed jj_buf: LX_E_OOM when memory ran out, the template's LX_E_FORMAT
+ * "<what> longer than JJ_MAX_STRING bytes" when it passed the limit. NULL. */
+void *jj_buf_fail(jj_ctx *c, const jj_buf *b, const jj_node *at, const char *what);
 
 /* ---- builtins (jinja_builtins.c) ---- */
 typedef struct {

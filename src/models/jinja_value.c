@@ -438,7 +438,7 @@ static bool to_str(jj_ctx *c, const jv *v, jj_buf *b, bool repr, int depth) {
 }
 
 static bool buf_ok(jj_ctx *c, jj_buf *b, bool ok) {
-    if (!ok && b->oom && !c->failed) jj_fail(c, NULL, "string longer than %zu bytes or out of memory", JJ_MAX_STRING);
+    if (!ok && b->oom && !c->failed) jj_buf_fail(c, b, NULL, "string");
     return ok;
 }
 
