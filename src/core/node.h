@@ -52,6 +52,7 @@ typedef struct lx_node {
     const char *site_file;        /* LX_DEBUG: where it was made */
     int site_line;
     struct lx_node *next_free;    /* pool link; also used by iterative traversals */
+    _Atomic uint64_t tape_seq;    /* eval.c: the tape that claimed it (read while SCHEDULED) */
 } lx_node;
 
 /* A new LAZY node with one reference, or NULL with the thread error set. Shapes must have been

@@ -141,7 +141,12 @@ static void eval_thread_exit(void *unused) {
     }
 }
 
-static bool claim(lx_node *n) {
+/* Claims a LAZY node for tape `seq`. Claims are made under sched_lock only, so no one else
+ * moves a LAZY node to SCHEDULED between the check and the CAS: tape_seq is written first, and
+ * a waiter that sees the node SCHEDULED (acquire) sees which tape claimed it. */
+static bool claim(lx_node *n, uint64_t seq) {
+    if (atomic_load_explicit(&n->state, memory_order_acquire) != LX_NODE_LAZY) return false;
+    atomic_store_explicit(&n->tape_seq, seq, memory_order_relaxed);
     uint8_t expect = LX_NODE_LAZY;
     return atomic_compare_exchange_strong_explicit(&n->state, &expect, LX_NODE_SCHEDULED,
                                                    memory_order_acq_rel, memory_order_acquire);
@@ -187,7 +192,7 @@ static lx_tape *schedule(lx_node *const *outs, int n_outs, lx_status *st) {
     pthread_mutex_lock(&sched_lock);
     t->seq = next_seq++;
     for (int o = 0; o < n_outs && ok; o++) {
-        if (!outs[o] || !claim(outs[o])) continue;
+        if (!outs[o] || !claim(outs[o], t->seq)) continue;
         /* a node claimed but neither on the stack nor on the tape would stay SCHEDULED and
          * its waiters would wait forever: un-claim it when its push fails */
         if (!(ok = stack_push(&depth, outs[o])))
@@ -196,7 +201,7 @@ static lx_tape *schedule(lx_node *const *outs, int n_outs, lx_status *st) {
             dfs_frame *f = &tl_stack[depth - 1];
             if (f->next < f->node->n_inputs) {
                 lx_node *in = f->node->inputs[f->next++];
-                if (claim(in) && !(ok = stack_push(&depth, in)))
+                if (claim(in, t->seq) && !(ok = stack_push(&depth, in)))
                     atomic_store_explicit(&in->state, LX_NODE_LAZY, memory_order_release);
             } else if ((ok = tape_push(t, &cap, f->node))) {
                 depth--; /* else it stays on the stack, un-claimed below */
@@ -245,10 +250,17 @@ static lx_status wait_outputs(lx_node *const *nodes, int n, lx_status st, const 
     return st;
 }
 
+/* Tapes are ordered and a tape waits only for nodes of earlier tapes. A node an earlier tape
+ * failed goes back to LAZY and may be claimed again by a later tape before a waiter of this
+ * tape wakes: that claim is not waited for (the input has failed, and the later tape may be
+ * waiting for this one's nodes: a deadlock). */
 void lx_wait_node(lx_node *n) {
     if (lx_node_state_of(n) != LX_NODE_SCHEDULED) return;
+    uint64_t mine = tl_exec_seq;
     pthread_mutex_lock(&ready_lock);
-    while (lx_node_state_of(n) == LX_NODE_SCHEDULED) pthread_cond_wait(&ready_cond, &ready_lock);
+    while (lx_node_state_of(n) == LX_NODE_SCHEDULED &&
+           !(mine && atomic_load_explicit(&n->tape_seq, memory_order_relaxed) > mine))
+        pthread_cond_wait(&ready_cond, &ready_lock);
     pthread_mutex_unlock(&ready_lock);
 }
 
