@@ -114,7 +114,7 @@ typedef struct {
     pthread_t worker;
     /* counters */
     _Atomic uint64_t kernels_queued, kernels_run, kernels_refused, copies_to_host,
-        copies_from_host, copies, memsets, live_events, events_recorded;
+        copies_from_host, copies, memsets, live_events, events_recorded, su_in_place, su_copied;
     _Atomic uint64_t by_prim[LX_PRIM_COUNT];
     /* violations */
     pthread_mutex_t v_lock;
@@ -1021,6 +1021,7 @@ static void run_copy(const job *j) {
 static void run_slice_update(const job *j) {
     size_t es = dsize(j->out_dtype);
     int nd = j->ndim;
+    atomic_fetch_add(j->out == j->in[0] ? &G.su_in_place : &G.su_copied, 1);
     if (j->out != j->in[0]) { /* a, in its own strides, into the row-contiguous output */
         int64_t idx[LX_MAX_NDIM] = {0};
         for (int64_t i = 0; i < j->size; i++) {
@@ -1173,6 +1174,8 @@ LX_API void lx_stub_get_stats(lx_stub_stats *out) {
     out->memsets = atomic_load(&G.memsets);
     out->live_events = atomic_load(&G.live_events);
     out->events_recorded = atomic_load(&G.events_recorded);
+    out->slice_updates_in_place = atomic_load(&G.su_in_place);
+    out->slice_updates_copied = atomic_load(&G.su_copied);
     pthread_mutex_lock(&G.reg_lock);
     out->imports = G.imports;
     out->releases = G.releases;

@@ -22,6 +22,8 @@ typedef struct lx_stub_stats {
     uint64_t live_imports;
     uint64_t live_events;       /* recorded and not freed */
     uint64_t events_recorded;
+    uint64_t slice_updates_in_place; /* SLICE_UPDATE run over a donated input (no copy of a) */
+    uint64_t slice_updates_copied;   /* ... that copied a into a fresh output first */
     uint64_t free_size_mismatches; /* free(nbytes) other than the block's alloc size */
     uint64_t violations;        /* contract violations caught (message below) */
     char first_violation[512];
