@@ -3,11 +3,10 @@
  *
  * Iteration. A kernel's output is row-contiguous; its inputs may be strided, broadcast (stride
  * 0), transposed or sliced, at an offset. lx_iter_init describes the loop over the output's
- * elements with one stride per input and dimension, after
- *   - dropping size-1 dimensions, and
- *   - merging neighbouring dimensions that every input walks contiguously (stride[i] ==
- *     stride[i+1] * shape[i+1]; the row-contiguous output always does),
- * so a plain elementwise op over row-contiguous inputs is a single 1-D row (it->contiguous).
+ * elements with one stride per input and dimension, collapsed by graph/layout.h's
+ * lx_layout_collapse (size-1 dimensions dropped, neighbours that every input walks
+ * contiguously merged), so a plain elementwise op over row-contiguous inputs is a single 1-D
+ * row (it->contiguous); it adds the CPU's choice of a tiled walk for transposed inputs.
  * lx_iter_run splits the elements into ranges on the thread pool and calls the row function
  * for each run along the innermost dimension: fn(ctx, out, in, in_strides, n) where out is
  * row-contiguous, in[k] points at the first element of input k for that run, and in_strides[k]
@@ -32,6 +31,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
+#include "graph/layout.h"
 #include "graph/values.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -115,7 +115,7 @@ LX_FOR_EACH_DTYPE(LX_DEF_CHUNK_IO_)
 /* ------------------------------------------------------------------------------------------ */
 /* Iteration                                                                                  */
 
-#define LX_ITER_MAX_IN 4
+#define LX_ITER_MAX_IN LX_LAYOUT_MAX_IN
 /* Elements per parallel task for cheap elementwise work. */
 #define LX_ITER_GRAIN 16384
 /* Tile edge (elements) for inputs read across their memory order (transposes). */
@@ -149,49 +149,11 @@ static inline void lx_iter_init(lx_iter *it, const lx_node *out, lx_node *const 
     it->size = out->size;
     it->out = (char *)lx_node_ptr(out);
     it->out_es = lx_dtype_size((lx_dtype)out->dtype);
-    int64_t st[LX_ITER_MAX_IN][LX_MAX_NDIM];
     for (int k = 0; k < nin; k++) {
-        const lx_node *x = ins[k];
-        it->in[k] = (const char *)lx_node_ptr(x);
-        it->in_es[k] = lx_dtype_size((lx_dtype)x->dtype);
-        int lead = out->ndim - x->ndim;
-        for (int d = 0; d < out->ndim; d++) {
-            int j = d - lead;
-            st[k][d] = (j < 0 || x->shape[j] != out->shape[d]) ? 0 : x->strides[j];
-        }
+        it->in[k] = (const char *)lx_node_ptr(ins[k]);
+        it->in_es[k] = lx_dtype_size((lx_dtype)ins[k]->dtype);
     }
-    /* drop size-1 dims */
-    int nd = 0;
-    for (int d = 0; d < out->ndim; d++) {
-        if (out->shape[d] == 1) continue;
-        it->shape[nd] = out->shape[d];
-        for (int k = 0; k < nin; k++) it->strides[k][nd] = st[k][d];
-        nd++;
-    }
-    if (nd == 0) { /* a single element */
-        it->shape[0] = 1;
-        for (int k = 0; k < nin; k++) it->strides[k][0] = 1;
-        nd = 1;
-    }
-    /* merge neighbours every input walks contiguously */
-    int j = 0;
-    for (int d = 1; d < nd; d++) {
-        bool merge = true;
-        for (int k = 0; k < nin && merge; k++)
-            merge = it->strides[k][j] == it->strides[k][d] * it->shape[d];
-        if (merge) {
-            it->shape[j] *= it->shape[d];
-            for (int k = 0; k < nin; k++) it->strides[k][j] = it->strides[k][d];
-        } else {
-            j++;
-            it->shape[j] = it->shape[d];
-            for (int k = 0; k < nin; k++) it->strides[k][j] = it->strides[k][d];
-        }
-    }
-    it->ndim = j + 1;
-    it->contiguous = it->ndim == 1;
-    for (int k = 0; k < nin; k++)
-        if (it->strides[k][0] != 1) it->contiguous = false;
+    it->contiguous = lx_layout_collapse(out, ins, nin, it->shape, it->strides, &it->ndim);
     /* An input that jumps more than a cache line along the last dim but is denser along the
      * one before (a transpose): walk both in tiles, so the lines it touches are reused by the
      * tile's next rows instead of being evicted before the next column comes round. */

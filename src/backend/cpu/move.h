@@ -3,9 +3,10 @@
  *
  * Pure data movement does not care what the bytes mean, only how many there are per element:
  * every dtype of lx is 1, 2, 4 or 8 bytes, so one copy routine per element size (chosen at run
- * time) serves all of them, and a strided n-d block copy is planned once (size-1 dims dropped,
- * dims that are contiguous in both source and destination merged) and then run as memcpy of
- * whole rows when the innermost dim is dense on both sides, or as a typed element loop.
+ * time) serves all of them, and a strided n-d block copy is planned once (graph/layout.h's
+ * lx_mv_plan: size-1 dims dropped, dims that are contiguous in both source and destination
+ * merged) and then run here as memcpy of whole rows when the innermost dim is dense on both
+ * sides, or as a typed element loop.
  *
  * Strides are in elements, as in lx_node. Helpers are static so each ISA variant has its own.
  */
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
+#include "graph/layout.h"
 
 /* Copies n elements of es bytes from s (stride ss elements) to d (stride ds elements). */
 #define LX_MV_COPY_N(ES)                                                                   \
@@ -72,48 +74,6 @@ static inline void lx_mv_fill(char *d, const void *v, int64_t n, size_t es) {
         memcpy(d + have * (int64_t)es, d, (size_t)m * es);
         have += m;
     }
-}
-
-/* A planned n-d block copy. dims[ndim - 1] is the innermost. */
-typedef struct {
-    int ndim;
-    size_t es;
-    int64_t shape[LX_MAX_NDIM];
-    int64_t dst[LX_MAX_NDIM], src[LX_MAX_NDIM];
-    int64_t rows; /* product of all dims but the innermost (1 if ndim <= 1) */
-    int64_t size; /* elements in all */
-} lx_mv_plan;
-
-/* Plans copying a block of `shape` between the given strides; size-1 dims are dropped and
- * adjacent dims that are contiguous on both sides are merged. */
-static inline void lx_mv_plan_make(lx_mv_plan *p, const int32_t *shape, int ndim,
-                                   const int64_t *dst_strides, const int64_t *src_strides,
-                                   size_t es) {
-    p->es = es;
-    p->ndim = 0;
-    p->size = 1;
-    for (int i = 0; i < ndim; i++) p->size *= shape[i];
-    if (p->size == 0) {
-        p->rows = 0;
-        return;
-    }
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] == 1) continue;
-        int k = p->ndim;
-        if (k > 0 && p->dst[k - 1] == dst_strides[i] * shape[i] &&
-            p->src[k - 1] == src_strides[i] * shape[i]) { /* merge into the previous dim */
-            p->shape[k - 1] *= shape[i];
-            p->dst[k - 1] = dst_strides[i];
-            p->src[k - 1] = src_strides[i];
-            continue;
-        }
-        p->shape[k] = shape[i];
-        p->dst[k] = dst_strides[i];
-        p->src[k] = src_strides[i];
-        p->ndim++;
-    }
-    p->rows = 1;
-    for (int i = 0; i + 1 < p->ndim; i++) p->rows *= p->shape[i];
 }
 
 /* Runs rows [begin, end) of the plan (a row is one run of the innermost dim). */
@@ -176,15 +136,6 @@ static inline void lx_mv_copy_block(char *dst, const int64_t *dst_strides, const
     int64_t grain = ((int64_t)1 << 16) / (row_bytes ? row_bytes : 1);
     lx_mv_job j = {&p, dst, src};
     lx_parallel_for(p.rows, grain < 1 ? 1 : grain, lx_mv_job_run, &j);
-}
-
-/* Row-major strides (elements) for a shape. */
-static inline void lx_mv_row_strides(const int32_t *shape, int ndim, int64_t *strides) {
-    int64_t s = 1;
-    for (int i = ndim - 1; i >= 0; i--) {
-        strides[i] = s;
-        s *= shape[i];
-    }
 }
 
 /* An index element of integer dtype t at p, as int64 (uint64 beyond INT64_MAX saturates). */

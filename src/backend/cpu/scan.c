@@ -16,8 +16,8 @@
  */
 #include <stdlib.h>
 
-#include "backend/cpu/axis_rows.h"
 #include "backend/cpu/cpu.h"
+#include "graph/layout.h"
 #include "graph/prims_scan.h"
 
 #define SCAN_BLOCK 256

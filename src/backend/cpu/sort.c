@@ -22,8 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/cpu/axis_rows.h"
 #include "backend/cpu/cpu.h"
+#include "graph/layout.h"
 #include "graph/prims_scan.h"
 
 /* ---- order-preserving keys -------------------------------------------------------------- */
