@@ -26,6 +26,7 @@
 #ifndef LX_BACKEND_DEVICE_H
 #define LX_BACKEND_DEVICE_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -53,6 +54,8 @@ typedef struct lx_kctx {
     lx_buffer **scratch;
     int n_scratch, cap_scratch;
     void *scratch_lock;      /* lx's, for kernels that take scratch from several threads */
+    pthread_t thread;        /* the thread running the kernel (others must not wait on memory
+                              * pressure: the evaluation they work for is what they'd wait for) */
 } lx_kctx;
 
 typedef lx_status (*lx_kernel_fn)(lx_kctx *ctx, lx_node *out);
@@ -75,6 +78,9 @@ typedef struct lx_core_api {
 struct lx_device_impl {
     uint32_t api_version;    /* LX_DEVICE_API_VERSION the device was built against */
     uint32_t size;           /* sizeof(lx_device_impl) */
+    /* The layouts the device was built with (LX_DEVICE_LAYOUT fills them): a module built
+     * against other headers is refused even if someone forgot to bump the version. */
+    uint32_t node_size, buffer_size, prim_count;
     const char *name;        /* short: "cpu", "cuda", "stub" */
     const char *description; /* for lx info: kernel variant, device name, capability (no
                               * "; ": lx_backend_info separates its parts with it) */
@@ -119,6 +125,11 @@ struct lx_device_impl {
 
     void (*shutdown)(const lx_device_impl *dev); /* at exit; may be NULL */
 };
+
+/* The first fields of every lx_device_impl initializer: version and layouts. */
+#define LX_DEVICE_LAYOUT                                                                      \
+    .api_version = LX_DEVICE_API_VERSION, .size = sizeof(lx_device_impl),                    \
+    .node_size = sizeof(lx_node), .buffer_size = sizeof(lx_buffer), .prim_count = LX_PRIM_COUNT
 
 /* A module's entry point. It checks api_version (a module refuses versions it was not built
  * for), keeps `core`, and fills devices[0 .. n) with n <= max_devices of its devices (with

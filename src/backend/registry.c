@@ -107,6 +107,13 @@ static bool device_usable(const lx_device_impl *d, char *why, size_t n) {
                  LX_DEVICE_API_VERSION);
         return false;
     }
+    if (d->node_size != sizeof(lx_node) || d->buffer_size != sizeof(lx_buffer) ||
+        d->prim_count != LX_PRIM_COUNT) {
+        snprintf(why, n, "built with other graph headers (node %u, buffer %u bytes, %u "
+                 "primitives; lx has %zu, %zu, %d)", d->node_size, d->buffer_size,
+                 d->prim_count, sizeof(lx_node), sizeof(lx_buffer), (int)LX_PRIM_COUNT);
+        return false;
+    }
     if (d->kind != LX_GPU) {
         snprintf(why, n, "serves device %d; modules may only serve the GPU", (int)d->kind);
         return false;

@@ -119,7 +119,9 @@ static void free_list(device_alloc *a, lx_buffer *list) {
     }
 }
 
-lx_buffer *lx_buffer_alloc(lx_device d, size_t nbytes) {
+lx_buffer *lx_buffer_alloc(lx_device d, size_t nbytes) { return lx_buffer_alloc_ex(d, nbytes, true); }
+
+lx_buffer *lx_buffer_alloc_ex(lx_device d, size_t nbytes, bool may_wait) {
     if ((unsigned)d > LX_GPU || !lx_allocator_registered(d)) {
         lx_set_error(LX_E_DEVICE, "allocator: no device registered for device %d", (int)d);
         return NULL;
@@ -159,7 +161,7 @@ lx_buffer *lx_buffer_alloc(lx_device d, size_t nbytes) {
         size_t active = a->active, limit = a->memory_limit;
         pthread_mutex_unlock(&a->lock);
         free_list(a, evicted);
-        if (waited || !pressure_hook) {
+        if (waited || !pressure_hook || !may_wait) {
             lx_set_error(LX_E_OOM,
                          "allocator: %zu more bytes would pass the memory limit (%zu active, "
                          "limit %zu); release arrays or raise lx_set_memory_limit",

@@ -51,6 +51,9 @@ void lx_allocator_set_pressure_hook(void (*hook)(void));
 
 /* A new buffer with one reference, or NULL with the thread error set (LX_E_OOM). */
 lx_buffer *lx_buffer_alloc(lx_device d, size_t nbytes);
+/* ... where may_wait false skips the wait for work in flight before LX_E_OOM: for threads
+ * that work for an evaluation (a kernel's pool helpers), which must not wait for it. */
+lx_buffer *lx_buffer_alloc_ex(lx_device d, size_t nbytes, bool may_wait);
 /* Wraps outside memory; release(owner) is called when the last reference goes. */
 lx_buffer *lx_buffer_wrap(lx_device d, void *ptr, size_t nbytes, void (*release)(void *owner),
                           void *owner);

@@ -387,7 +387,10 @@ lx_status lx_buffer_wait(lx_buffer *b) {
 static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void *lx_kernel_scratch(lx_kctx *ctx, size_t nbytes) {
-    lx_buffer *b = lx_buffer_alloc(ctx->dev->kind, nbytes ? nbytes : 1);
+    /* a pool helper of the kernel must not wait for work in flight: that includes the
+     * evaluation running this kernel */
+    bool own = pthread_equal(pthread_self(), ctx->thread);
+    lx_buffer *b = lx_buffer_alloc_ex(ctx->dev->kind, nbytes ? nbytes : 1, own);
     if (!b) return NULL;
     pthread_mutex_lock(&scratch_lock); /* kernels may ask from their pool's threads */
     if (ctx->n_scratch == ctx->cap_scratch) {
@@ -459,7 +462,7 @@ static void launched(const lx_device_impl *dev, lx_kctx *ctx, lx_node *n) {
 }
 
 lx_status lx_run_kernel(const lx_device_impl *dev, lx_kernel_fn k, lx_node *n) {
-    lx_kctx ctx = {.dev = dev, .cap_scratch = 4};
+    lx_kctx ctx = {.dev = dev, .cap_scratch = 4, .thread = pthread_self()};
     ctx.scratch = ctx.scratch_inline;
     lx_status st = k(&ctx, n);
     if (st == LX_OK && dev->event_record) launched(dev, &ctx, n);

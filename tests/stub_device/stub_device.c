@@ -1263,8 +1263,7 @@ LX_API int lx_device_module_init(uint32_t api_version, const lx_core_api *api,
              G.host_visible ? "host-visible" : "non-host-visible", G.opaque ? "opaque" : "host",
              atomic_load(&G.delay_us) ? " with a delay per kernel" : "");
     device = (lx_device_impl){
-        .api_version = LX_DEVICE_API_VERSION,
-        .size = sizeof(lx_device_impl),
+        LX_DEVICE_LAYOUT,
         .name = "stub",
         .description = description,
         .kind = LX_GPU,

@@ -172,8 +172,7 @@ const lx_device_impl *lx_cpu_device_select(void) {
     if (best < 0) best = 0; /* the baseline is always present and usable */
     snprintf(cpu_description, sizeof cpu_description, "%s", variants[best].description);
     cpu_device = (lx_device_impl){
-        .api_version = LX_DEVICE_API_VERSION,
-        .size = sizeof(lx_device_impl),
+        LX_DEVICE_LAYOUT,
         .name = "cpu",
         .description = cpu_description,
         .kind = LX_CPU,

@@ -1245,8 +1245,7 @@ LX_API int lx_device_module_init(uint32_t api_version, const lx_core_api *api,
                  (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0), prop.multiProcessorCount,
                  drv_s, rt_s, blas_v, blas_minor);
         c->impl = (lx_device_impl){
-            .api_version = LX_DEVICE_API_VERSION,
-            .size = sizeof(lx_device_impl),
+            LX_DEVICE_LAYOUT,
             .name = "cuda",
             .description = c->description,
             .kind = LX_GPU,
