@@ -286,7 +286,7 @@ static void test_rules_cover_ops(void) {
 
 static lx_prim_meta meta(lx_dtype t, const int32_t *s, int n) {
     lx_prim_meta m = {.dtype = t, .ndim = n};
-    memcpy(m.shape, s, sizeof(int32_t) * (size_t)n);
+    if (n > 0) memcpy(m.shape, s, sizeof(int32_t) * (size_t)n); /* a scalar's s is NULL */
     return m;
 }
 
