@@ -23,6 +23,7 @@ case "$mode" in
   # over 7 minutes on 2 cores; at -O1 the whole suite takes about 4
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=-g -O1" -DLX_SANITIZE=ON -DLX_WERROR=ON \
         -DLX_CPU_VARIANTS=OFF -DLX_BUILD_BENCH=OFF -DLX_CUDA=OFF >/dev/null
+  rm -f "$dir"/liblx-cuda.so # one an earlier configure built would still be found and loaded
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   if [ "$mode" = --fault ]; then
@@ -44,6 +45,7 @@ case "$mode" in
         "-DCMAKE_C_FLAGS=-fsanitize=thread" "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread" \
         "-DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread" "-DCMAKE_MODULE_LINKER_FLAGS=-fsanitize=thread" \
         -DLX_WERROR=ON -DLX_CPU_VARIANTS=OFF -DLX_BUILD_BENCH=OFF -DLX_CUDA=OFF >/dev/null
+  rm -f "$dir"/liblx-cuda.so
   # halt at the first report (the test then fails); tests/tsan.supp is for uninstrumented
   # libraries only
   export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
