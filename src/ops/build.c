@@ -198,7 +198,8 @@ bool lx_broadcast_shape(const char *op, const int *a, int na, const int *b, int 
 
 lx_node *lx_node_broadcast(const char *op, lx_node *x, const int *shape, int ndim) {
     if (!x) return NULL;
-    if (x->ndim == ndim && memcmp(x->shape, shape, sizeof(int) * (size_t)ndim) == 0) return x;
+    if (x->ndim == ndim && (ndim == 0 || memcmp(x->shape, shape, sizeof(int) * (size_t)ndim) == 0))
+        return x; /* a scalar's shape may be NULL */
     bool ok = ndim >= x->ndim;
     for (int i = 0; ok && i < x->ndim; i++) {
         int d = x->shape[x->ndim - 1 - i];
@@ -223,7 +224,8 @@ lx_node *lx_node_astype(const char *op, lx_node *x, lx_dtype dtype) {
 
 lx_node *lx_node_reshape(const char *op, lx_node *x, const int *shape, int ndim) {
     if (!x) return NULL;
-    if (x->ndim == ndim && memcmp(x->shape, shape, sizeof(int) * (size_t)ndim) == 0) return x;
+    if (x->ndim == ndim && (ndim == 0 || memcmp(x->shape, shape, sizeof(int) * (size_t)ndim) == 0))
+        return x; /* a scalar's shape may be NULL */
     return lx_build(op, LX_PRIM_RESHAPE, (lx_dtype)x->dtype, shape, ndim, &x, 1, NULL, 0);
 }
 
