@@ -91,12 +91,6 @@ static void disarm(void) { atomic_store(&g_fail_at, 0); }
 
 #define WRONG 1000 /* a scenario's result differs from the warm-up's */
 
-static char g_path[1024];
-static const char *fixture(const char *name) {
-    const char *root = getenv("LX_FIXTURES");
-    snprintf(g_path, sizeof g_path, "%s/%s", root ? root : "../shared/fixtures", name);
-    return g_path;
-}
 static char g_rpath[1024];
 static const char *repo_fixture(const char *name) {
     const char *root = getenv("LX_REPO");
@@ -368,12 +362,12 @@ static int check_weights(lx_weights *w, const char *name, float *ref) {
 
 static int sc_load_safetensors(void) {
     char p[1100];
-    snprintf(p, sizeof p, "%s/model.safetensors", fixture("tiny-llama-f32"));
+    snprintf(p, sizeof p, "%s/model.safetensors", t_fixture("tiny-llama-f32"));
     return check_weights(lx_load(p), "model.embed_tokens.weight", r_load[0]);
 }
 
 static int sc_load_bf16_folder(void) {
-    return check_weights(lx_load(fixture("tiny-qwen3-bf16")), "model.norm.weight", r_load[1]);
+    return check_weights(lx_load(t_fixture("tiny-qwen3-bf16")), "model.norm.weight", r_load[1]);
 }
 
 static int sc_save_load(void) {
@@ -448,7 +442,7 @@ static int check_tokenizer(lx_tokenizer *t, int slot) {
     return r;
 }
 
-static int sc_tokenizer_json(void) { return check_tokenizer(lx_tokenizer_load(fixture("tiny-llama-f32")), 0); }
+static int sc_tokenizer_json(void) { return check_tokenizer(lx_tokenizer_load(t_fixture("tiny-llama-f32")), 0); }
 static int sc_tokenizer_gguf(void) {
     return check_tokenizer(lx_tokenizer_load(repo_fixture("tiny_spm.gguf")), 1);
 }
@@ -457,7 +451,7 @@ static int sc_tokenizer_metaspace(void) {
 }
 
 static int sc_model_load(void) {
-    lx_model *m = lx_model_load(fixture("tiny-llama-f32"));
+    lx_model *m = lx_model_load(t_fixture("tiny-llama-f32"));
     if (!m) return lx_error() ? lx_error() : LX_E_INTERNAL;
     int r = lx_model_vocab_size(m) == 512 && lx_model_describe(m) ? LX_OK : WRONG;
     lx_model_free(m);
@@ -465,7 +459,7 @@ static int sc_model_load(void) {
 }
 
 static int sc_model_load_qwen3(void) {
-    lx_model *m = lx_model_load(fixture("tiny-qwen3-bf16"));
+    lx_model *m = lx_model_load(t_fixture("tiny-qwen3-bf16"));
     if (!m) return lx_error() ? lx_error() : LX_E_INTERNAL;
     lx_model_free(m);
     return LX_OK;
@@ -531,7 +525,7 @@ static bool make_chat_folder(void) {
     const char *files[3] = {"config.json", "model.safetensors", "tokenizer.json"};
     char from[1100], to[1100];
     for (int i = 0; i < 3; i++) {
-        snprintf(from, sizeof from, "%s/%s", fixture("tiny-llama-f32"), files[i]);
+        snprintf(from, sizeof from, "%s/%s", t_fixture("tiny-llama-f32"), files[i]);
         snprintf(to, sizeof to, "%s/%s", g_chat_dir, files[i]);
         if (symlink(from, to) != 0) return false;
     }
@@ -710,7 +704,7 @@ int main(int argc, char **argv) {
     const char *ao = getenv("LX_FAULT_ASYNC_ONCE");
     bool async_once = ao && *ao == '1';
     lx_set_num_threads(2);
-    g_model = lx_model_load(fixture("tiny-llama-f32"));
+    g_model = lx_model_load(t_fixture("tiny-llama-f32"));
     CHECK_MSG(g_model != NULL, "%s", lx_error_message());
     if (!g_model) return test_finish();
     bool chat = make_chat_folder();

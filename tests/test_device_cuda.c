@@ -459,49 +459,11 @@ static void test_ops(void) {
 
 /* ---- the fixture models (as tests/test_model.c, the GPU the default device) --------------- */
 
-static char g_dir[1024];
-static const char *fixture(const char *name) {
-    const char *root = getenv("LX_FIXTURES");
-    snprintf(g_dir, sizeof g_dir, "%s/%s", root ? root : "../shared/fixtures", name);
-    return g_dir;
-}
 
-typedef struct {
-    int32_t ids[1024];
-    int n;
-    float *rows;
-    size_t n_rows, cap_rows;
-} collect;
 
-static bool on_token(void *u, int32_t id, const char *text, size_t len) {
-    (void)text;
-    (void)len;
-    collect *c = u;
-    if (id >= 0 && c->n < 1024) c->ids[c->n++] = id;
-    return true;
-}
-
-static void on_logits(void *u, const float *rows, int n, int vocab) {
-    collect *c = u;
-    if (c->n_rows + (size_t)n > c->cap_rows) {
-        c->cap_rows = (c->n_rows + (size_t)n) * 2;
-        c->rows = realloc(c->rows, sizeof(float) * c->cap_rows * (size_t)vocab);
-    }
-    memcpy(c->rows + c->n_rows * (size_t)vocab, rows, sizeof(float) * (size_t)n * (size_t)vocab);
-    c->n_rows += (size_t)n;
-}
-
-static double row_rel_err(const float *a, const float *b, int n) {
-    double d = 0, m = 0;
-    for (int i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        m = fmax(m, fabs((double)b[i]));
-    }
-    return m > 0 ? d / m : d;
-}
 
 static void run_fixture(const char *name, double tol) {
-    const char *dir = fixture(name);
+    const char *dir = t_fixture(name);
     char path[1200];
     snprintf(path, sizeof path, "%s/reference.safetensors", dir);
     CHECK_OK(lx_set_default_device(LX_CPU));
@@ -530,13 +492,13 @@ static void run_fixture(const char *name, double tol) {
         int chunks[2] = {512, 7};
         for (int c = 0; c < 2; c++) {
             lx_session *s = lx_session_new(m, 0);
-            collect got = {0};
+            t_gen_collect got = {0};
             lx_gen_params p = lx_gen_params_default();
             p.max_tokens = n_output;
             p.ignore_eos = true;
             p.prefill_chunk = chunks[c];
-            p.on_token = on_token;
-            p.on_logits = on_logits;
+            p.on_token = t_on_token;
+            p.on_logits = t_on_logits;
             p.user = &got;
             lx_gen_stats st;
             double t0 = t_now_s();
@@ -558,7 +520,7 @@ static void run_fixture(const char *name, double tol) {
             double worst = 0;
             int worst_row = -1;
             for (int r = 0; r < rows && (size_t)r < got.n_rows; r++) {
-                double e = row_rel_err(got.rows + (size_t)r * vocab, logits + (size_t)r * vocab,
+                double e = t_row_rel_err(got.rows + (size_t)r * vocab, logits + (size_t)r * vocab,
                                        vocab);
                 if (isnan(e) || e > worst) {
                     worst = e;
@@ -599,11 +561,11 @@ static int greedy(lx_device dev, const char *path, const int32_t *prompt, int n_
     CHECK_MSG(m != NULL, "%s on device %d: %s", path, (int)dev, lx_error_message());
     if (!m) return 0;
     lx_session *s = lx_session_new(m, 0);
-    collect got = {0};
+    t_gen_collect got = {0};
     lx_gen_params p = lx_gen_params_default();
     p.max_tokens = max;
     p.ignore_eos = true;
-    p.on_token = on_token;
+    p.on_token = t_on_token;
     p.user = &got;
     lx_gen_stats st;
     double t0 = t_now_s();

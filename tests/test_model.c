@@ -19,13 +19,6 @@
 #include "models/kv_cache.h"
 #include "test_util.h"
 
-static char g_dir[1024];
-
-static const char *fixture(const char *name) {
-    const char *root = getenv("LX_FIXTURES");
-    snprintf(g_dir, sizeof g_dir, "%s/%s", root ? root : "../shared/fixtures", name);
-    return g_dir;
-}
 
 typedef struct {
     int32_t ids[4096];
@@ -53,12 +46,7 @@ static bool on_token(void *u, int32_t id, const char *text, size_t len) {
 static void on_logits(void *u, const float *rows, int n, int vocab) {
     collect *c = u;
     c->vocab = vocab;
-    if (c->n_rows + (size_t)n > c->cap_rows) {
-        c->cap_rows = (c->n_rows + (size_t)n) * 2;
-        c->rows = realloc(c->rows, sizeof(float) * c->cap_rows * (size_t)vocab);
-    }
-    memcpy(c->rows + c->n_rows * (size_t)vocab, rows, sizeof(float) * (size_t)n * (size_t)vocab);
-    c->n_rows += (size_t)n;
+    t_rows_append(&c->rows, &c->n_rows, &c->cap_rows, rows, n, vocab);
 }
 
 typedef struct {
@@ -89,18 +77,9 @@ static bool load_reference(const char *dir, reference *r) {
     return r->prompt && r->output && r->logits;
 }
 
-/* Largest |a - b| of a row over the row's largest |b|. */
-static double row_rel_err(const float *a, const float *b, int n) {
-    double d = 0, m = 0;
-    for (int i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        m = fmax(m, fabs((double)b[i]));
-    }
-    return m > 0 ? d / m : d;
-}
 
 static void run_fixture(const char *name, double tol) {
-    const char *dir = fixture(name);
+    const char *dir = t_fixture(name);
     reference ref;
     if (!load_reference(dir, &ref)) {
         CHECK_MSG(0, "%s: reference: %s", name, lx_error_message());
@@ -138,7 +117,7 @@ static void run_fixture(const char *name, double tol) {
         double worst = 0;
         int worst_row = -1;
         for (int r = 0; r < ref.rows && (size_t)r < got.n_rows; r++) {
-            double e = row_rel_err(got.rows + (size_t)r * ref.vocab,
+            double e = t_row_rel_err(got.rows + (size_t)r * ref.vocab,
                                    ref.logits + (size_t)r * ref.vocab, ref.vocab);
             if (e > worst) {
                 worst = e;
@@ -152,7 +131,7 @@ static void run_fixture(const char *name, double tol) {
                 for (int i = 1; i < ref.vocab; i++) if (w[i] > w[a]) a = i;
                 for (int i = 0; i < ref.vocab; i++) if (i != a && (b < 0 || w[i] > w[b])) b = i;
                 printf("    row %d err %.3g ref top %d %.4f second %d %.4f got %.4f %.4f\n", r,
-                       row_rel_err(g, w, ref.vocab), a, w[a], b, w[b], g[a], g[b]);
+                       t_row_rel_err(g, w, ref.vocab), a, w[a], b, w[b], g[a], g[b]);
             }
         printf("  %s chunk %d: largest logits error %.3g (row %d), bound %.3g\n", name,
                chunks[c], worst, worst_row, tol);
@@ -172,7 +151,7 @@ static void test_tiny_qwen3(void) { run_fixture("tiny-qwen3-bf16", 1e-4); }
 /* A second call whose prompt extends the first call's context reuses the cached prefix and
  * gives what a fresh session gives. */
 static void test_cache_reuse(void) {
-    lx_model *m = lx_model_load(fixture("tiny-llama-f32"));
+    lx_model *m = lx_model_load(t_fixture("tiny-llama-f32"));
     CHECK(m != NULL);
     if (!m) return;
     int32_t prompt[12] = {54, 489, 223, 83, 87, 281, 77, 294, 319, 89, 80, 278};
@@ -212,7 +191,7 @@ static void test_cache_reuse(void) {
 /* 600 greedy steps: the tracked count is the same after every step, and the active memory
  * grows only when the KV cache takes another step of positions. */
 static void test_memory_flat(void) {
-    lx_model *m = lx_model_load(fixture("tiny-llama-f32"));
+    lx_model *m = lx_model_load(t_fixture("tiny-llama-f32"));
     CHECK(m != NULL);
     if (!m) return;
     int32_t prompt[4] = {54, 489, 223, 83};
@@ -254,7 +233,7 @@ static void test_memory_flat(void) {
 }
 
 static void test_long_prompt(void) {
-    lx_model *m = lx_model_load(fixture("tiny-llama-f32"));
+    lx_model *m = lx_model_load(t_fixture("tiny-llama-f32"));
     CHECK(m != NULL);
     if (!m) return;
     lx_session *s = lx_session_new(m, 16);
@@ -318,7 +297,7 @@ static void expect_load_error(const char *dir, lx_status want, const char *needl
 
 static void test_bad_folders(void) {
     char src[1200], dst[1200];
-    const char *good = fixture("tiny-llama-f32");
+    const char *good = t_fixture("tiny-llama-f32");
     char good_dir[1024];
     snprintf(good_dir, sizeof good_dir, "%s", good);
     expect_load_error("/nonexistent/model", LX_E_ARG, "/nonexistent/model");
@@ -414,7 +393,7 @@ static bool quantizable(const char *name) {
 
 static void run_mlx_quantized(int bits) {
     char src[1200], dst[1200], qdir[1024], ddir[1024], name[40];
-    const char *good = fixture("tiny-llama-f32");
+    const char *good = t_fixture("tiny-llama-f32");
     char good_dir[1024];
     snprintf(good_dir, sizeof good_dir, "%s", good);
     snprintf(name, sizeof name, "mlx_q%d", bits);
@@ -517,7 +496,7 @@ static void run_mlx_quantized(int bits) {
     CHECK(got[0]->n_rows == got[1]->n_rows && got[0]->n_rows == 32);
     double worst = 0;
     for (size_t r = 0; r < got[0]->n_rows && r < got[1]->n_rows; r++)
-        worst = fmax(worst, row_rel_err(got[0]->rows + r * 512, got[1]->rows + r * 512, 512));
+        worst = fmax(worst, t_row_rel_err(got[0]->rows + r * 512, got[1]->rows + r * 512, 512));
     printf("  %d-bit: quantized vs dequantized float32 folder: largest logits error %.3g\n", bits,
            worst);
     CHECK_MSG(worst <= 1e-4, "%d-bit: logits differ by %.3g of the row's largest", bits, worst);

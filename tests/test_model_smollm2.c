@@ -64,13 +64,7 @@ static bool on_token(void *u, int32_t id, const char *text, size_t len) {
 static void on_logits(void *u, const float *rows, int n, int vocab) {
     collect *c = u;
     c->vocab = vocab;
-    if (c->n_rows + (size_t)n > c->cap_rows) {
-        c->cap_rows = (c->n_rows + (size_t)n) * 2;
-        c->rows = realloc(c->rows, sizeof(float) * c->cap_rows * (size_t)vocab);
-        if (!c->rows) abort();
-    }
-    memcpy(c->rows + c->n_rows * (size_t)vocab, rows, sizeof(float) * (size_t)n * (size_t)vocab);
-    c->n_rows += (size_t)n;
+    t_rows_append(&c->rows, &c->n_rows, &c->cap_rows, rows, n, vocab);
 }
 
 typedef struct {

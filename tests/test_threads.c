@@ -371,16 +371,9 @@ static void *tokenize_thread(void *unused) {
     return NULL;
 }
 
-static char g_path[1024];
-
-static const char *fixture(const char *name) {
-    const char *root = getenv("LX_FIXTURES");
-    snprintf(g_path, sizeof g_path, "%s/%s", root ? root : "../shared/fixtures", name);
-    return g_path;
-}
 
 static void test_shared_tokenizer(void) {
-    lx_tokenizer *t = lx_tokenizer_load(fixture("tiny-llama-f32"));
+    lx_tokenizer *t = lx_tokenizer_load(t_fixture("tiny-llama-f32"));
     CHECK_MSG(t != NULL, "%s", lx_error_message());
     if (!t) {
         lx_clear_error();
@@ -392,7 +385,7 @@ static void test_shared_tokenizer(void) {
         CHECK(g_tok.n_want[i] > 0 && g_tok.n_want[i] <= 128);
     }
     lx_tokenizer_free(t); /* again from scratch: the threads fill the piece cache at once */
-    t = lx_tokenizer_load(fixture("tiny-llama-f32"));
+    t = lx_tokenizer_load(t_fixture("tiny-llama-f32"));
     CHECK(t != NULL);
     if (!t) return;
     g_tok.tok = t;
@@ -436,7 +429,7 @@ static void *gen_thread(void *p) {
 }
 
 static void test_two_sessions(void) {
-    lx_model *m = lx_model_load(fixture("tiny-llama-f32"));
+    lx_model *m = lx_model_load(t_fixture("tiny-llama-f32"));
     CHECK_MSG(m != NULL, "%s", lx_error_message());
     if (!m) {
         lx_clear_error();

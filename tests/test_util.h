@@ -7,6 +7,7 @@
 #define LX_TEST_UTIL_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +162,59 @@ static inline const char *t_real_model(void) {
         return NULL;
     }
     return path;
+}
+
+/* A fixture folder under LX_FIXTURES (CTest sets it; else ../shared/fixtures). The result is
+ * one static buffer: valid until the next call. */
+static inline const char *t_fixture(const char *name) {
+    static char path[1024];
+    const char *root = getenv("LX_FIXTURES");
+    snprintf(path, sizeof path, "%s/%s", root ? root : "../shared/fixtures", name);
+    return path;
+}
+
+/* Largest |a - b| of a row over the row's largest |b| (|a - b| when b is all zeros). */
+static inline double t_row_rel_err(const float *a, const float *b, int n) {
+    double d = 0, m = 0;
+    for (int i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
+/* What a generation hands its callbacks, for comparing with a reference: the ids and every
+ * logits row (lx_gen_params.on_token = t_on_token, .on_logits = t_on_logits, .user = &c). */
+typedef struct {
+    int32_t ids[1024];
+    int n;
+    float *rows;
+    size_t n_rows, cap_rows;
+} t_gen_collect;
+
+static inline bool t_on_token(void *u, int32_t id, const char *text, size_t len) {
+    (void)text;
+    (void)len;
+    t_gen_collect *c = u;
+    if (id >= 0 && c->n < 1024) c->ids[c->n++] = id;
+    return true;
+}
+
+/* Appends n rows of vocab logits to *rows (grown as needed; aborts if the host is out). */
+static inline void t_rows_append(float **rows, size_t *n_rows, size_t *cap_rows,
+                                 const float *add, int n, int vocab) {
+    if (*n_rows + (size_t)n > *cap_rows) {
+        *cap_rows = (*n_rows + (size_t)n) * 2;
+        *rows = realloc(*rows, sizeof(float) * *cap_rows * (size_t)vocab);
+        if (!*rows) abort(); /* the test itself out of memory: nothing to check any more */
+    }
+    memcpy(*rows + *n_rows * (size_t)vocab, add, sizeof(float) * (size_t)n * (size_t)vocab);
+    *n_rows += (size_t)n;
+}
+
+static inline void t_on_logits(void *u, const float *rows, int n, int vocab) {
+    t_gen_collect *c = u;
+    t_rows_append(&c->rows, &c->n_rows, &c->cap_rows, rows, n, vocab);
 }
 
 #endif
