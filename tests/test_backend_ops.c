@@ -42,6 +42,7 @@
 #include "core/node.h"
 #include "graph/prims.h"
 #include "test_util.h"
+#include "test_values.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Input domains, layouts, tolerances                                                         */
@@ -820,12 +821,6 @@ static const struct {
 /* ---------------------------------------------------------------------------------------- */
 /* Shapes, values, layouts                                                                    */
 
-static size_t shape_n(const int *s, int nd) {
-    size_t n = 1;
-    for (int i = 0; i < nd; i++) n *= (size_t)s[i];
-    return n;
-}
-
 /* Shape set `set` of the case into I (false when there is no such set). */
 static bool parse_set(const bcase *c, int set, inst *I) {
     const char *p = c->shapes;
@@ -909,27 +904,6 @@ static void gen_values(const inst *I, int k, lx_dtype t, double *v, size_t n) {
             if (t_next() % 11 == 0) v[i] = SPECIAL[t_next() % (sizeof SPECIAL / sizeof *SPECIAL)];
 }
 
-static lx_array from_doubles(const double *v, const int *shape, int nd, lx_dtype t) {
-    size_t n = shape_n(shape, nd), es = lx_dtype_size(t);
-    unsigned char *buf = malloc(n * es + 1);
-    for (size_t i = 0; i < n; i++) lx_dtype_store(t, buf + i * es, v[i]);
-    lx_array a = lx_array_new(buf, shape, nd, t);
-    free(buf);
-    return a;
-}
-
-static void unravel(size_t i, const int *shape, int nd, int *idx) {
-    for (int d = nd - 1; d >= 0; d--) {
-        idx[d] = shape[d] ? (int)(i % (size_t)shape[d]) : 0;
-        if (shape[d]) i /= (size_t)shape[d];
-    }
-}
-static size_t ravel(const int *idx, const int *shape, int nd) {
-    size_t o = 0;
-    for (int d = 0; d < nd; d++) o = o * (size_t)shape[d] + (size_t)idx[d];
-    return o;
-}
-
 /* Whether `layout` means something for this shape (a view that is not the plain array). */
 static bool layout_applies(int layout, const int *shape, int nd, size_t n, bool perm_dom) {
     if (layout == L_CONTIG) return true;
@@ -955,7 +929,7 @@ static bool layout_applies(int layout, const int *shape, int nd, size_t n, bool 
  * broadcast axis in place. */
 static lx_array make_input(double *v, const int *shape, int nd, lx_dtype t, int layout,
                            bool perm_dom) {
-    size_t n = shape_n(shape, nd);
+    size_t n = shape_size(shape, nd);
     int idx[LX_MAX_NDIM], j[LX_MAX_NDIM], ps[LX_MAX_NDIM];
     switch (layout) {
     case L_PERMUTED: { /* every axis reversed in memory: lx_transpose(base) */
@@ -978,7 +952,7 @@ static lx_array make_input(double *v, const int *shape, int nd, lx_dtype t, int 
             stop[k] = ps[k];
             step[k] = 2;
         }
-        size_t pn = shape_n(ps, nd);
+        size_t pn = shape_size(ps, nd);
         double *phys = malloc((pn + 1) * sizeof(double));
         for (size_t i = 0; i < pn; i++) phys[i] = 99; /* never read */
         for (size_t i = 0; i < n; i++) {
@@ -996,7 +970,7 @@ static lx_array make_input(double *v, const int *shape, int nd, lx_dtype t, int 
             if (shape[d] > 1) cand[nc++] = d;
         int k = cand[t_int(0, nc - 1)];
         for (int d = 0; d < nd; d++) ps[d] = d == k ? 1 : shape[d];
-        size_t bn = shape_n(ps, nd);
+        size_t bn = shape_size(ps, nd);
         double *b = malloc((bn + 1) * sizeof(double));
         for (size_t i = 0; i < n; i++) {
             unravel(i, shape, nd, idx);
@@ -1052,7 +1026,7 @@ static bool plan_layouts(inst *I) {
     const bcase *c = I->c;
     bool any = I->layout == L_CONTIG;
     for (int k = 0; k < c->n_in; k++) {
-        size_t n = shape_n(I->dims[k], I->ndim[k]);
+        size_t n = shape_size(I->dims[k], I->ndim[k]);
         bool pd = c->in[k].dom == D_PERM;
         int l = L_CONTIG;
         if (I->layout != L_CONTIG && !(c->flags & F_NOLAYOUT))
@@ -1073,7 +1047,7 @@ static bool plan_layouts(inst *I) {
 static void make_inputs(const inst *I, lx_array *in) {
     t_seed(I->seed);
     for (int k = 0; k < I->c->n_in; k++) {
-        size_t n = shape_n(I->dims[k], I->ndim[k]);
+        size_t n = shape_size(I->dims[k], I->ndim[k]);
         double *v = malloc((n + 1) * sizeof(double));
         lx_dtype t = in_dtype(I, k);
         gen_values(I, k, t, v, n);
@@ -1545,9 +1519,9 @@ static void run_case(int ci, const bool *active) {
         inst I = {.c = c, .set = set};
         if (!parse_set(c, set, &I)) break;
         size_t in_elems = 0;
-        for (int k = 0; k < c->n_in; k++) in_elems += shape_n(I.dims[k], I.ndim[k]);
+        for (int k = 0; k < c->n_in; k++) in_elems += shape_size(I.dims[k], I.ndim[k]);
         bool empty = false;
-        for (int k = 0; k < c->n_in; k++) empty = empty || shape_n(I.dims[k], I.ndim[k]) == 0;
+        for (int k = 0; k < c->n_in; k++) empty = empty || shape_size(I.dims[k], I.ndim[k]) == 0;
         for (int t = 0; t < LX_DTYPE_COUNT; t++) {
             if (!(mask & DT(t))) continue;
             I.t = (lx_dtype)t;

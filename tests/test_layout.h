@@ -8,6 +8,7 @@
 
 #include "core/dtype.h"
 #include "test_util.h"
+#include "test_values.h"
 
 static bool is_float(lx_dtype t) { return lx_dtype_is_float(t); }
 
@@ -25,33 +26,6 @@ static double round_to(double v, lx_dtype t) {
     unsigned char b[8];
     lx_dtype_store(t, b, v);
     return lx_dtype_load(t, b);
-}
-
-static size_t shape_size(const int *s, int nd) {
-    size_t n = 1;
-    for (int i = 0; i < nd; i++) n *= (size_t)s[i];
-    return n;
-}
-
-static lx_array from_doubles(const double *v, const int *shape, int nd, lx_dtype t) {
-    size_t n = shape_size(shape, nd), es = lx_dtype_size(t);
-    unsigned char *buf = malloc(n * es + 1);
-    for (size_t i = 0; i < n; i++) lx_dtype_store(t, buf + i * es, v[i]);
-    lx_array a = lx_array_new(buf, shape, nd, t);
-    free(buf);
-    return a;
-}
-
-static void unravel(size_t i, const int *shape, int nd, int *idx) {
-    for (int d = nd - 1; d >= 0; d--) {
-        idx[d] = shape[d] ? (int)(i % (size_t)shape[d]) : 0;
-        if (shape[d]) i /= (size_t)shape[d];
-    }
-}
-static size_t ravel(const int *idx, const int *shape, int nd) {
-    size_t o = 0;
-    for (int d = 0; d < nd; d++) o = o * (size_t)shape[d] + (size_t)idx[d];
-    return o;
 }
 
 enum { LAYOUT_CONTIGUOUS, LAYOUT_TRANSPOSED, LAYOUT_PERMUTED, LAYOUT_STRIDED, LAYOUT_BROADCAST,
