@@ -803,7 +803,7 @@ static void run_fixture(const char *name, double tol) {
  * counters: holding a reference to the cache, even briefly, would rightly stop donation. */
 typedef struct {
     int n;
-    size_t tracked[320], active[320];
+    size_t tracked[320], active[320], peak[320];
 } kv_watch;
 
 static bool on_token_kv(void *u, int32_t id, const char *text, size_t len) {
@@ -813,6 +813,8 @@ static bool on_token_kv(void *u, int32_t id, const char *text, size_t len) {
     if (id < 0 || w->n >= 320) return true;
     w->tracked[w->n] = lx_tracked_count();
     w->active[w->n] = lx_active_memory();
+    w->peak[w->n] = lx_peak_memory(); /* the highest point since the previous token */
+    lx_reset_peak_memory();
     w->n++;
     return true;
 }
@@ -835,12 +837,21 @@ static void test_kv_in_place(void) {
     CHECK_OK(lx_synchronize());
     lx_stub_stats s1 = stub_stats();
     CHECK(w->n == 300);
-    size_t early = 0, late = 0;
+    /* Floors and peaks of active memory in an early window of the decode loop and in a late
+     * one after the cache has grown (position 256, step 252). The last token is left out: no
+     * step follows it, so the loop's end holds one more token array (4 bytes) than a step. */
+    size_t early = 0, late = 0, early_min = SIZE_MAX, late_min = SIZE_MAX;
     for (int i = 11; i < w->n; i++) {
         CHECK_MSG(w->tracked[i] == w->tracked[10], "tracked %zu at step %d, %zu at step 10",
                   w->tracked[i], i, w->tracked[10]);
-        if (i < 111 && w->active[i] > early) early = w->active[i];
-        if (i >= 200 && w->active[i] > late) late = w->active[i];
+        if (i < 111) {
+            if (w->peak[i] > early) early = w->peak[i];
+            if (w->active[i] < early_min) early_min = w->active[i];
+        }
+        if (i >= 260 && i < w->n - 1) {
+            if (w->peak[i] > late) late = w->peak[i];
+            if (w->active[i] < late_min) late_min = w->active[i];
+        }
     }
     /* 4 layers x (k, v) per position: 8 updates a step, ~2400 in all; a copy only where the
      * cache grows (position 256: 8 copies) */
@@ -851,12 +862,16 @@ static void test_kv_in_place(void) {
     CHECK_MSG(in_place >= 8 * 290, "only %llu KV updates ran in place", (unsigned long long)in_place);
     CHECK_MSG(copied <= 16, "%llu KV updates copied the cache (8 expected, at the growth)",
               (unsigned long long)copied);
-    /* Active memory on an asynchronous device includes what the step in flight holds, so it
-     * varies with timing from token to token; it must not trend upwards: the late steps' peak
-     * is at most the early steps' plus the one KV growth (position 256) in between. */
+    /* Active memory on an asynchronous device includes what the steps in flight hold, so a
+     * value sampled at the token callback (the floor printed) depends on timing. Each step's
+     * true peak does not: the allocator's high-water mark between two tokens (reset at each)
+     * is everything live at the step's fullest point, so anything left behind per step lifts
+     * it. Between the windows it may rise by the one KV growth and nothing more. */
     size_t kv_step = (size_t)4 * 2 * 2 * 32 * 4 * 256;
+    printf("  active memory on the stub: floor %zu, peak %zu over steps 11-110; floor %zu, peak "
+           "%zu over 260-298\n", early_min, early, late_min, late);
     CHECK_MSG(late <= early + kv_step, "active memory on the stub grew: peak %zu over steps "
-              "11-110, %zu over 200-299 (a KV step is %zu)", early, late, kv_step);
+              "11-110, %zu over 260-298 (a KV step is %zu)", early, late, kv_step);
     free(w);
     lx_session_free(s);
     lx_model_free(m);
