@@ -302,44 +302,44 @@ static void test_rules_follow_shapes(void) {
     lx_reduce_params p;
     memcpy(&p, nm->params, sizeof p);
     CHECK(p.by_count == 1 && p.ddof == 0 && p.scale == 1.0 / 3);
-    CHECK_OK(lx_prim_info_get(LX_PRIM_REDUCE)->rule("t", &in, 1, &p, sizeof p, &out));
+    CHECK_OK(lx_prim_info_get(LX_PRIM_REDUCE)->rule("t", &in, 1, &p, sizeof p, &p, &out));
     CHECK(p.scale == 1.0 / 6 && out.ndim == 2 && out.shape[0] == 4 && out.shape[1] == 1);
     memcpy(&p, nv->params, sizeof p);
     CHECK(p.by_count == 1 && p.ddof == 1 && p.scale == 1.0 / 2);
-    CHECK_OK(lx_prim_info_get(LX_PRIM_REDUCE)->rule("t", &in, 1, &p, sizeof p, &out));
+    CHECK_OK(lx_prim_info_get(LX_PRIM_REDUCE)->rule("t", &in, 1, &p, sizeof p, &p, &out));
     CHECK(p.scale == 1.0 / 5);
     /* a reduction over an axis of size 1: a mean and a sum look alike only by their scale */
     lx_prim_meta one = meta(LX_FLOAT32, (int32_t[]){4, 1}, 2);
     memcpy(&p, ns->params, sizeof p);
     CHECK(p.by_count == 0);
-    CHECK_OK(lx_prim_info_get(LX_PRIM_REDUCE)->rule("t", &one, 1, &p, sizeof p, &out));
+    CHECK_OK(lx_prim_info_get(LX_PRIM_REDUCE)->rule("t", &one, 1, &p, sizeof p, &p, &out));
     CHECK(p.scale == 1.0);
     /* top-k keeps k; random bits keep their per-key dims after the key's leading dims */
     lx_array tk = lx_topk(x, 2, 1);
     lx_node *nt = lx_handle_peek(tk);
     lx_prim_meta big = meta(LX_FLOAT32, (int32_t[]){7, 9}, 2);
     out = meta(LX_FLOAT32, NULL, 0);
-    CHECK_OK(lx_prim_info_get(LX_PRIM_SORT)->rule("t", &big, 1, nt->params, nt->params_size, &out));
+    CHECK_OK(lx_prim_info_get(LX_PRIM_SORT)->rule("t", &big, 1, nt->params, nt->params_size, NULL, &out));
     CHECK(out.ndim == 2 && out.shape[0] == 7 && out.shape[1] == 2);
     lx_random_bits_params rb = {4};
     lx_prim_meta key = meta(LX_UINT32, (int32_t[]){5, 2}, 2);
     out = meta(LX_UINT8, (int32_t[]){3, 6}, 2);
-    CHECK_OK(lx_prim_info_get(LX_PRIM_RANDOM_BITS)->rule("t", &key, 1, &rb, sizeof rb, &out));
+    CHECK_OK(lx_prim_info_get(LX_PRIM_RANDOM_BITS)->rule("t", &key, 1, &rb, sizeof rb, NULL, &out));
     CHECK(out.dtype == LX_UINT32 && out.shape[0] == 5 && out.shape[1] == 6);
     /* bad inputs are refused with the primitive named */
     lx_binary_params bp = {LX_BINARY_ADD};
     lx_prim_meta ab[2] = {meta(LX_FLOAT32, (int32_t[]){3, 4}, 2), meta(LX_FLOAT32, (int32_t[]){5}, 1)};
-    CHECK(lx_prim_info_get(LX_PRIM_BINARY)->rule("t", ab, 2, &bp, sizeof bp, &out) == LX_E_SHAPE);
+    CHECK(lx_prim_info_get(LX_PRIM_BINARY)->rule("t", ab, 2, &bp, sizeof bp, NULL, &out) == LX_E_SHAPE);
     CHECK(strstr(lx_error_message(), "BINARY") != NULL);
     lx_clear_error();
     ab[1] = meta(LX_FLOAT16, (int32_t[]){4}, 1);
-    CHECK(lx_prim_info_get(LX_PRIM_BINARY)->rule("t", ab, 2, &bp, sizeof bp, &out) == LX_E_DTYPE);
+    CHECK(lx_prim_info_get(LX_PRIM_BINARY)->rule("t", ab, 2, &bp, sizeof bp, NULL, &out) == LX_E_DTYPE);
     lx_clear_error();
     lx_prim_meta mm[2] = {meta(LX_FLOAT32, (int32_t[]){2, 3, 4}, 3), meta(LX_FLOAT32, (int32_t[]){5, 6}, 2)};
-    CHECK(lx_prim_info_get(LX_PRIM_MATMUL)->rule("t", mm, 2, NULL, 0, &out) == LX_E_SHAPE);
+    CHECK(lx_prim_info_get(LX_PRIM_MATMUL)->rule("t", mm, 2, NULL, 0, NULL, &out) == LX_E_SHAPE);
     lx_clear_error();
     mm[1] = meta(LX_FLOAT32, (int32_t[]){7, 1, 4, 6}, 4);
-    CHECK_OK(lx_prim_info_get(LX_PRIM_MATMUL)->rule("t", mm, 2, NULL, 0, &out));
+    CHECK_OK(lx_prim_info_get(LX_PRIM_MATMUL)->rule("t", mm, 2, NULL, 0, NULL, &out));
     CHECK(out.ndim == 4 && out.shape[0] == 7 && out.shape[1] == 2 && out.shape[2] == 3 && out.shape[3] == 6);
     /* a node that does not follow its rule is refused at build */
     lx_node *bad = lx_node_new("t", LX_PRIM_UNARY, LX_FLOAT32, (int[]){3}, 1, NULL, 0, NULL, 0);

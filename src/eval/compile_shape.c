@@ -66,8 +66,8 @@ lx_status lx_compile_shape_infer(const lx_tape_op *op, const void *tparams,
         lx_prim_meta out = {.dtype = op->dtype, .ndim = op->ndim};
         memcpy(out.shape, op->shape, sizeof(int32_t) * (size_t)op->ndim);
         if (op->params_size) memcpy(pbuf, tparams, op->params_size);
-        lx_status st = pi->rule("lx_call", m, n_in, op->params_size ? pbuf : NULL,
-                                op->params_size, &out);
+        lx_status st = pi->rule("lx_call", m, n_in, op->params_size ? tparams : NULL,
+                                op->params_size, op->params_size ? pbuf : NULL, &out);
         if (m != m_inline) free(m);
         if (st != LX_OK) return st;
         if (out.dtype != op->dtype)

@@ -44,4 +44,18 @@ typedef enum {
     LX_BINARY_COUNT
 } lx_binary_op;
 
+/* Whether an op's output is bool: the predicates close each list. The one statement of it,
+ * read by the rules (graph/prim_info.c), the ops and the kernels (also CUDA device code). */
+#if defined(__CUDACC__)
+#define LX_EW_OPS_FN static inline __host__ __device__
+#else
+#define LX_EW_OPS_FN static inline
+#endif
+LX_EW_OPS_FN bool lx_unary_op_is_pred(int op) {
+    return op >= LX_UNARY_LOGICAL_NOT && op < LX_UNARY_COUNT;
+}
+LX_EW_OPS_FN bool lx_binary_op_is_pred(int op) {
+    return op >= LX_BINARY_EQUAL && op < LX_BINARY_COUNT;
+}
+
 #endif

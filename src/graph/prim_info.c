@@ -23,8 +23,10 @@
 
 #define RULE(name)                                                                             \
     static lx_status rule_##name(const char *who, const lx_prim_meta *in, int n_in,            \
-                                 void *params, uint32_t params_size, lx_prim_meta *out)
-#define UNUSED_RULE_ARGS (void)who, (void)in, (void)n_in, (void)params, (void)params_size, (void)out
+                                 const void *params, uint32_t params_size, void *rewrite,      \
+                                 lx_prim_meta *out)
+#define UNUSED_RULE_ARGS                                                                       \
+    (void)who, (void)in, (void)n_in, (void)params, (void)params_size, (void)rewrite, (void)out
 
 static const char *shape_text(const int32_t *s, int n, char *buf, size_t size) {
     size_t len = (size_t)snprintf(buf, size, "[");
@@ -77,6 +79,14 @@ static int64_t meta_size(const lx_prim_meta *m) {
 
 /* Broadcasts shape (n dims) into acc (right-aligned, numpy rules); false if they clash. */
 static bool bcast_into(int32_t *acc, int32_t *nacc, const int32_t *shape, int n) {
+    /* the common cases first, for the cost of building a node: the first shape, an equal one
+     * (the ops broadcast elementwise inputs to one shape before they build) */
+    if (*nacc == 0 || (*nacc == n && memcmp(acc, shape, sizeof(int32_t) * (size_t)n) == 0)) {
+        if (n > LX_MAX_NDIM) return false;
+        if (*nacc == 0 && n) memcpy(acc, shape, sizeof(int32_t) * (size_t)n);
+        *nacc = n;
+        return true;
+    }
     int32_t r[LX_MAX_NDIM];
     int rn = *nacc > n ? *nacc : n;
     if (rn > LX_MAX_NDIM) return false;
@@ -278,7 +288,7 @@ RULE(UNARY) {
     GET_PARAMS(lx_unary_params, p);
     if (p.op < 0 || p.op >= LX_UNARY_COUNT) return PARAM_FAIL("unknown op %d", p.op);
     copy_shape(out, &in[0]);
-    out->dtype = p.op >= LX_UNARY_LOGICAL_NOT ? LX_BOOL : in[0].dtype;
+    out->dtype = lx_unary_op_is_pred(p.op) ? LX_BOOL : in[0].dtype;
     return LX_OK;
 }
 #undef PRIM_NAME
@@ -295,7 +305,7 @@ RULE(BINARY) { /* inputs of one dtype; ops broadcast them, FUSED members need no
         if (!bcast_into(out->shape, &out->ndim, in[k].shape, in[k].ndim))
             return SHAPE_FAIL("shapes %s and %s cannot be broadcast together", META_STR(&in[0]),
                               META_STR(&in[1]));
-    out->dtype = p.op >= LX_BINARY_EQUAL ? LX_BOOL : in[0].dtype;
+    out->dtype = lx_binary_op_is_pred(p.op) ? LX_BOOL : in[0].dtype;
     return LX_OK;
 }
 #undef PRIM_NAME
@@ -335,7 +345,7 @@ RULE(REDUCE) { /* the dtype is the node's (the accumulator rules of the op) */
         /* a mean or a variance: the scale follows the reduced count */
         double denom = (double)count - (double)p.ddof;
         p.scale = denom > 0 ? 1.0 / denom : INFINITY;
-        memcpy(params, &p, sizeof p);
+        if (rewrite) memcpy(rewrite, &p, sizeof p);
     }
     return LX_OK;
 }
@@ -752,7 +762,7 @@ RULE(QUANTIZE) { /* uint8 [total/64, 64]: wq | scales | biases at 64-byte offset
     p.biases_offset = p.scales_offset + round64(sbytes);
     int64_t total = p.biases_offset + round64(sbytes);
     if (total / 64 > INT32_MAX) return SHAPE_FAIL("w %s is too large", META_STR(w));
-    memcpy(params, &p, sizeof p);
+    if (rewrite) memcpy(rewrite, &p, sizeof p);
     out->ndim = 2;
     out->shape[0] = (int32_t)(total / 64);
     out->shape[1] = 64;
@@ -959,7 +969,7 @@ RULE(FUSED) { /* the broadcast of the inputs and of min_ndim ones; header rewrit
         out->shape[1] = 64;
         out->dtype = LX_UINT8;
     }
-    memcpy(params, &h, sizeof h);
+    if (rewrite) memcpy(rewrite, &h, sizeof h);
     return LX_OK;
 }
 #undef PRIM_NAME
@@ -1081,7 +1091,7 @@ lx_status lx_prim_check(const char *who, int prim, int dtype, const int32_t *sha
     if (n_inputs > 4 && !(in = malloc(sizeof *in * (size_t)n_inputs)))
         return lx_set_error(LX_E_OOM, "%s: out of memory", who);
     for (int i = 0; i < n_inputs; i++) lx_prim_meta_of(inputs[i], &in[i]);
-    /* the rule may rewrite shape-dependent params: it gets a copy */
+    /* the rule may rewrite shape-dependent params: into a copy, compared after */
     _Alignas(16) unsigned char pbuf_inline[128];
     unsigned char *pbuf = pbuf_inline;
     if (params_size > sizeof pbuf_inline && !(pbuf = malloc(params_size))) {
@@ -1092,7 +1102,8 @@ lx_status lx_prim_check(const char *who, int prim, int dtype, const int32_t *sha
     lx_prim_meta out = {.dtype = dtype, .ndim = ndim};
     /* a scalar's shape may be NULL: memcpy/memcmp with NULL are undefined even for 0 bytes */
     if (ndim) memcpy(out.shape, shape, sizeof(int32_t) * (size_t)ndim);
-    lx_status st = pi->rule(who, in, n_inputs, params_size ? pbuf : NULL, (uint32_t)params_size, &out);
+    lx_status st = pi->rule(who, in, n_inputs, params_size ? params : NULL, (uint32_t)params_size,
+                            params_size ? pbuf : NULL, &out);
     if (st == LX_OK && params_size && memcmp(pbuf, params, params_size) != 0)
         st = lx_set_error(LX_E_INTERNAL, "%s: built %s with params that its rule rewrites for "
                           "these inputs (shape-dependent params out of date)", who, pi->name);

@@ -44,9 +44,13 @@ typedef struct lx_prim_meta {
 
 typedef enum { LX_SHAPE_DERIVED, LX_SHAPE_PARTIAL, LX_SHAPE_GIVEN } lx_prim_shape_kind;
 
-/* who names the caller in messages ("lx_add", "lx_call"). */
+/* who names the caller in messages ("lx_add", "lx_call"). Rules whose params depend on the
+ * shapes (REDUCE's mean scale, QUANTIZE's offsets, FUSED's header) write the params that fit
+ * these inputs to `rewrite` (params_size bytes) when it is not NULL; an op that built its
+ * params already passes NULL, so deriving a node copies nothing. */
 typedef lx_status (*lx_prim_rule_fn)(const char *who, const lx_prim_meta *in, int n_in,
-                                     void *params, uint32_t params_size, lx_prim_meta *out);
+                                     const void *params, uint32_t params_size, void *rewrite,
+                                     lx_prim_meta *out);
 
 #define LX_DONATE_ALL (-1) /* every input may be donated */
 

@@ -127,7 +127,11 @@ lx_node *lx_build(const char *op, int prim, lx_dtype dtype, const int *shape, in
     lx_node *n = lx_node_new(op, prim, dtype, shape, ndim, inputs, n_inputs, params, params_size);
     if (!n) return NULL;
     n->device = (uint8_t)d;
-    return lx_node_place(n);
+    /* the CPU with every input there (everything, when no other device runs): nothing to
+     * place, and no call for it; it is most of a graph's nodes */
+    bool home = d == LX_CPU;
+    for (int i = 0; home && i < n_inputs; i++) home = inputs[i]->device == LX_CPU;
+    return home ? n : lx_node_place(n);
 }
 
 lx_node *lx_node_place(lx_node *n) {

@@ -33,8 +33,12 @@
 
 static lx_dtype at_least_float(lx_dtype t) { return lx_dtype_is_float(t) ? t : LX_FLOAT32; }
 
-/* op(a, b) on nodes (references consumed, NULL propagates); promotes and broadcasts. The
- * output dtype (bool for comparisons) is the BINARY rule's (graph/prim_info.c). */
+/* op(a, b) on nodes (references consumed, NULL propagates); promotes and broadcasts.
+ *
+ * BINARY, UNARY and WHERE, most of a graph's nodes, are built with the shape and dtype the op
+ * has at hand (the inputs were just broadcast to one shape) rather than derived from their
+ * rules (graph/prim_info.c), which costs about a fifth of building a node (bench_core's
+ * 500-op graph); lx_prim_check holds every node to its rule in debug builds. */
 lx_node *lx_node_binary(const char *name, int op, lx_node *a, lx_node *b) {
     if (!a || !b) {
         if (a) lx_node_release(a);
@@ -48,7 +52,8 @@ lx_node *lx_node_binary(const char *name, int op, lx_node *a, lx_node *b) {
     memset(&p, 0, sizeof p);
     p.op = op;
     lx_node *ins[2] = {a, b};
-    return lx_build_derived(name, LX_PRIM_BINARY, t, ins, 2, &p, sizeof p);
+    lx_dtype out = lx_binary_op_is_pred(op) ? LX_BOOL : t;
+    return lx_build(name, LX_PRIM_BINARY, out, a->shape, a->ndim, ins, 2, &p, sizeof p);
 }
 #define binary_node lx_node_binary
 
@@ -172,7 +177,8 @@ lx_node *lx_node_unary(const char *name, int op, lx_node *x) {
     lx_unary_params p;
     memset(&p, 0, sizeof p);
     p.op = op;
-    return lx_build_derived(name, LX_PRIM_UNARY, (lx_dtype)x->dtype, &x, 1, &p, sizeof p);
+    lx_dtype out = lx_unary_op_is_pred(op) ? LX_BOOL : (lx_dtype)x->dtype;
+    return lx_build(name, LX_PRIM_UNARY, out, x->shape, x->ndim, &x, 1, &p, sizeof p);
 }
 #define unary_node lx_node_unary
 
@@ -242,7 +248,7 @@ lx_node *lx_node_where(const char *name, lx_node *cond, lx_node *a, lx_node *b) 
             return NULL;
         }
     }
-    return lx_build_derived(name, LX_PRIM_WHERE, t, n, 3, NULL, 0);
+    return lx_build(name, LX_PRIM_WHERE, t, s2, n2, n, 3, NULL, 0);
 }
 
 lx_array lx_where(lx_array cond, lx_array a, lx_array b) {
