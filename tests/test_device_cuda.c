@@ -14,7 +14,8 @@
  *            compared element by element: |gpu - cpu| <= atol + rtol |cpu|, the tolerances per
  *            case below in units of the dtype's epsilon (float32 2^-23, float16 2^-10,
  *            bfloat16 2^-7), integer, bool, index and data-movement results bit for bit. Each
- *            case also checks that its primitive ran on the GPU (the module's kernel counter).
+ *            case also checks that its primitive ran on the GPU (the module's kernel counter);
+ *            the FUSED cases run compiled closures, whose groups the module compiles with NVRTC.
  *   models   the fixture models (LX_FIXTURES) end to end with the GPU as the default device:
  *            greedy ids identical to the reference, logits within 1e-3 of each row's largest.
  *   gguf     the real model (LX_TEST_GGUF) when present: the same greedy tokens on the GPU as
@@ -227,6 +228,34 @@ static lx_array f_int_ops(void) {
     r = lx_sub(r, lx_remainder(a, lx_add_scalar(lx_abs(b), 1.0)));
     return lx_maximum(r, lx_neg(a));
 }
+/* compiled closures: their elementwise groups become FUSED nodes, which the module runs as
+ * kernels generated for the program and compiled by NVRTC (src/backend/cuda/fused_cuda.h) */
+static lx_status fused_swiglu(void *ctx, const lx_array *in, int n_in, lx_array *out, int n_out) {
+    (void)ctx, (void)n_in, (void)n_out;
+    out[0] = lx_add(lx_mul(lx_silu(in[0]), in[1]), lx_mul_scalar(lx_tanh(in[0]), 0.5));
+    return lx_is_null(out[0]) ? lx_error() : LX_OK;
+}
+static lx_status fused_select(void *ctx, const lx_array *in, int n_in, lx_array *out, int n_out) {
+    (void)ctx, (void)n_in, (void)n_out;
+    out[0] = lx_where(lx_greater(in[0], in[1]), lx_exp(in[0]), lx_neg(in[1]));
+    out[1] = lx_astype(lx_less(in[0], in[1]), LX_INT32); /* a second output (PART views) */
+    return lx_is_null(out[0]) || lx_is_null(out[1]) ? lx_error() : LX_OK;
+}
+static lx_status call_compiled(lx_fn fn, const lx_array *in, int n_in, lx_array *out, int n_out) {
+    lx_closure *cl = lx_compile(fn, NULL, n_out, 0);
+    lx_status st = cl ? lx_call(cl, in, n_in, out, n_out) : lx_error();
+    lx_closure_free(cl); /* the call's nodes are its own */
+    return st;
+}
+static lx_array f_fused(void) { /* a strided input and a broadcast one */
+    lx_array in[2] = {strided(A(SH(4, 5, 6), 0)), B(SH(1, 5, 4), 9)}, out[1];
+    return call_compiled(fused_swiglu, in, 2, out, 1) == LX_OK ? out[0] : LX_NULL_ARRAY;
+}
+static lx_array f_fused_outputs(void) {
+    lx_array in[2] = {A(SH(3, 5, 4), 0), strided(B(SH(4, 5, 6), 1))}, out[2];
+    if (call_compiled(fused_select, in, 2, out, 2) != LX_OK) return LX_NULL_ARRAY;
+    return lx_add(out[0], lx_astype(out[1], g_dt));
+}
 static lx_array f_astype_chain(void) {
     lx_array a = lx_mul_scalar(lx_array_f32(g_a, (int[]){4, 5, 6}, 3), 40.0);
     static const lx_dtype chain[] = {LX_FLOAT16, LX_INT32, LX_UINT8, LX_INT8, LX_BFLOAT16,
@@ -391,6 +420,9 @@ static const op_case cases[] = {
     {"compare + where", f_compare_where, LX_PRIM_WHERE, 0, 0, true, 0},
     {"remainder floor_divide", f_remainder, LX_PRIM_BINARY, 4, 4, true, 0},
     {"int32 arithmetic", f_int_ops, LX_PRIM_BINARY, 0, 0, false, 0},
+    /* the same definitions in one generated kernel per program (compiled closures) */
+    {"fused silu*y + tanh/2", f_fused, LX_PRIM_FUSED, 8, 64, true, 0},
+    {"fused where + 2 outputs", f_fused_outputs, LX_PRIM_FUSED, 4, 4, true, 0},
     /* data movement and conversions: bit for bit */
     {"astype chain", f_astype_chain, LX_PRIM_COPY, 0, 0, false, 0},
     {"astype strided", f_astype_strided, LX_PRIM_COPY, 0, 0, false, 0},

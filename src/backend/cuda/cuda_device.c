@@ -18,6 +18,11 @@
  *   never an abort.
  * - Kernels (ew.cu, nn.cu, qmm.cu; MATMUL here through cuBLAS): what supports() accepts, per
  *   primitive, is listed at cuda_supports. The rest reaches lx's fallbacks or the CPU.
+ * - FUSED (compiled closures' elementwise groups): each program becomes a kernel generated at
+ *   run time (fused_cuda.c), compiled by NVRTC for the device's architecture and cached on
+ *   disk (fused_nvrtc.c), loaded and launched through the driver API (fused_launch.c). Where
+ *   NVRTC or the driver's entry points are missing, supports() refuses FUSED and lx info
+ *   says why in the device's description.
  *
  * Not linked against liblx: lx is reached only through the lx_core_api handed to the entry
  * and the static inline functions of values.h / elementwise_ops.h (nothing of node.h that
@@ -33,6 +38,7 @@
 #include <cuda_runtime_api.h>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/fused_cuda.h"
 #include "backend/device.h"
 #include "graph/elementwise_ops.h"
 #include "graph/fused.h"
@@ -52,6 +58,7 @@ struct lx_event {
 
 typedef struct {
     int ordinal;
+    int arch; /* compute capability, major * 10 + minor */
     pthread_mutex_t lock; /* init, events, cuBLAS (a handle is not thread-safe) */
     _Atomic int ready;
     int failed;
@@ -472,6 +479,20 @@ static lx_status k_where(lx_kctx *ctx, lx_node *out) {
     ew_iter(&it, out);
     return LAUNCHED(lxc_where(S(ctx), dptr(out), dptr(out->inputs[0]), dptr(out->inputs[1]),
                               dptr(out->inputs[2]), dsize(out->dtype), &it, out->size), out);
+}
+
+/* ---- FUSED: a generated kernel per program (fused_cuda.h) ------------------------------------ */
+
+static lx_status k_fused(lx_kctx *ctx, lx_node *out) {
+    BEGIN(ctx, out);
+    cuda_dev *c = D(ctx->dev);
+    lxf_args a;
+    uint8_t kinds[LX_FUSED_MAX_IN];
+    const char *why = lxf_plan(out, dptr(out), &a, kinds);
+    if (why)
+        return core->set_error(LX_E_INTERNAL, "cuda FUSED (%s): malformed fused program (%s)",
+                               out->op ? out->op : "?", why);
+    return lxf_launch(c->ordinal, c->arch, out->params, out->params_size, kinds, &a, S(ctx));
 }
 
 /* ---- MATMUL (cuBLAS) ------------------------------------------------------------------------------- */
@@ -963,9 +984,17 @@ static bool plain_matrix(const lx_node *m) {
  * TAKE, SLICE_UPDATE, CONCATENATE: every dtype, any strides.
  * QUANTIZED_MATMUL: transpose = true, no index arrays, bits 2/4/8, group size 32/64/128,
  *   float32/float16/bfloat16, w/scales/biases 2-D (leading dims of size 1) with unit last stride.
+ * FUSED: every well-formed program (lxf_check: every op, dtype, cast, WHERE, up to
+ *   LX_FUSED_MAX_IN inputs, LX_FUSED_MAX_OUT outputs), inputs broadcasting to its shape, while
+ *   NVRTC and the driver entry points are there (LX_CUDA_FUSED=off refuses all) and no kernel
+ *   of the program failed to compile or load on this device before.
  */
+static bool fused_supported(const lx_device_impl *dev, const lx_node *n) {
+    return lxf_available(NULL, 0) && inputs_ok(n, 0, LX_FUSED_MAX_IN) && !lxf_node_check(n) &&
+           !lxf_failed(D(dev)->ordinal, n->params, n->params_size);
+}
+
 static bool cuda_supports(const lx_device_impl *dev, const lx_node *n) {
-    (void)dev;
     if (!lx_dtype_valid(n->dtype)) return false;
     switch (n->prim) {
     case LX_PRIM_COPY:
@@ -1140,6 +1169,8 @@ static bool cuda_supports(const lx_device_impl *dev, const lx_node *n) {
             if (x->shape[d] != n->shape[n->ndim - x->ndim + d] && x->shape[d] != 1) return false;
         return true;
     }
+    case LX_PRIM_FUSED:
+        return fused_supported(dev, n);
     default:
         return false;
     }
@@ -1181,6 +1212,7 @@ LX_API int lx_device_module_init(uint32_t api_version, const lx_core_api *api,
         return 0;
     }
     core = api;
+    lxf_set_core(api);
     int drv = 0, rt = 0;
     (void)cudaDriverGetVersion(&drv);
     (void)cudaRuntimeGetVersion(&rt);
@@ -1216,10 +1248,22 @@ LX_API int lx_device_module_init(uint32_t api_version, const lx_core_api *api,
     kernels[LX_PRIM_SLICE_UPDATE] = k_slice_update;
     kernels[LX_PRIM_CONCATENATE] = k_concatenate;
     kernels[LX_PRIM_QUANTIZED_MATMUL] = k_qmm;
+    kernels[LX_PRIM_FUSED] = k_fused;
 
     int n = 0;
     char skipped[256] = "";
     int blas_v = 0;
+    /* FUSED: NVRTC and the driver entry points, said in each device's description (no "; ") */
+    char fused_s[256], fused_why[200];
+    if (lxf_available(fused_why, sizeof fused_why)) {
+        int v = lxf_nvrtc_version();
+        snprintf(fused_s, sizeof fused_s, "FUSED kernels generated and compiled by NVRTC %d.%d",
+                 v / 1000, v % 1000 / 10);
+    } else {
+        snprintf(fused_s, sizeof fused_s, "FUSED on the CPU (%s)", fused_why);
+    }
+    for (char *q = fused_s; *q; q++)
+        if (*q == ';') *q = ',';
     for (int i = 0; i < count && n < max_devices && n < MAX_DEVICES; i++) {
         struct cudaDeviceProp prop;
         if ((e = cudaGetDeviceProperties(&prop, i)) != cudaSuccess) {
@@ -1239,11 +1283,12 @@ LX_API int lx_device_module_init(uint32_t api_version, const lx_core_api *api,
         memset(c, 0, sizeof *c);
         pthread_mutex_init(&c->lock, NULL);
         c->ordinal = i;
+        c->arch = prop.major * 10 + prop.minor;
         snprintf(c->description, sizeof c->description,
                  "CUDA device %d: %.128s, compute capability %d.%d, %.1f GiB, %d SMs, CUDA driver %s, "
-                 "runtime %s, cuBLAS %d.%d", i, prop.name, prop.major, prop.minor,
+                 "runtime %s, cuBLAS %d.%d, %.200s", i, prop.name, prop.major, prop.minor,
                  (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0), prop.multiProcessorCount,
-                 drv_s, rt_s, blas_v, blas_minor);
+                 drv_s, rt_s, blas_v, blas_minor, fused_s);
         c->impl = (lx_device_impl){
             LX_DEVICE_LAYOUT,
             .name = "cuda",
