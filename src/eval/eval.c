@@ -3,6 +3,8 @@
  *
  * Scheduling claims the LAZY nodes an evaluation needs (LAZY -> SCHEDULED) under one lock and
  * lists them in depth-first post-order (a tape), which keeps few intermediates alive at once.
+ * A node goes back to LAZY (a failed tape) only under that lock too, so a tape's walk sees
+ * states that cannot reorder it (exec_tape).
  * Because claims are made under the lock, tapes are totally ordered and a tape only ever waits
  * for nodes of earlier tapes, so concurrent evaluations cannot deadlock.
  *
@@ -143,7 +145,8 @@ static void eval_thread_exit(void *unused) {
 
 /* Claims a LAZY node for tape `seq`. Claims are made under sched_lock only, so no one else
  * moves a LAZY node to SCHEDULED between the check and the CAS: tape_seq is written first, and
- * a waiter that sees the node SCHEDULED (acquire) sees which tape claimed it. */
+ * a waiter that sees the node SCHEDULED (acquire) sees which tape claimed it. Un-claims
+ * (SCHEDULED -> LAZY, a failed tape's nodes) are made under sched_lock too (exec_tape). */
 static bool claim(lx_node *n, uint64_t seq) {
     if (atomic_load_explicit(&n->state, memory_order_acquire) != LX_NODE_LAZY) return false;
     atomic_store_explicit(&n->tape_seq, seq, memory_order_relaxed);
@@ -585,9 +588,21 @@ static lx_status exec_tape(lx_tape *t) {
         atomic_store_explicit(&n->state, LX_NODE_READY, memory_order_release);
         lx_node_release(n);
     }
-    for (; i < t->n; i++) {
-        atomic_store_explicit(&t->nodes[i]->state, LX_NODE_LAZY, memory_order_release);
-        lx_node_release(t->nodes[i]);
+    /* The un-claim (SCHEDULED -> LAZY) is made under sched_lock, as claims are. schedule()'s
+     * depth-first walk relies on no node going back to LAZY while it holds the lock: a node it
+     * finds SCHEDULED by another tape is left out (and waited for), so if that tape failed and
+     * un-claimed it mid-walk, the walk could claim it when it reaches it again through another
+     * consumer and list it after a consumer it had already listed. Executing that tape, the
+     * consumer would wait for a node of its own tape that runs only later: a hang (seen with
+     * an allocation failing in the async decode loop while the next step was being scheduled).
+     * Under the lock, the states a walk sees are LAZY (only it claims them), SCHEDULED (which
+     * may only become READY meanwhile) or READY, and its tape is in dependency order. */
+    if (i < t->n) {
+        pthread_mutex_lock(&sched_lock);
+        for (size_t j = i; j < t->n; j++)
+            atomic_store_explicit(&t->nodes[j]->state, LX_NODE_LAZY, memory_order_release);
+        pthread_mutex_unlock(&sched_lock);
+        for (; i < t->n; i++) lx_node_release(t->nodes[i]);
     }
     tl_exec_seq = prev_seq;
     notify_ready();
