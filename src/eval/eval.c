@@ -465,8 +465,14 @@ static void launched(const lx_device_impl *dev, lx_kctx *ctx, lx_node *n) {
 }
 
 lx_status lx_run_kernel(const lx_device_impl *dev, lx_kernel_fn k, lx_node *n) {
-    lx_kctx ctx = {.dev = dev, .cap_scratch = 4, .thread = pthread_self()};
+    lx_kctx ctx; /* field by field: the inline scratch slots need no zeroing */
+    ctx.dev = dev;
+    ctx.stream = NULL;
     ctx.scratch = ctx.scratch_inline;
+    ctx.n_scratch = 0;
+    ctx.cap_scratch = 4;
+    ctx.scratch_lock = NULL;
+    ctx.thread = pthread_self();
     lx_status st = k(&ctx, n);
     if (st == LX_OK && dev->event_record) launched(dev, &ctx, n);
     else if (dev->event_record) { /* a failed launch may have queued part of its work */
@@ -536,6 +542,13 @@ static lx_status run_transfer(lx_node *n) {
 static lx_status run_node(lx_node *n) {
     for (int i = 0; i < n->n_inputs; i++) {
         lx_node *in = n->inputs[i];
+        /* An input claimed by this very tape but not yet run is listed after its consumer:
+         * waiting would never end (a tape runs in order). Only a scheduling bug does that; it
+         * is reported instead of hanging. */
+        if (lx_node_state_of(in) == LX_NODE_SCHEDULED && tl_exec_seq &&
+            atomic_load_explicit(&in->tape_seq, memory_order_relaxed) == tl_exec_seq)
+            return lx_set_error(LX_E_INTERNAL, "%s: its input %s is scheduled after it on the "
+                                "same tape (an evaluation ordering bug)", n->op, in->op);
         lx_wait_node(in);
         if (lx_node_state_of(in) != LX_NODE_READY) {
             char what[96];

@@ -1033,7 +1033,7 @@ INFO(PLACEHOLDER, G, false, false, 0)
 INFO(FUSED, D, false, false, LX_DONATE_ALL)
 #undef INFO
 
-static const lx_prim_info *const table[LX_PRIM_COUNT] = {
+const lx_prim_info *const lx_prim_table[LX_PRIM_COUNT] = {
     [LX_PRIM_NONE] = &info_NONE,
 #define LX_PRIM(name) [LX_PRIM_##name] = &info_##name,
 #include "graph/prims_view.def"
@@ -1041,17 +1041,6 @@ static const lx_prim_info *const table[LX_PRIM_COUNT] = {
 #include "graph/prims_ops.def"
 #undef LX_PRIM
 };
-
-const lx_prim_info *lx_prim_info_get(int prim) {
-    return prim >= 0 && prim < LX_PRIM_COUNT ? table[prim] : NULL;
-}
-
-int lx_prim_donatable(const lx_node *n) {
-    const lx_prim_info *pi = lx_prim_info_get(n->prim);
-    if (!pi) return 0;
-    if (pi->donate == LX_DONATE_ALL) return n->n_inputs;
-    return pi->donate < n->n_inputs ? pi->donate : n->n_inputs;
-}
 
 bool lx_prim_node_fuses(int prim, const void *params, uint32_t params_size, int n_in) {
     const lx_prim_info *pi = lx_prim_info_get(prim);

@@ -65,11 +65,21 @@ typedef struct lx_prim_info {
     int8_t donate;
 } lx_prim_info;
 
-/* The primitive's description; NULL for a number outside [0, LX_PRIM_COUNT). */
-const lx_prim_info *lx_prim_info_get(int prim);
+extern const lx_prim_info *const lx_prim_table[LX_PRIM_COUNT];
+
+/* The primitive's description; NULL for a number outside [0, LX_PRIM_COUNT). Inline: eval
+ * reads it for every node it runs. */
+static inline const lx_prim_info *lx_prim_info_get(int prim) {
+    return prim >= 0 && prim < LX_PRIM_COUNT ? lx_prim_table[prim] : NULL;
+}
 
 /* The inputs of node n that its output may reuse the buffer of: n's first k inputs. */
-int lx_prim_donatable(const lx_node *n);
+static inline int lx_prim_donatable(const lx_node *n) {
+    const lx_prim_info *pi = lx_prim_info_get(n->prim);
+    if (!pi) return 0;
+    if (pi->donate == LX_DONATE_ALL) return n->n_inputs;
+    return pi->donate < n->n_inputs ? pi->donate : n->n_inputs;
+}
 
 /* Whether compile may fuse a node of prim with these params and n_in inputs: the primitive
  * fuses and the node is well formed (a known UNARY/BINARY op, the right input count). */
