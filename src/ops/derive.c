@@ -1,7 +1,8 @@
 /*
  * derive.c -- lx_build_derived: nodes whose dtype and shape come from their primitive's rule
  * (graph/prim_info.h), so that an op states the semantics once (the rule) instead of
- * computing the same shape beside it.
+ * computing the same shape beside it. The elementwise ops and matmul, which have the shape at
+ * hand after broadcasting, build directly (ops/elementwise.c says why).
  */
 #include <stdlib.h>
 #include <string.h>
