@@ -28,6 +28,16 @@ typedef struct {
     int64_t st[LX_FUSED_MAX_IN][LX_MAX_NDIM]; /* element strides over shape (strided inputs) */
 } lxf_args;
 
+/* The layout both sides must see: 8-byte fields and pointers, no padding (checked by the host
+ * compiler and, in every generated kernel, by NVRTC). */
+#define LXF_ARGS_BYTES                                                                        \
+    (16 + 8 * (LX_MAX_NDIM + LX_FUSED_MAX_IN + LX_FUSED_MAX_OUT + LX_FUSED_MAX_IN * LX_MAX_NDIM))
+#if defined(__cplusplus)
+static_assert(sizeof(lxf_args) == LXF_ARGS_BYTES, "lxf_args: host and device layouts differ");
+#else
+_Static_assert(sizeof(lxf_args) == LXF_ARGS_BYTES, "lxf_args: host and device layouts differ");
+#endif
+
 /* A float64 from its bits (the generated code writes CONSTs as exact bits). */
 #if defined(__CUDACC__)
 static __device__ __forceinline__ double lxf_f64_from_bits(uint64_t u) {

@@ -35,7 +35,10 @@
  * Inputs: LXF_CONTIG reads element i, LXF_SCALAR reads element 0 once before the loop,
  * LXF_STRIDED computes the offset from i's multi-index over the collapsed shape (int64; the
  * loop over dims has a constant trip count, so the arguments are read at constant offsets).
- * A kernel whose inputs are all contiguous or scalar has no index math at all.
+ * A kernel whose inputs are all contiguous or scalar has no index math at all. lxf_plan makes a
+ * node's arguments and kinds: strides over the logical shape, collapsed as the CPU kernel
+ * collapses them (size-1 dims dropped, dims every input walks as one merged), so a kernel's
+ * kinds are those of the layout, and a program's kernel serves every shape with those kinds.
  */
 #include <stdarg.h>
 #include <stdio.h>
