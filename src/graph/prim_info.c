@@ -392,11 +392,11 @@ static bool batch_into(lx_prim_meta *out, const int32_t *a, int na, const int32_
 }
 
 #define PRIM_NAME "MATMUL"
-RULE(MATMUL) {
+RULE(MATMUL) { /* one dtype, or a float32 a times a half b (a weight read as stored) */
     UNUSED_RULE_ARGS;
     NEED_INPUTS(2, 3);
     const lx_prim_meta *a = &in[0], *b = &in[1];
-    NEED_DTYPE(1, a->dtype);
+    if (!lx_matmul_mixed_ok(a->dtype, b->dtype)) NEED_DTYPE(1, a->dtype);
     if (a->ndim < 2 || b->ndim < 2 || a->shape[a->ndim - 1] != b->shape[b->ndim - 2] ||
         !batch_into(out, a->shape, a->ndim - 2, b->shape, b->ndim - 2, a->shape[a->ndim - 2],
                     b->shape[b->ndim - 1]))

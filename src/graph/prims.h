@@ -73,8 +73,15 @@ typedef struct { int32_t axis; bool log; } lx_softmax_params;
 typedef struct { float eps; } lx_norm_params;
 /* MATMUL inputs: a [..., M, K], b [..., K, N] and optionally c [..., M, N], all of the node's
  * dtype and already broadcast to the node's batch dims (zero strides are fine). With params
- * the node is alpha * a @ b + beta * c (addmm); without (params_size 0) it is a @ b. */
+ * the node is alpha * a @ b + beta * c (addmm); without (params_size 0) it is a @ b.
+ * One exception to "the node's dtype": a float32 node may take b in float16 or bfloat16 (a
+ * weight as stored; the result is a @ float32(b), the conversion being exact), so a decode
+ * step reads the weight once instead of converting it into a float32 copy first. A backend
+ * without that form gets it through the fallback (b converted, then one-dtype MATMUL). */
 typedef struct { float alpha, beta; } lx_matmul_params;
+static inline bool lx_matmul_mixed_ok(int a_dtype, int b_dtype) {
+    return a_dtype == LX_FLOAT32 && (b_dtype == LX_BFLOAT16 || b_dtype == LX_FLOAT16);
+}
 /* Output: uint8/uint16/uint32 (width bytes); the node's shape is the key's leading dims
  * followed by the per-key shape. Bits follow MLX's threefry2x32 layout exactly. */
 typedef struct { int32_t width; } lx_random_bits_params;

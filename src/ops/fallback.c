@@ -658,11 +658,26 @@ bool lx_prim_has_fallback(int prim) {
     return prim >= 0 && prim < LX_PRIM_COUNT && fallbacks[prim] != NULL;
 }
 
+/* MATMUL's mixed form (a float32 a times a half b, graph/prims.h) on a backend without it: b
+ * converted, then the one-dtype product. The one-dtype form is core: no fallback (NULL, no
+ * error). */
+static lx_node *fb_matmul_mixed(const lx_node *n) {
+    if (n->n_inputs < 2 || n->inputs[1]->dtype == n->dtype) return NULL;
+    lx_node *in[3] = {input(n, 0), cast(input(n, 1), (lx_dtype)n->dtype),
+                      n->n_inputs > 2 ? input(n, 2) : NULL};
+    int k = n->n_inputs > 2 ? 3 : 2;
+    if (any_null(in, k)) return NULL;
+    return lx_build(OP, LX_PRIM_MATMUL, (lx_dtype)n->dtype, n->shape, n->ndim, in, k, n->params,
+                    n->params_size);
+}
+
 lx_node *lx_prim_fallback(const lx_node *n) {
-    if (!lx_prim_has_fallback(n->prim)) return NULL;
+    bool mixed_mm = n->prim == LX_PRIM_MATMUL && n->n_inputs >= 2 &&
+                    n->inputs[1]->dtype != n->dtype;
+    if (!mixed_mm && !lx_prim_has_fallback(n->prim)) return NULL;
     const char *saved = tl_op;
     tl_op = n->op;
-    lx_node *r = fallbacks[n->prim](n);
+    lx_node *r = mixed_mm ? fb_matmul_mixed(n) : fallbacks[n->prim](n);
     tl_op = saved;
     if (!r) {
         if (lx_error() == LX_OK)

@@ -30,7 +30,9 @@
  * FUSED node: see lx_fused_output_fallback). */
 lx_node *lx_prim_fallback(const lx_node *n);
 
-/* Whether prim has a fallback (some nodes of it may still refuse, as above). */
+/* Whether prim has a fallback (some nodes of it may still refuse, as above). MATMUL has none,
+ * but lx_prim_fallback rewrites its mixed form (a half b under float32) as b converted and
+ * the one-dtype product. */
 bool lx_prim_has_fallback(int prim);
 
 /* Output j of a FUSED node (any n_out) rebuilt from UNARY/BINARY/WHERE/COPY/FULL nodes: what

@@ -77,7 +77,9 @@ static lx_array matmul_common(const char *op, lx_array ca, lx_array aa, lx_array
         if (!c) goto fail;
     }
     a = lx_node_astype(op, a, t);
-    b = lx_node_astype(op, b, t);
+    /* a half b under float32 stays as stored: MATMUL converts it as it reads it (graph/prims.h),
+     * the same values as a float32 copy, without writing that copy every call */
+    if (!lx_matmul_mixed_ok(t, b->dtype)) b = lx_node_astype(op, b, t);
     a = lx_node_reshape(op, a, ashape, na);
     b = lx_node_reshape(op, b, bshape, nb);
     a = lx_node_broadcast(op, a, fa, nd);

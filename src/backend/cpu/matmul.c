@@ -38,8 +38,12 @@
 #define SMALL_GEMM (1 << 18)
 
 typedef struct {
-    lx_dtype t;
+    lx_dtype t; /* the output's (and c's) dtype */
     size_t esz;
+    /* a's and b's: t, except for b of a half type under a float32 a and output (x @ W with W
+     * stored in half: W is converted as it is read, never into a float32 copy) */
+    lx_dtype ta, tb;
+    size_t asz, bsz;
     int64_t M, N, K;
     /* batch dims after dropping size 1, with a's, b's and out's strides */
     int nb;
@@ -280,24 +284,25 @@ static void blas_batches_fn(void *ctx, int64_t b, int64_t e) {
 /* ---- float16 / bfloat16: float32 panels ------------------------------------------------------ */
 
 typedef struct {
-    mmctx *c;
     float *dst;
     const char *src;
+    lx_dtype t;
+    size_t esz;
     int64_t rows, cols, rs, cs, ld;
 } convctx;
 
 static void conv_rows_fn(void *ctx, int64_t b, int64_t e) {
     const convctx *v = ctx;
     for (int64_t i = b; i < e; i++)
-        lx_row_load_f32(v->dst + i * v->ld, v->src + i * v->rs * (int64_t)v->c->esz, v->c->t,
-                        v->cs, v->cols);
+        lx_row_load_f32(v->dst + i * v->ld, v->src + i * v->rs * (int64_t)v->esz, v->t, v->cs,
+                        v->cols);
 }
 
-/* rows x cols of a strided half matrix into row-major floats (ld = cols), optionally on the
- * pool. */
-static void convert_panel(mmctx *c, float *dst, const char *src, int64_t rows, int64_t cols,
+/* rows x cols of a strided matrix of dtype t into row-major floats (ld = cols), optionally on
+ * the pool. */
+static void convert_panel(float *dst, const char *src, lx_dtype t, int64_t rows, int64_t cols,
                           int64_t rs, int64_t cs, bool parallel) {
-    convctx v = {c, dst, src, rows, cols, rs, cs, cols};
+    convctx v = {dst, src, t, lx_dtype_size(t), rows, cols, rs, cs, cols};
     if (parallel) lx_parallel_for(rows, cols >= 4096 ? 1 : 4096 / (cols ? cols : 1), conv_rows_fn, &v);
     else conv_rows_fn(&v, 0, rows);
 }
@@ -311,13 +316,13 @@ static bool half_tile(mmctx *c, int64_t bi, int64_t pm, int64_t pn, float *scrat
     int64_t nb = c->N - n0 < c->nbk ? c->N - n0 : c->nbk;
     int64_t K = c->K;
     float *Af = scratch, *Bf = Af + mb * K, *Cf = Bf + K * nb;
-    const char *A = c->a + (oa + m0 * c->a_rs) * (int64_t)c->esz;
-    const char *B = c->b + (ob + n0 * c->b_cs) * (int64_t)c->esz;
+    const char *A = c->a + (oa + m0 * c->a_rs) * (int64_t)c->asz;
+    const char *B = c->b + (ob + n0 * c->b_cs) * (int64_t)c->bsz;
     if (c->af) Af = (float *)c->af + (bi * c->M + m0) * K;
-    else convert_panel(c, Af, A, mb, K, c->a_rs, c->a_cs, parallel);
+    else convert_panel(Af, A, c->ta, mb, K, c->a_rs, c->a_cs, parallel);
     bool tb = c->b_rs == 1 && c->b_cs != 1; /* b^T rows are contiguous: convert them */
-    if (tb) convert_panel(c, Bf, B, nb, K, c->b_cs, c->b_rs, parallel);
-    else convert_panel(c, Bf, B, K, nb, c->b_rs, c->b_cs, parallel);
+    if (tb) convert_panel(Bf, B, c->tb, nb, K, c->b_cs, c->b_rs, parallel);
+    else convert_panel(Bf, B, c->tb, K, nb, c->b_rs, c->b_cs, parallel);
     lx_blas_gemm(LX_FLOAT32, false, tb, mb, nb, K, c->alpha, Af, K, Bf, tb ? K : nb, 0.0, Cf, nb);
     char *O = c->out + ((bi * c->M + m0) * c->N + n0) * (int64_t)c->esz;
     for (int64_t i = 0; i < mb; i++) {
@@ -449,19 +454,19 @@ static void gemv_fn(void *ctx, int64_t b, int64_t e) {
                 int R = nb - j < GEMV_ROWS ? (int)(nb - j) : GEMV_ROWS;
                 const uint16_t *rows[GEMV_ROWS];
                 for (int r = 0; r < R; r++)
-                    rows[r] = (const uint16_t *)(c->b + (ob + (n0 + j + r) * c->b_cs) * (int64_t)c->esz);
-                gemv_rows_half(acc[0] + j, A, rows, R, K, c->t);
+                    rows[r] = (const uint16_t *)(c->b + (ob + (n0 + j + r) * c->b_cs) * (int64_t)c->bsz);
+                gemv_rows_half(acc[0] + j, A, rows, R, K, c->tb);
             }
         } else if (c->b_rs == 1) { /* column n of b is a contiguous run of K (a row of W) */
             for (int64_t j = 0; j < nb; j++) {
-                const char *col = c->b + (ob + (n0 + j) * c->b_cs) * (int64_t)c->esz;
+                const char *col = c->b + (ob + (n0 + j) * c->b_cs) * (int64_t)c->bsz;
                 /* GEMV_LANES partial sums per row of a: several independent FMA chains (one
                  * chain of 8 lanes was latency-bound) */
                 float lanes[GEMV_M][GEMV_LANES];
                 memset(lanes, 0, sizeof lanes);
                 for (int64_t k0 = 0; k0 < K; k0 += GEMV_KB) {
                     int64_t kb = K - k0 < GEMV_KB ? K - k0 : GEMV_KB;
-                    lx_row_load_f32(wb, col + k0 * (int64_t)c->esz, c->t, 1, kb);
+                    lx_row_load_f32(wb, col + k0 * (int64_t)c->bsz, c->tb, 1, kb);
                     for (int64_t m = 0; m < M; m++) {
                         const float *ar = A + m * K + k0;
                         float *ln = lanes[m];
@@ -480,7 +485,7 @@ static void gemv_fn(void *ctx, int64_t b, int64_t e) {
             }
         } else { /* b's rows are contiguous (b_cs == 1): acc[m] += a[m, k] * b[k, n0:n0+nb] */
             for (int64_t k = 0; k < K; k++) {
-                lx_row_load_f32(wb, c->b + (ob + k * c->b_rs + n0) * (int64_t)c->esz, c->t, 1, nb);
+                lx_row_load_f32(wb, c->b + (ob + k * c->b_rs + n0) * (int64_t)c->bsz, c->tb, 1, nb);
                 for (int64_t m = 0; m < M; m++) {
                     float av = A[m * K + k];
                     for (int64_t j = 0; j < nb; j++) acc[m][j] += av * wb[j];
@@ -503,7 +508,7 @@ static void aconv_fn(void *ctx, int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++) { /* row r = (batch, m) */
         int64_t bi = r / c->M, m = r % c->M, oa, ob;
         batch_offsets(c, bi, &oa, &ob);
-        lx_row_load_f32(v->af + r * c->K, c->a + (oa + m * c->a_rs) * (int64_t)c->esz, c->t,
+        lx_row_load_f32(v->af + r * c->K, c->a + (oa + m * c->a_rs) * (int64_t)c->asz, c->ta,
                         c->a_cs, c->K);
     }
 }
@@ -537,16 +542,16 @@ static void gemvk_fn(void *ctx, int64_t u0, int64_t u1) {
         int64_t k = k0;
         /* one row of a: four rows of b per pass over acc, converted in registers (the staging
          * buffer and a pass over acc for every row of b cost 2-3x) */
-        bool quad = M == 1 && c->t == LX_BFLOAT16;
+        bool quad = M == 1 && c->tb == LX_BFLOAT16;
 #if defined(LX_ROW_F16C) && defined(__FMA__)
-        quad = quad || (M == 1 && c->t == LX_FLOAT16);
+        quad = quad || (M == 1 && c->tb == LX_FLOAT16);
 #endif
         for (; quad && k + 4 <= k1; k += 4) {
             const uint16_t *w[4];
             for (int i = 0; i < 4; i++)
                 w[i] = (const uint16_t *)(const void *)(c->b + (ob + (k + i) * c->b_rs) *
-                                                                   (int64_t)c->esz);
-            if (c->t == LX_BFLOAT16) {
+                                                                   (int64_t)c->bsz);
+            if (c->tb == LX_BFLOAT16) {
                 float a0 = A[k], a1 = A[k + 1], a2 = A[k + 2], a3 = A[k + 3];
                 for (int64_t j = 0; j < N; j++)
                     acc[j] += (a0 * lx_bf16_to_f32(w[0][j]) + a1 * lx_bf16_to_f32(w[1][j])) +
@@ -569,10 +574,10 @@ static void gemvk_fn(void *ctx, int64_t u0, int64_t u1) {
 #endif
         }
         for (; k < k1; k++) {
-            const char *row = c->b + (ob + k * c->b_rs) * (int64_t)c->esz;
+            const char *row = c->b + (ob + k * c->b_rs) * (int64_t)c->bsz;
             for (int64_t n0 = 0; n0 < N; n0 += GEMVK_NB) {
                 int64_t nb = N - n0 < GEMVK_NB ? N - n0 : GEMVK_NB;
-                lx_row_load_f32(wb, row + n0 * (int64_t)c->esz, c->t, 1, nb);
+                lx_row_load_f32(wb, row + n0 * (int64_t)c->bsz, c->tb, 1, nb);
                 for (int64_t m = 0; m < M; m++) {
                     float av = A[m * K + k], *r = acc + m * N + n0;
                     for (int64_t j = 0; j < nb; j++) r[j] += av * wb[j];
@@ -776,15 +781,19 @@ lx_status LX_CPU_KERNEL(MATMUL)(lx_kctx *kctx, lx_node *out) {
     const lx_node *a = out->inputs[0], *b = out->inputs[1];
     const lx_node *cn = out->n_inputs > 2 ? out->inputs[2] : NULL;
     int nd = out->ndim;
+    bool mixed = b->dtype != out->dtype && lx_matmul_mixed_ok(a->dtype, b->dtype);
     if (nd < 2 || a->ndim != nd || b->ndim != nd || (cn && cn->ndim != nd) ||
-        a->dtype != out->dtype || b->dtype != out->dtype || (cn && cn->dtype != out->dtype))
+        a->dtype != out->dtype || (b->dtype != out->dtype && !mixed) ||
+        (cn && cn->dtype != out->dtype))
         return lx_set_error(LX_E_INTERNAL, "%s: matmul kernel given mismatched inputs", out->op);
     if (out->size == 0) return LX_OK;
     mmctx c;
     memset(&c, 0, sizeof c);
     c.kctx = kctx;
-    c.t = (lx_dtype)out->dtype;
-    c.esz = lx_dtype_size(c.t);
+    c.t = c.ta = (lx_dtype)out->dtype;
+    c.tb = (lx_dtype)b->dtype;
+    c.esz = c.asz = lx_dtype_size(c.t);
+    c.bsz = lx_dtype_size(c.tb);
     c.M = out->shape[nd - 2];
     c.N = out->shape[nd - 1];
     c.K = a->shape[nd - 1];
@@ -847,6 +856,7 @@ lx_status LX_CPU_KERNEL(MATMUL)(lx_kctx *kctx, lx_node *out) {
     if (c.M > INT_MAX || c.N > INT_MAX || c.K > INT_MAX)
         return lx_set_error(LX_E_UNSUPPORTED, "%s: matmul dimensions beyond 2^31", out->op);
 
+    if (mixed) return half_matmul(&c, out->op); /* float32 accumulation, b converted as read */
     switch (c.t) {
     case LX_FLOAT32:
     case LX_FLOAT64: {
