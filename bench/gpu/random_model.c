@@ -31,6 +31,8 @@
  * 2048, 16 layers, 32 heads, 8 KV heads, head_dim 64, ffn 8192, vocab 128256, rope theta
  * 500000 with llama3 scaling, tied). Dimension flags after --preset override it.
  */
+#define _POSIX_C_SOURCE 200809L /* strdup, strndup, clock_gettime */
+
 #include <lx.h>
 
 #include <errno.h>
