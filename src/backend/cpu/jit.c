@@ -87,28 +87,6 @@ static void say(const char *fmt, ...) {
     va_end(ap);
 }
 
-/* A directory we may trust: ours, a directory, not writable by group or others. */
-static bool dir_ok(const char *path) {
-    struct stat st;
-    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
-           (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
-}
-
-/* mkdir -p with mode 0700 for the components it creates. */
-static bool make_dirs(const char *path) {
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf) return false;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0') continue;
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST) return false;
-        buf[i] = c;
-    }
-    return true;
-}
 
 static bool choose_dir(void) {
     if (g_dir[0]) return true;
@@ -119,7 +97,7 @@ static bool choose_dir(void) {
     if (env && *env) w = snprintf(want, sizeof want, "%s", env);
     else if (xdg && *xdg == '/') w = snprintf(want, sizeof want, "%s/lx/jit", xdg);
     else if (home && *home == '/') w = snprintf(want, sizeof want, "%s/.cache/lx/jit", home);
-    if (w > 0 && (size_t)w < sizeof want - 64 && make_dirs(want) && dir_ok(want)) {
+    if (w > 0 && (size_t)w < sizeof want - 64 && lx_jit_make_dirs(want) && lx_jit_dir_ok(want)) {
         memcpy(g_dir, want, (size_t)w + 1);
         return true;
     }

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "backend/jit_cache.h" /* lx_jit_hash */
+
 typedef enum { LX_JIT_OFF = 0, LX_JIT_HOT, LX_JIT_ALWAYS } lx_jit_mode;
 
 /* The mode from LX_JIT (read once), or the last lx_jit_set_mode. */
@@ -51,22 +53,5 @@ extern const char lx_jit_preamble[];
  * serialised (one compiler run at a time). */
 void *lx_jit_compile(const char *source, size_t len, const char *symbol, const char *variant);
 
-/* A 64-bit hash of n bytes, 8 at a time (FNV-1a's multiply with a final mix): the cache keys.
- * Not cryptographic: keys are always compared in full after a hash match. */
-static inline uint64_t lx_jit_hash(const void *p, size_t n, uint64_t h) {
-    const unsigned char *b = p;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, b + i, 8);
-        h = (h ^ w) * 0x100000001b3ull;
-        h ^= h >> 29;
-    }
-    for (; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    h ^= h >> 32;
-    h *= 0xd6e8feb86659fd93ull;
-    return h ^ (h >> 32);
-}
-#define LX_JIT_HASH_SEED 0xcbf29ce484222325ull
 
 #endif

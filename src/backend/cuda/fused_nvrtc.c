@@ -48,6 +48,7 @@
 #include <nvrtc.h>
 
 #include "backend/cuda/fused_cuda.h"
+#include "backend/jit_cache.h"
 
 #ifndef LX_NVRTC_SONAME
 #define LX_NVRTC_SONAME "libnvrtc.so"
@@ -77,23 +78,9 @@ static int verbose(void) {
     return v && *v ? atoi(v) : 0;
 }
 
-/* ---- hashing (the CPU JIT's mix, two seeds) ---- */
+/* ---- hashing (backend/jit_cache.h's, the CPU JIT's: a seed per use) ---- */
 
-static uint64_t hash_bytes(const void *p, size_t n, uint64_t h) {
-    const unsigned char *b = p;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, b + i, 8);
-        h = (h ^ w) * 0x100000001b3ull;
-        h ^= h >> 29;
-    }
-    for (; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    h ^= h >> 32;
-    h *= 0xd6e8feb86659fd93ull;
-    return h ^ (h >> 32);
-}
-#define SEED_NAME 0xcbf29ce484222325ull
+#define SEED_NAME LX_JIT_HASH_SEED
 #define SEED_CHECK 0x9e3779b97f4a7c15ull
 #define SEED_DATA 0x2545f4914f6cdd1dull
 
@@ -304,28 +291,6 @@ lxf_stats lxf_stats_get(void) {
         pthread_mutex_unlock(&g_lock);                                                      \
     } while (0)
 
-/* A directory we may trust: ours, a directory, not writable by group or others. */
-static bool dir_ok(const char *path) {
-    struct stat st;
-    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
-           (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
-}
-
-/* mkdir -p with mode 0700 for the components it creates. */
-static bool make_dirs(const char *path) {
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf) return false;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0') continue;
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST) return false;
-        buf[i] = c;
-    }
-    return true;
-}
 
 static void choose_dir_locked(void) {
     if (g_dir_chosen) return;
@@ -343,7 +308,7 @@ static void choose_dir_locked(void) {
             res->pw_dir[0] == '/')
             w = snprintf(want, sizeof want, "%s/.cache/lx/jit", res->pw_dir);
     }
-    if (w > 0 && (size_t)w < sizeof want - 128 && make_dirs(want) && dir_ok(want))
+    if (w > 0 && (size_t)w < sizeof want - 128 && lx_jit_make_dirs(want) && lx_jit_dir_ok(want))
         memcpy(g_dir, want, (size_t)w + 1);
     else if (w > 0 && verbose())
         fprintf(stderr, "lx cuda: cache directory %s is not usable (missing, not ours or "
@@ -363,8 +328,8 @@ static uint64_t g_hdr_hash;
 static void hash_headers(void) {
     uint64_t h = SEED_NAME;
     for (int i = 0; i < lxf_header_count; i++) {
-        h = hash_bytes(lxf_header_names[i], strlen(lxf_header_names[i]) + 1, h);
-        h = hash_bytes(lxf_header_texts[i], strlen(lxf_header_texts[i]) + 1, h);
+        h = lx_jit_hash(lxf_header_names[i], strlen(lxf_header_names[i]) + 1, h);
+        h = lx_jit_hash(lxf_header_texts[i], strlen(lxf_header_texts[i]) + 1, h);
     }
     g_hdr_hash = h;
 }
@@ -379,12 +344,12 @@ static void image_key(const char *source, size_t len, int arch, uint64_t *name, 
     const uint64_t seeds[2] = {SEED_NAME, SEED_CHECK};
     uint64_t out[2];
     for (int s = 0; s < 2; s++) {
-        uint64_t h = hash_bytes(source, len, seeds[s]);
-        h = hash_bytes(&g_hdr_hash, sizeof g_hdr_hash, h);
-        for (int i = 0; i < n_opts; i++) h = hash_bytes(opts[i], strlen(opts[i]) + 1, h);
+        uint64_t h = lx_jit_hash(source, len, seeds[s]);
+        h = lx_jit_hash(&g_hdr_hash, sizeof g_hdr_hash, h);
+        for (int i = 0; i < n_opts; i++) h = lx_jit_hash(opts[i], strlen(opts[i]) + 1, h);
         int32_t fixed[3] = {g_nv_version, arch, (int32_t)LXF_GEN_VERSION};
-        h = hash_bytes(fixed, sizeof fixed, h);
-        h = hash_bytes(LX_VERSION_STRING, sizeof LX_VERSION_STRING, h);
+        h = lx_jit_hash(fixed, sizeof fixed, h);
+        h = lx_jit_hash(LX_VERSION_STRING, sizeof LX_VERSION_STRING, h);
         out[s] = h;
     }
     *name = out[0];
@@ -431,7 +396,7 @@ static bool cache_read(const char *path, uint64_t check, lxf_image *img) {
             if (k <= 0) break;
             done += (size_t)k;
         }
-        ok = done == fh.size && hash_bytes(data, fh.size, SEED_DATA) == fh.data &&
+        ok = done == fh.size && lx_jit_hash(data, fh.size, SEED_DATA) == fh.data &&
              (fh.cubin || ((const char *)data)[fh.size - 1] == '\0');
     }
     close(fd);
@@ -476,7 +441,7 @@ static void cache_write(const char *path, uint64_t check, const lxf_image *img) 
     fh.check = check;
     fh.cubin = img->cubin ? 1u : 0u;
     fh.size = img->size;
-    fh.data = hash_bytes(img->data, img->size, SEED_DATA);
+    fh.data = lx_jit_hash(img->data, img->size, SEED_DATA);
     bool ok = write_all(fd, &fh, sizeof fh) && write_all(fd, img->data, img->size);
     ok = close(fd) == 0 && ok;
     if (ok && rename(tmp, path) == 0) {
