@@ -810,10 +810,11 @@ static const bcase cases[] = {
     /* (cases added later go last: an instance's seed follows its case's index, so the
      * instances before keep theirs) */
     /* a float32 a times a weight kept in half (MATMUL's mixed form: b converted as it is
-     * read, on the decode paths too: M = 1 with W^T rows or b rows contiguous, the K split) */
+     * read, on the decode paths too: M = 1 with W^T rows or b rows contiguous, the K split
+     * from K * N >= 2^20) */
     {.op = "matmul(float32, half b)", .prim = LX_PRIM_MATMUL, .apply = ap_binary, .n_in = 2,
      .in = {{LX_FLOAT32, D_ANY, 0}, {-1, D_ANY, 0}}, .dtypes = DT(LX_FLOAT16) | DT(LX_BFLOAT16),
-     .shapes = "1x7,7x1;1x33,33x7;3x33,33x7;7x257,257x3;2x5x17,17x9;1x1024,1024x1031;"
+     .shapes = "1x7,7x1;1x33,33x7;3x33,33x7;7x257,257x3;2x5x17,17x9;1x257,257x4100;"
                "70x65,65x80",
      .tol = COND(16), .why = WHY_MM, .b = lx_matmul},
 };
