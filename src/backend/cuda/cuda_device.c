@@ -654,6 +654,28 @@ static lx_status k_matmul(lx_kctx *ctx, lx_node *out) {
         if (e) return kern_fail(e, out);
         beta = p ? p->beta : 1.0;
     }
+    if (b->dtype != out->dtype) { /* the mixed form (supports(): few rows, no batch) */
+        lxc_gemv_args g;
+        memset(&g, 0, sizeof g);
+        g.a = (const float *)(const void *)dptr(a);
+        g.b = dptr(b);
+        g.bt = b->dtype;
+        g.M = M;
+        g.N = N;
+        g.K = K;
+        g.a_rs = a->strides[a->ndim - 2];
+        g.a_cs = a->strides[a->ndim - 1];
+        g.b_rs = b->strides[b->ndim - 2];
+        g.b_cs = b->strides[b->ndim - 1];
+        g.alpha = (float)alpha;
+        g.beta = (float)beta;
+        g.with_c = cin != NULL;
+        g.vec = g.b_rs == 1 && g.a_cs == 1 && K % 8 == 0 && (uintptr_t)g.b % 16 == 0 &&
+                (g.b_cs * 2) % 16 == 0 && (uintptr_t)g.a % 16 == 0 &&
+                (M == 1 || (g.a_rs * 4) % 16 == 0);
+        int e = lxc_gemv_mixed(S(ctx), (float *)(void *)dptr(out), &g);
+        return e ? kern_fail(e, out) : LX_OK;
+    }
     mm_operand A, B;
     lx_status st = mm_prepare(ctx, out, a, M, K, &A);
     if (st == LX_OK) st = mm_prepare(ctx, out, b, K, N, &B);
@@ -976,7 +998,8 @@ static bool plain_matrix(const lx_node *m) {
  * UNARY, BINARY: every op and dtype (float16/bfloat16 in float32, as the CPU), broadcast inputs.
  * WHERE: any dtype; bool condition.
  * MATMUL: float32 (float32 compute, no TF32), float16 and bfloat16 (float32 accumulation),
- *   float64; batched with broadcast batch dims; addmm (alpha, beta, c); K > 0.
+ *   float64; batched with broadcast batch dims; addmm (alpha, beta, c); K > 0. The mixed form
+ *   (float32 a, half b) for at most LXC_GEMV_MAX_M rows and no batch (gemv.cu).
  * REDUCE: every op and dtype (LOGSUMEXP: floats). ARG_REDUCE: every dtype.
  * SOFTMAX: float dtypes, any axis. RMS_NORM: float dtypes, optional w.
  * ROPE: float dtypes, freqs and offset inputs. SDPA: float32/float16/bfloat16 q/k/v with
@@ -1027,8 +1050,18 @@ static bool cuda_supports(const lx_device_impl *dev, const lx_node *n) {
         if (!blas_types(n->dtype, &t, &ct) || n->ndim < 2) return false;
         bool scaled = PARAMS(n, lx_matmul_params) != NULL;
         if (!inputs_ok(n, 2, scaled ? 3 : 2)) return false;
+        /* the mixed form (a float32 a times a half b) for a decode step's few rows without
+         * batch (gemv.cu); other mixed products take MATMUL's fallback (b converted) */
+        bool mixed = n->inputs[1]->dtype != n->dtype;
+        if (mixed) {
+            if (!lx_matmul_mixed_ok(n->inputs[0]->dtype, n->inputs[1]->dtype) ||
+                n->shape[n->ndim - 2] > LXC_GEMV_MAX_M)
+                return false;
+            for (int d = 0; d < n->ndim - 2; d++)
+                if (n->shape[d] != 1) return false;
+        }
         for (int i = 0; i < n->n_inputs; i++)
-            if (n->inputs[i]->dtype != n->dtype) return false;
+            if (n->inputs[i]->dtype != n->dtype && !(mixed && i == 1)) return false;
         const lx_node *a = n->inputs[0], *b = n->inputs[1];
         int nd = n->ndim;
         if (a->ndim < 2 || b->ndim < 2 || a->ndim > nd || b->ndim > nd) return false;

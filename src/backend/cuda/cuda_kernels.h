@@ -142,6 +142,23 @@ int lxc_qmm(lxc_stream s, void *out, const lxc_qmm_args *a);
 /* dequant(w) [N, K] into wd (row-contiguous, dtype a->dtype) */
 int lxc_dequant(lxc_stream s, void *wd, const lxc_qmm_args *a);
 
+/* ---- MATMUL's mixed form (gemv.cu) ---- */
+
+/* out [M, N] (row-contiguous float32) = alpha a @ b (+ beta out when with_c), a float32
+ * [M, K] with strides (a_rs, a_cs), b [K, N] of dtype bt (float16 / bfloat16) with strides
+ * (b_rs, b_cs); M <= LXC_GEMV_MAX_M. vec: b_rs == 1, a_cs == 1, K % 8 == 0, b's columns and
+ * a's rows 16-byte aligned (8 weights a load). */
+#define LXC_GEMV_MAX_M 8
+typedef struct {
+    const float *a;
+    const void *b;
+    int bt;
+    bool vec, with_c;
+    int64_t M, N, K, a_rs, a_cs, b_rs, b_cs;
+    float alpha, beta;
+} lxc_gemv_args;
+int lxc_gemv_mixed(lxc_stream s, float *out, const lxc_gemv_args *g);
+
 /* the CUDA message of an error code */
 const char *lxc_error_string(int err);
 
