@@ -55,6 +55,7 @@
 #include "core/node.h"
 #include "graph/elementwise_ops.h"
 #include "graph/prims.h"
+#include "test_graph.h"
 #include "test_util.h"
 
 /* ---- the core API the layers report through ---- */
@@ -134,11 +135,11 @@ static int p_const(prog *p, int t, double v) {
 }
 static int p_unary(prog *p, int op, int r) {
     int t = p->regt[r];
-    return p_emit(p, LX_FOP_UNARY, lx_ew_unary_is_pred(op) ? LX_BOOL : t, t, r, 0, 0, op, 0);
+    return p_emit(p, LX_FOP_UNARY, lx_unary_op_is_pred(op) ? LX_BOOL : t, t, r, 0, 0, op, 0);
 }
 static int p_binary(prog *p, int op, int r, int s) {
     int t = p->regt[r];
-    return p_emit(p, LX_FOP_BINARY, lx_ew_binary_is_pred(op) ? LX_BOOL : t, t, r, s, 0, op, 0);
+    return p_emit(p, LX_FOP_BINARY, lx_binary_op_is_pred(op) ? LX_BOOL : t, t, r, s, 0, op, 0);
 }
 static int p_where(prog *p, int c, int r, int s) {
     return p_emit(p, LX_FOP_WHERE, p->regt[r], 0, c, r, s, 0, 0);
@@ -578,49 +579,48 @@ static void host_add_node(lx_node *f, const char *what);
 
 /* The FUSED nodes of the graphs of outs, queued with two input layouts (all contiguous; each
  * kind in turn). */
-static int add_fused_nodes(const lx_array *outs, int n, const char *what) {
-    enum { CAP = 4096 };
-    static lx_node *seen[CAP], *stack[CAP];
-    static lx_node *host[CAP];
-    int n_seen = 0, top = 0, found = 0, n_host = 0;
-    for (int i = 0; i < n; i++) {
-        lx_node *nd = lx_handle_peek(outs[i]);
-        if (!nd) continue;
-        stack[top++] = nd;
-        lx_node_release(nd); /* the handle keeps it alive while we look */
-    }
-    while (top > 0) {
-        lx_node *nd = stack[--top];
-        bool dup = false;
-        for (int i = 0; i < n_seen && !dup; i++) dup = seen[i] == nd;
-        if (dup || n_seen == CAP) continue;
-        seen[n_seen++] = nd;
-        if (lx_node_state_of(nd) != LX_NODE_LAZY) continue;
-        if (nd->prim == LX_PRIM_FUSED && g_host) {
-            if (n_host < CAP) {
-                lx_node_retain(nd);
-                host[n_host++] = nd;
-            }
-        } else if (nd->prim == LX_PRIM_FUSED) {
-            uint8_t dts[LX_FUSED_MAX_IN];
-            for (int k = 0; k < nd->n_inputs && k < LX_FUSED_MAX_IN; k++) dts[k] = nd->inputs[k]->dtype;
-            const lx_fused_header *h = nd->params;
-            for (int pattern = 0; pattern < 3; pattern += 2) { /* contiguous; mixed */
-                uint8_t kinds[LX_FUSED_MAX_IN];
-                for (int k = 0; k < LX_FUSED_MAX_IN; k++)
-                    kinds[k] = pattern == 0 ? LXF_CONTIG : pattern == 1 ? LXF_STRIDED : (uint8_t)(k % 3);
-                char w[256];
-                snprintf(w, sizeof w, "compiled %s, FUSED node %d (%d inputs, %d outputs, %d "
-                         "instructions), kinds pattern %d", what, found, h->n_in, h->n_out,
-                         h->n_instr, pattern);
-                CHECK_MSG(nd->n_inputs == h->n_in, "%s: inputs", w);
-                add_kernel(h, nd->params_size, dts, kinds, w);
-            }
-            found++;
-            g_programs++;
+enum { HOST_CAP = 4096 };
+typedef struct {
+    const char *what;
+    int found, n_host;
+    lx_node *host[HOST_CAP];
+} fused_walk;
+
+static void visit_fused(lx_node *nd, void *user) {
+    fused_walk *fw = user;
+    if (nd->prim != LX_PRIM_FUSED) return;
+    if (g_host) {
+        if (fw->n_host < HOST_CAP) {
+            lx_node_retain(nd);
+            fw->host[fw->n_host++] = nd;
         }
-        for (int k = 0; k < nd->n_inputs && top < CAP; k++) stack[top++] = nd->inputs[k];
+        return;
     }
+    uint8_t dts[LX_FUSED_MAX_IN];
+    for (int k = 0; k < nd->n_inputs && k < LX_FUSED_MAX_IN; k++) dts[k] = nd->inputs[k]->dtype;
+    const lx_fused_header *h = nd->params;
+    for (int pattern = 0; pattern < 3; pattern += 2) { /* contiguous; mixed */
+        uint8_t kinds[LX_FUSED_MAX_IN];
+        for (int k = 0; k < LX_FUSED_MAX_IN; k++)
+            kinds[k] = pattern == 0 ? LXF_CONTIG : pattern == 1 ? LXF_STRIDED : (uint8_t)(k % 3);
+        char w[256];
+        snprintf(w, sizeof w, "compiled %s, FUSED node %d (%d inputs, %d outputs, %d "
+                 "instructions), kinds pattern %d", fw->what, fw->found, h->n_in, h->n_out,
+                 h->n_instr, pattern);
+        CHECK_MSG(nd->n_inputs == h->n_in, "%s: inputs", w);
+        add_kernel(h, nd->params_size, dts, kinds, w);
+    }
+    fw->found++;
+    g_programs++;
+}
+
+static int add_fused_nodes(const lx_array *outs, int n, const char *what) {
+    static fused_walk fw;
+    fw.what = what;
+    fw.found = fw.n_host = 0;
+    t_walk_lazy(outs, n, visit_fused, &fw);
+    int found = fw.found, n_host = fw.n_host;
+    lx_node **host = fw.host;
     /* the host run evaluates (and so sweeps): only once the walk is done, outputs kept */
     if (n_host) lx_keep_n(outs, n);
     for (int i = n_host - 1; i >= 0; i--) { /* inputs (found later) first */

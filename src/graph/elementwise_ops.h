@@ -621,7 +621,6 @@ LX_EW_INLINE double lx_ew_gelu_approx_d(double x) {
     return x * lx_ew_sigmoid_d(2.0 * u);
 }
 
-static inline bool lx_ew_unary_is_pred(int op) { return lx_unary_op_is_pred(op); }
 static inline bool lx_ew_unary_is_expensive(int op) {
     switch (op) {
     case LX_UNARY_NEG: case LX_UNARY_ABS: case LX_UNARY_SIGN: case LX_UNARY_SQUARE:
@@ -786,7 +785,6 @@ LX_EW_DEF_UNARY_LOOPS_(U, uint64_t)
 /* ======================================================================================== */
 /* Binary                                                                                   */
 
-static inline bool lx_ew_binary_is_pred(int op) { return lx_binary_op_is_pred(op); }
 /* Ops of many cycles an element in class cls (libm calls; integer division, which no x86
  * vector unit has). */
 static inline bool lx_ew_binary_is_expensive(int op, int cls) {

@@ -34,7 +34,7 @@
         typedef LX_ICAT_(LX_CT_, LX_CLS_##S) CT;                                           \
         typedef LX_ST_##S ST;                                                              \
         const int op = *(const int *)c;                                                    \
-        const bool pred = lx_ew_binary_is_pred(op);                                        \
+        const bool pred = lx_binary_op_is_pred(op);                                        \
         const ST *a = (const ST *)in[0], *b = (const ST *)in[1];                           \
         const int64_t sa = st[0], sb = st[1];                                              \
         const bool da = LX_DIRECT_##S && sa == 1, db = LX_DIRECT_##S && sb == 1;           \
@@ -81,7 +81,7 @@ lx_status LX_CPU_KERNEL(BINARY)(lx_kctx *kctx, lx_node *out) {
     int op = p->op;
     lx_node *ins[2] = {out->inputs[0], out->inputs[1]};
     lx_dtype t = (lx_dtype)ins[0]->dtype;
-    lx_dtype want = lx_ew_binary_is_pred(op) ? LX_BOOL : t;
+    lx_dtype want = lx_binary_op_is_pred(op) ? LX_BOOL : t;
     if (ins[1]->dtype != t || !lx_dtype_valid(t) || out->dtype != want)
         return lx_set_error(LX_E_INTERNAL, "%s: binary op %d on %s and %s to %s", out->op, op,
                             lx_dtype_name(t), lx_dtype_name((lx_dtype)ins[1]->dtype),

@@ -361,7 +361,7 @@ static void fused_range(void *ctx, int64_t begin, int64_t end) {
             case LX_FOP_UNARY: {
                 const void *x = reg[ins->a];
                 int cls = lx_dtype_class((lx_dtype)ins->adtype);
-                if (lx_ew_unary_is_pred(ins->sub)) {
+                if (lx_unary_op_is_pred(ins->sub)) {
                     run_unary_pred(cls, ins->sub, x, pred, n);
                     widen_bytes(pred, y, n);
                 } else {
@@ -373,7 +373,7 @@ static void fused_range(void *ctx, int64_t begin, int64_t end) {
             case LX_FOP_BINARY: {
                 const void *a = reg[ins->a], *b = reg[ins->b];
                 int cls = lx_dtype_class((lx_dtype)ins->adtype);
-                bool pr = lx_ew_binary_is_pred(ins->sub);
+                bool pr = lx_binary_op_is_pred(ins->sub);
                 if (is_const[ins->b] && !is_const[ins->a]) {
                     if (pr) run_binary_pred_scalar(cls, ins->sub, a, cv[ins->b], false, pred, n);
                     else run_binary_scalar(cls, ins->sub, a, cv[ins->b], false, y, n);
@@ -515,14 +515,14 @@ static lx_status check_program(const lx_node *out, const lx_fused_header *h) {
         case LX_FOP_UNARY:
             if (ins->sub < 0 || ins->sub >= LX_UNARY_COUNT || !is_def(defined, h, ins->a) ||
                 regt[ins->a] != ins->adtype ||
-                ins->dtype != (lx_ew_unary_is_pred(ins->sub) ? LX_BOOL : ins->adtype))
+                ins->dtype != (lx_unary_op_is_pred(ins->sub) ? LX_BOOL : ins->adtype))
                 return bad_program(out, "unary");
             break;
         case LX_FOP_BINARY:
             if (ins->sub < 0 || ins->sub >= LX_BINARY_COUNT || !is_def(defined, h, ins->a) ||
                 !is_def(defined, h, ins->b) || regt[ins->a] != ins->adtype ||
                 regt[ins->b] != ins->adtype ||
-                ins->dtype != (lx_ew_binary_is_pred(ins->sub) ? LX_BOOL : ins->adtype))
+                ins->dtype != (lx_binary_op_is_pred(ins->sub) ? LX_BOOL : ins->adtype))
                 return bad_program(out, "binary");
             break;
         case LX_FOP_WHERE:

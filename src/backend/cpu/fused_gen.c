@@ -87,8 +87,8 @@ static int input_dtype(const lx_fused_header *h, int k) {
  * per element inside the loop. */
 static bool rounds_after(const lx_fused_instr *ins) {
     return (ins->op == LX_FOP_UNARY || ins->op == LX_FOP_BINARY) && ins->dtype == LX_FLOAT16 &&
-           !(ins->op == LX_FOP_UNARY ? lx_ew_unary_is_pred(ins->sub)
-                                     : lx_ew_binary_is_pred(ins->sub));
+           !(ins->op == LX_FOP_UNARY ? lx_unary_op_is_pred(ins->sub)
+                                     : lx_binary_op_is_pred(ins->sub));
 }
 
 /* Opens the narrowing of a class-cls value to dtype t (as the interpreter's rounders), returning
@@ -117,7 +117,7 @@ static bool put_statement(sbuf *b, const lx_fused_instr *ins, const bool *is_con
         return true;
     case LX_FOP_UNARY: {
         int ac = lx_dtype_class((lx_dtype)ins->adtype);
-        bool pred = lx_ew_unary_is_pred(ins->sub);
+        bool pred = lx_unary_op_is_pred(ins->sub);
         sb_put(b, REG " = ", ins->dst, class_name[cls]);
         if (pred) {
             sb_put(b, "(uint64_t)lx_ew_unary_pred1_%s(%s, ", class_name[ac],
@@ -134,7 +134,7 @@ static bool put_statement(sbuf *b, const lx_fused_instr *ins, const bool *is_con
     }
     case LX_FOP_BINARY: {
         int ac = lx_dtype_class((lx_dtype)ins->adtype);
-        bool pred = lx_ew_binary_is_pred(ins->sub);
+        bool pred = lx_binary_op_is_pred(ins->sub);
         const char *close = "";
         sb_put(b, REG " = ", ins->dst, class_name[cls]);
         if (pred) sb_put(b, "(uint64_t)lx_ew_binary_pred1_%s(%s, ", class_name[ac],
@@ -191,9 +191,9 @@ static bool uniform_class(const lx_fused_instr *ins, int cls) {
     switch (ins->op) {
     case LX_FOP_LOAD: case LX_FOP_STORE: return true;
     case LX_FOP_UNARY:
-        return !lx_ew_unary_is_pred(ins->sub) && lx_dtype_class((lx_dtype)ins->adtype) == cls;
+        return !lx_unary_op_is_pred(ins->sub) && lx_dtype_class((lx_dtype)ins->adtype) == cls;
     case LX_FOP_BINARY:
-        return !lx_ew_binary_is_pred(ins->sub) && lx_dtype_class((lx_dtype)ins->adtype) == cls;
+        return !lx_binary_op_is_pred(ins->sub) && lx_dtype_class((lx_dtype)ins->adtype) == cls;
     default: return false; /* WHERE reads a U mask, CAST changes class */
     }
 }
@@ -257,7 +257,7 @@ static bool generate(sbuf *b, const lx_fused_header *h, const uint8_t *kinds) {
             open = -1;
         }
         if (alone && ins->op == LX_FOP_UNARY && !is_const[ins->a] &&
-            !lx_ew_unary_is_pred(ins->sub)) {
+            !lx_unary_op_is_pred(ins->sub)) {
             sb_put(b, "    lx_ew_unary_%s(%s, r%d%s, r%d%s, m);\n", class_name[cls],
                    unary_name[ins->sub], ins->a, class_name[cls], ins->dst, class_name[cls]);
             if (rounds_after(ins)) {

@@ -38,7 +38,7 @@
         const ST *x = (const ST *)in[0];                                                   \
         const int64_t s = st[0];                                                           \
         CT buf[LX_CHUNK];                                                                  \
-        if (lx_ew_unary_is_pred(op)) {                                                     \
+        if (lx_unary_op_is_pred(op)) {                                                     \
             uint8_t *y = (uint8_t *)out;                                                   \
             if (LX_DIRECT_##S && s == 1) {                                                 \
                 LX_ICAT_(lx_ew_unary_pred_, LX_CLS_##S)(op, (const CT *)(const void *)x, y, n); \
@@ -81,7 +81,7 @@ lx_status LX_CPU_KERNEL(UNARY)(lx_kctx *kctx, lx_node *out) {
         return lx_set_error(LX_E_INTERNAL, "%s: bad unary parameters", out->op);
     lx_node *in = out->inputs[0];
     int op = p->op;
-    lx_dtype want = lx_ew_unary_is_pred(op) ? LX_BOOL : (lx_dtype)in->dtype;
+    lx_dtype want = lx_unary_op_is_pred(op) ? LX_BOOL : (lx_dtype)in->dtype;
     if (out->dtype != want || !lx_dtype_valid(in->dtype))
         return lx_set_error(LX_E_INTERNAL, "%s: unary op %d from %s to %s", out->op, op,
                             lx_dtype_name((lx_dtype)in->dtype),

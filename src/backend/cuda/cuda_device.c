@@ -459,7 +459,7 @@ static lx_status k_unary(lx_kctx *ctx, lx_node *out) {
     lxc_iter it;
     ew_iter(&it, out);
     const lx_node *x = out->inputs[0];
-    return LAUNCHED(lxc_unary(S(ctx), dptr(out), dptr(x), x->dtype, op, lx_ew_unary_is_pred(op),
+    return LAUNCHED(lxc_unary(S(ctx), dptr(out), dptr(x), x->dtype, op, lx_unary_op_is_pred(op),
                               &it, out->size), out);
 }
 
@@ -470,7 +470,7 @@ static lx_status k_binary(lx_kctx *ctx, lx_node *out) {
     ew_iter(&it, out);
     const lx_node *a = out->inputs[0], *b = out->inputs[1];
     return LAUNCHED(lxc_binary(S(ctx), dptr(out), dptr(a), dptr(b), a->dtype, op,
-                               lx_ew_binary_is_pred(op), &it, out->size), out);
+                               lx_binary_op_is_pred(op), &it, out->size), out);
 }
 
 static lx_status k_where(lx_kctx *ctx, lx_node *out) {
@@ -1029,14 +1029,14 @@ static bool cuda_supports(const lx_device_impl *dev, const lx_node *n) {
     case LX_PRIM_UNARY: {
         const lx_unary_params *p = PARAMS(n, lx_unary_params);
         if (!p || !inputs_ok(n, 1, 1) || p->op < 0 || p->op >= LX_UNARY_COUNT) return false;
-        int want = lx_ew_unary_is_pred(p->op) ? LX_BOOL : n->inputs[0]->dtype;
+        int want = lx_unary_op_is_pred(p->op) ? LX_BOOL : n->inputs[0]->dtype;
         return n->dtype == want && broadcasts(n->inputs[0], n);
     }
     case LX_PRIM_BINARY: {
         const lx_binary_params *p = PARAMS(n, lx_binary_params);
         if (!p || !inputs_ok(n, 2, 2) || p->op < 0 || p->op >= LX_BINARY_COUNT) return false;
         const lx_node *a = n->inputs[0], *b = n->inputs[1];
-        int want = lx_ew_binary_is_pred(p->op) ? LX_BOOL : a->dtype;
+        int want = lx_binary_op_is_pred(p->op) ? LX_BOOL : a->dtype;
         return a->dtype == b->dtype && n->dtype == want && broadcasts(a, n) && broadcasts(b, n);
     }
     case LX_PRIM_WHERE:

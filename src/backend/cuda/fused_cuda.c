@@ -81,13 +81,13 @@ const char *lxf_check(const void *params, size_t params_size, const uint8_t *in_
         case LX_FOP_UNARY:
             if (ins->sub < 0 || ins->sub >= LX_UNARY_COUNT || !DEF(ins->a) ||
                 regt[ins->a] != ins->adtype ||
-                ins->dtype != (lx_ew_unary_is_pred(ins->sub) ? LX_BOOL : ins->adtype))
+                ins->dtype != (lx_unary_op_is_pred(ins->sub) ? LX_BOOL : ins->adtype))
                 return "unary";
             break;
         case LX_FOP_BINARY:
             if (ins->sub < 0 || ins->sub >= LX_BINARY_COUNT || !DEF(ins->a) || !DEF(ins->b) ||
                 regt[ins->a] != ins->adtype || regt[ins->b] != ins->adtype ||
-                ins->dtype != (lx_ew_binary_is_pred(ins->sub) ? LX_BOOL : ins->adtype))
+                ins->dtype != (lx_binary_op_is_pred(ins->sub) ? LX_BOOL : ins->adtype))
                 return "binary";
             break;
         case LX_FOP_WHERE:
@@ -344,7 +344,7 @@ static void put_instr(sbuf *b, const prog *p, int i, const uint8_t *kinds) {
         return;
     case LX_FOP_UNARY: {
         const char *ac = class_name[cls_of(ins->adtype)];
-        if (lx_ew_unary_is_pred(ins->sub)) {
+        if (lx_unary_op_is_pred(ins->sub)) {
             sb_put(b, "(uint64_t)lx_ew_unary_pred1_%s(%s, ", ac, unary_name[ins->sub]);
             put_val(b, p, p->src[i][0]);
             sb_put(b, ");\n");
@@ -359,7 +359,7 @@ static void put_instr(sbuf *b, const prog *p, int i, const uint8_t *kinds) {
     case LX_FOP_BINARY: {
         const char *ac = class_name[cls_of(ins->adtype)];
         const char *close = "";
-        if (lx_ew_binary_is_pred(ins->sub)) {
+        if (lx_binary_op_is_pred(ins->sub)) {
             sb_put(b, "(uint64_t)lx_ew_binary_pred1_%s(%s, ", ac, binary_name[ins->sub]);
         } else {
             close = put_narrow(b, t);
