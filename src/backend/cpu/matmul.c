@@ -38,12 +38,12 @@
 #define SMALL_GEMM (1 << 18)
 
 typedef struct {
-    lx_dtype t; /* the output's (and c's) dtype */
+    lx_dtype t; /* the output's, a's and c's dtype */
     size_t esz;
-    /* a's and b's: t, except for b of a half type under a float32 a and output (x @ W with W
-     * stored in half: W is converted as it is read, never into a float32 copy) */
-    lx_dtype ta, tb;
-    size_t asz, bsz;
+    /* b's: t, except in MATMUL's mixed form, a half b under float32 (x @ W with W stored in
+     * half: W is converted as it is read, never into a float32 copy) */
+    lx_dtype tb;
+    size_t bsz;
     int64_t M, N, K;
     /* batch dims after dropping size 1, with a's, b's and out's strides */
     int nb;
@@ -316,10 +316,10 @@ static bool half_tile(mmctx *c, int64_t bi, int64_t pm, int64_t pn, float *scrat
     int64_t nb = c->N - n0 < c->nbk ? c->N - n0 : c->nbk;
     int64_t K = c->K;
     float *Af = scratch, *Bf = Af + mb * K, *Cf = Bf + K * nb;
-    const char *A = c->a + (oa + m0 * c->a_rs) * (int64_t)c->asz;
+    const char *A = c->a + (oa + m0 * c->a_rs) * (int64_t)c->esz;
     const char *B = c->b + (ob + n0 * c->b_cs) * (int64_t)c->bsz;
     if (c->af) Af = (float *)c->af + (bi * c->M + m0) * K;
-    else convert_panel(Af, A, c->ta, mb, K, c->a_rs, c->a_cs, parallel);
+    else convert_panel(Af, A, c->t, mb, K, c->a_rs, c->a_cs, parallel);
     bool tb = c->b_rs == 1 && c->b_cs != 1; /* b^T rows are contiguous: convert them */
     if (tb) convert_panel(Bf, B, c->tb, nb, K, c->b_cs, c->b_rs, parallel);
     else convert_panel(Bf, B, c->tb, K, nb, c->b_rs, c->b_cs, parallel);
@@ -508,7 +508,7 @@ static void aconv_fn(void *ctx, int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++) { /* row r = (batch, m) */
         int64_t bi = r / c->M, m = r % c->M, oa, ob;
         batch_offsets(c, bi, &oa, &ob);
-        lx_row_load_f32(v->af + r * c->K, c->a + (oa + m * c->a_rs) * (int64_t)c->asz, c->ta,
+        lx_row_load_f32(v->af + r * c->K, c->a + (oa + m * c->a_rs) * (int64_t)c->esz, c->t,
                         c->a_cs, c->K);
     }
 }
@@ -790,9 +790,9 @@ lx_status LX_CPU_KERNEL(MATMUL)(lx_kctx *kctx, lx_node *out) {
     mmctx c;
     memset(&c, 0, sizeof c);
     c.kctx = kctx;
-    c.t = c.ta = (lx_dtype)out->dtype;
+    c.t = (lx_dtype)out->dtype;
     c.tb = (lx_dtype)b->dtype;
-    c.esz = c.asz = lx_dtype_size(c.t);
+    c.esz = lx_dtype_size(c.t);
     c.bsz = lx_dtype_size(c.tb);
     c.M = out->shape[nd - 2];
     c.N = out->shape[nd - 1];
