@@ -659,10 +659,11 @@ bool lx_prim_has_fallback(int prim) {
 }
 
 /* MATMUL's mixed form (a float32 a times a half b, graph/prims.h) on a backend without it: b
- * converted, then the one-dtype product. The one-dtype form is core: no fallback (NULL, no
- * error). */
+ * converted, then the one-dtype product. (The one-dtype form is core: it has none.) */
+static bool is_mixed_matmul(const lx_node *n) {
+    return n->prim == LX_PRIM_MATMUL && n->n_inputs >= 2 && n->inputs[1]->dtype != n->dtype;
+}
 static lx_node *fb_matmul_mixed(const lx_node *n) {
-    if (n->n_inputs < 2 || n->inputs[1]->dtype == n->dtype) return NULL;
     lx_node *in[3] = {input(n, 0), cast(input(n, 1), (lx_dtype)n->dtype),
                       n->n_inputs > 2 ? input(n, 2) : NULL};
     int k = n->n_inputs > 2 ? 3 : 2;
@@ -672,8 +673,7 @@ static lx_node *fb_matmul_mixed(const lx_node *n) {
 }
 
 lx_node *lx_prim_fallback(const lx_node *n) {
-    bool mixed_mm = n->prim == LX_PRIM_MATMUL && n->n_inputs >= 2 &&
-                    n->inputs[1]->dtype != n->dtype;
+    bool mixed_mm = is_mixed_matmul(n);
     if (!mixed_mm && !lx_prim_has_fallback(n->prim)) return NULL;
     const char *saved = tl_op;
     tl_op = n->op;
