@@ -16,10 +16,6 @@
 #define GEMV_ROWS 8
 #define GEMV_WARPS 4
 
-__device__ __forceinline__ float gemv_half(int bt, uint16_t v) {
-    return bt == LX_BFLOAT16 ? lx_bf16_to_f32(v) : lx_f16_to_f32(v);
-}
-
 __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_mixed(float *out, lxc_gemv_args g) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int64_t n = (int64_t)blockIdx.x * GEMV_WARPS + warp;
@@ -28,8 +24,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_mixed(float *out, lxc_
     float acc[GEMV_ROWS];
 #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++) acc[r] = 0.0f;
-    bool vec = g.vec;
-    if (vec) {
+    if (g.vec) {
         const uint4 *wv = (const uint4 *)(const void *)bcol; /* 8 weights a load */
         for (int64_t k8 = lane; k8 < g.K / 8; k8 += 32) {
             uint4 q = wv[k8];
@@ -37,7 +32,8 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_mixed(float *out, lxc_
             memcpy(w16, &q, sizeof q);
             float w[8];
 #pragma unroll
-            for (int j = 0; j < 8; j++) w[j] = gemv_half(g.bt, w16[j]);
+            for (int j = 0; j < 8; j++) /* from registers (lxc_loadf reads memory) */
+                w[j] = g.bt == LX_BFLOAT16 ? lx_bf16_to_f32(w16[j]) : lx_f16_to_f32(w16[j]);
 #pragma unroll
             for (int r = 0; r < GEMV_ROWS; r++) {
                 if (r >= g.M) break;
@@ -49,7 +45,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_mixed(float *out, lxc_
         }
     } else {
         for (int64_t k = lane; k < g.K; k += 32) {
-            float w = gemv_half(g.bt, bcol[k * g.b_rs]);
+            float w = lxc_loadf(g.bt, (const char *)(bcol + k * g.b_rs));
 #pragma unroll
             for (int r = 0; r < GEMV_ROWS; r++) {
                 if (r >= g.M) break;
