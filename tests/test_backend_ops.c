@@ -41,6 +41,7 @@
 #include "core/handle.h"
 #include "core/node.h"
 #include "graph/prims.h"
+#include "test_graph.h"
 #include "test_util.h"
 #include "test_values.h"
 
@@ -1207,26 +1208,11 @@ static lx_status compute_cond(const inst *I, const lx_array *in, result *r, char
 }
 
 /* The primitives in the graph behind outs (still lazy). */
+static void mark_prim(lx_node *nd, void *prims) {
+    if (nd->prim < LX_PRIM_COUNT) ((bool *)prims)[nd->prim] = true;
+}
 static void collect_prims(const lx_array *outs, int n, bool *prims) {
-    enum { CAP = 8192 };
-    static lx_node *seen[CAP], *stack[CAP];
-    int n_seen = 0, top = 0;
-    for (int i = 0; i < n; i++) {
-        lx_node *nd = lx_handle_peek(outs[i]);
-        if (!nd) continue;
-        stack[top++] = nd;
-        lx_node_release(nd); /* the handle keeps it alive while we look */
-    }
-    while (top > 0) {
-        lx_node *nd = stack[--top];
-        bool dup = false;
-        for (int i = 0; i < n_seen && !dup; i++) dup = seen[i] == nd;
-        if (dup || n_seen == CAP) continue;
-        seen[n_seen++] = nd;
-        if (lx_node_state_of(nd) != LX_NODE_LAZY) continue;
-        if (nd->prim < LX_PRIM_COUNT) prims[nd->prim] = true;
-        for (int k = 0; k < nd->n_inputs && top < CAP; k++) stack[top++] = nd->inputs[k];
-    }
+    t_walk_lazy(outs, n, mark_prim, prims);
 }
 
 /* What the fused targets compile: the case with each input x first put through a chain that
