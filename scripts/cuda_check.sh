@@ -71,14 +71,8 @@ fi
 export LX_DEVICE_MODULES=$module
 export LX_JIT_CACHE=/tmp/lx-jit
 # CUDA's libraries from the Python wheels (nvidia-*) when the system has no libcudart/cublas 13
-if ldd "$module" | grep -q 'not found'; then
-    for d in $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
-        for l in "$d"/nvidia/*/lib "$d"/nvidia/cu13/lib; do
-            [ -d "$l" ] && LD_LIBRARY_PATH="$l${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-        done
-    done
-    export LD_LIBRARY_PATH
-fi
+. "$here/scripts/cuda_libs.sh"
+lx_cuda_libs "$module"
 ldd "$module" | grep -E 'cuda|cublas|not found'
 
 "$lx" info 2>&1 | tee "$out/info.txt"

@@ -203,17 +203,7 @@ if [ -z "$prebuilt" ] && [ $smoke = 0 ] && [ -f "$CARRY/pack/bin/lx" ] &&
     prebuilt=$CARRY/pack
     log "lx's build dependencies are missing here: using the carried $prebuilt"
 fi
-cuda_libs() { # CUDA's libraries from the Python wheels when the system has none (as cuda_check.sh)
-    local module=$1 d l
-    if [ -f "$module" ] && ldd "$module" | grep -q 'not found'; then
-        for d in $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
-            for l in "$d"/nvidia/*/lib "$d"/nvidia/cu13/lib; do
-                [ -d "$l" ] && LD_LIBRARY_PATH="$l${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-            done
-        done
-        export LD_LIBRARY_PATH
-    fi
-}
+. "$here/scripts/cuda_libs.sh" # lx_cuda_libs
 gen_models_bg() { # random_model's runs, in the background: one JSON line per folder -> $tmp/models.jsonl
     local rm=$1 threads=$2
     (
@@ -314,7 +304,7 @@ if [ $smoke = 0 ] && [ $lx_ok = 1 ]; then
     module=${LX_MODULE:-$module}
     export LX_DEVICE_MODULES=$module
     if [ -f "$module" ]; then
-        cuda_libs "$module"
+        lx_cuda_libs "$module"
         ldd "$module" | grep -E 'cudart|cublas|not found'
     else
         note error "device module" "no $module"
