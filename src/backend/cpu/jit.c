@@ -87,7 +87,6 @@ static void say(const char *fmt, ...) {
     va_end(ap);
 }
 
-
 static bool choose_dir(void) {
     if (g_dir[0]) return true;
     char want[4096];

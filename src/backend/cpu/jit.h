@@ -53,5 +53,4 @@ extern const char lx_jit_preamble[];
  * serialised (one compiler run at a time). */
 void *lx_jit_compile(const char *source, size_t len, const char *symbol, const char *variant);
 
-
 #endif
